@@ -1,0 +1,121 @@
+"""The `segment-audiences` command: serve the MCP server, and manage spaces and destinations.
+
+Configuration comes from flags, falling back to environment variables: `--db` / SEGMENT_AUDIENCES_DB
+(a SQLAlchemy URL; default a SQLite file in the user data directory), `--token` /
+SEGMENT_AUDIENCES_TOKEN, `--actor` / SEGMENT_AUDIENCES_ACTOR (recorded as createdBy/updatedBy).
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from store import destinations, spaces
+from store.database import SchemaTooNew
+from store.errors import DomainError
+from store.pagination import PageRequest
+from store.store import DEFAULT_ACTOR, Store
+
+DEFAULT_PORTS = {"sse": 8000, "streamable-http": 8000}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        store = Store(args.db, actor=args.actor)
+        return args.run(store, args)
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    except SchemaTooNew as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _serve(store: Store, args: argparse.Namespace) -> int:
+    from server.app import build_server
+    from server.http import serve_http
+
+    created = spaces.ensure_default_space(store)
+    if created is not None:
+        logging.getLogger("segment_audiences").info("created space %s (%s)", created.name, created.id)
+    server = build_server(store, read_only=args.read_only)
+    if args.transport == "stdio":
+        server.run("stdio")
+    else:
+        serve_http(server, args.transport, args.host, args.port or DEFAULT_PORTS[args.transport], args.token)
+    return 0
+
+
+def _spaces_create(store: Store, args: argparse.Namespace) -> int:
+    new = spaces.create_space(store, args.name)
+    print(f"id:           {new.space.id}\nslug:         {new.space.slug}\nwrite key:    {new.write_key}")
+    print(f"access token: {new.access_token}   (shown once; the Profile API's user name)")
+    return 0
+
+
+def _spaces_list(store: Store, args: argparse.Namespace) -> int:
+    spaces.ensure_default_space(store)
+    for space in spaces.list_spaces(store, PageRequest(count=1000)).items:
+        print(f"{space.id}\t{space.slug}\t{space.name}\twrite key {space.write_key}")
+    return 0
+
+
+def _destinations_add(store: Store, args: argparse.Namespace) -> int:
+    settings = {}
+    for item in args.setting:
+        name, separator, value = item.partition("=")
+        if not separator:
+            print(f"error: --setting takes key=value, not {item!r}", file=sys.stderr)
+            return 2
+        settings[name] = _setting_value(value)
+    destination = destinations.add_destination(store, args.space, args.type, args.name, settings)
+    print(destination.id)
+    return 0
+
+
+def _destinations_list(store: Store, args: argparse.Namespace) -> int:
+    for destination in destinations.list_space_destinations(store, args.space):
+        print(f"{destination.id}\t{destination.slug}\t{destination.name}")
+    return 0
+
+
+def _setting_value(value: str) -> object:
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return int(value) if value.isdigit() else value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segment-audiences", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=os.environ.get("SEGMENT_AUDIENCES_DB"), help="SQLAlchemy database URL")
+    parser.add_argument("--actor", default=os.environ.get("SEGMENT_AUDIENCES_ACTOR", DEFAULT_ACTOR))
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the MCP server")
+    serve.add_argument("--transport", choices=("stdio", "sse", "streamable-http"), default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default 8000")
+    serve.add_argument("--token", default=os.environ.get("SEGMENT_AUDIENCES_TOKEN"), help="bearer token for HTTP")
+    serve.add_argument("--read-only", action="store_true", help="register only the read tools")
+    serve.set_defaults(run=_serve)
+
+    space_commands = commands.add_parser("spaces", help="create and list spaces").add_subparsers(required=True)
+    create = space_commands.add_parser("create", help="create a space and print its keys")
+    create.add_argument("name")
+    create.set_defaults(run=_spaces_create)
+    space_commands.add_parser("list", help="list spaces").set_defaults(run=_spaces_list)
+
+    destination_commands = commands.add_parser("destinations", help="add and list destination instances").add_subparsers(required=True)
+    add = destination_commands.add_parser("add", help="add a destination instance to a space")
+    add.add_argument("--space", required=True)
+    add.add_argument("--type", required=True, help="catalog slug, e.g. webhooks-actions, pendula, moengage")
+    add.add_argument("--name", required=True)
+    add.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE")
+    add.set_defaults(run=_destinations_add)
+    listing = destination_commands.add_parser("list", help="list a space's destination instances")
+    listing.add_argument("--space", required=True)
+    listing.set_defaults(run=_destinations_list)
+    return parser

@@ -1,0 +1,206 @@
+"""Activations: which events a connection sends for an audience (entered, exited or both), enriched
+with which profile traits (`personalization`) and mapped onto which destination action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from store import catalog
+from store.audiences import require_audience
+from store.destinations import require_connection
+from store.errors import InputValidation, NotFound
+from store.ids import new_id
+from store.models import Activation, Audience, Destination
+from store.pagination import Page, PageRequest, paginate
+from store.store import Store
+
+MEMBERSHIP_TYPES = ("Audience Entered", "Audience Exited", "Audience Membership Changed")
+ENTITY_TYPES = ("Entity Added", "Entity Removed", "Entity Values Changed", "All Events")
+
+
+def add_activation(
+    store: Store,
+    space_id: str,
+    audience_id: str,
+    connection_id: str,
+    *,
+    activation_name: str,
+    activation_type: str,
+    perform_resync: bool,
+    personalization: dict[str, Any] | None,
+    destination_mapping: dict[str, Any] | None = None,
+    display_name: str | None = None,
+    enabled: bool | None = None,
+) -> Activation:
+    with store.write() as session:
+        audience = require_audience(session, space_id, audience_id)
+        connection = require_connection(session, space_id, audience_id, connection_id, field="connectionId")
+        destination = session.get(Destination, connection.destination_id)
+        assert destination is not None
+        _check_type(audience, activation_type)
+        if not activation_name.strip():
+            raise InputValidation("activationName must not be empty.", field="activationName")
+        now = store.now()
+        activation = Activation(
+            id=new_id("act"),
+            space_id=space_id,
+            audience_id=audience_id,
+            connection_id=connection_id,
+            activation_type=activation_type,
+            activation_name=activation_name,
+            display_name=display_name,
+            personalization=_check_personalization(audience, activation_type, personalization or {}),
+            destination_mapping=_check_mapping(destination, destination_mapping, None),
+            enabled=True if enabled is None else enabled,
+            perform_resync=perform_resync,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(activation)
+        return activation
+
+
+def get_activation(store: Store, space_id: str, audience_id: str, activation_id: str) -> Activation:
+    with store.read() as session:
+        return _require(session, space_id, audience_id, activation_id)
+
+
+def list_activations(store: Store, space_id: str, audience_id: str, request: PageRequest) -> Page:
+    with store.read() as session:
+        require_audience(session, space_id, audience_id)
+        statement = (
+            select(Activation)
+            .where(Activation.audience_id == audience_id)
+            .order_by(Activation.created_at, Activation.id)
+        )
+        return paginate(session, statement, request)
+
+
+def update_activation(
+    store: Store,
+    space_id: str,
+    audience_id: str,
+    activation_id: str,
+    *,
+    activation_name: str | None = None,
+    display_name: str | None = None,
+    enabled: bool | None = None,
+    perform_resync: bool | None = None,
+    personalization: dict[str, Any] | None = None,
+    destination_mapping: dict[str, Any] | None = None,
+) -> Activation:
+    """None leaves a field as it is; an empty `activation_name` is ignored and an empty `display_name` clears it."""
+    with store.write() as session:
+        activation = _require(session, space_id, audience_id, activation_id)
+        audience = session.get(Audience, audience_id)
+        connection = require_connection(session, space_id, audience_id, activation.connection_id)
+        destination = session.get(Destination, connection.destination_id)
+        assert audience is not None and destination is not None
+        if activation_name:
+            activation.activation_name = activation_name
+        if display_name is not None:
+            activation.display_name = display_name or None
+        if enabled is not None:
+            activation.enabled = enabled
+        if perform_resync is not None:
+            activation.perform_resync = perform_resync
+        if personalization is not None:
+            activation.personalization = _check_personalization(audience, activation.activation_type, personalization)
+        if destination_mapping is not None:
+            activation.destination_mapping = _check_mapping(
+                destination, destination_mapping, activation.destination_mapping
+            )
+        activation.updated_at = store.now()
+        session.add(activation)
+        return activation
+
+
+def remove_activation(store: Store, space_id: str, audience_id: str, activation_id: str) -> None:
+    with store.write() as session:
+        session.delete(_require(session, space_id, audience_id, activation_id))
+
+
+def _require(session: Session, space_id: str, audience_id: str, activation_id: str) -> Activation:
+    require_audience(session, space_id, audience_id)
+    activation = session.get(Activation, activation_id)
+    if activation is None or activation.audience_id != audience_id:
+        raise NotFound("activation", activation_id, field="id", scope=f"on audience '{audience_id}'")
+    return activation
+
+
+def _check_type(audience: Audience, activation_type: str) -> None:
+    allowed = MEMBERSHIP_TYPES + (ENTITY_TYPES if audience.audience_type == "LINKED" else ())
+    if activation_type not in allowed:
+        raise InputValidation(
+            f"activationType must be one of: {', '.join(allowed)}.", field="activationType"
+        )
+
+
+def _check_personalization(audience: Audience, activation_type: str, given: dict[str, Any]) -> dict[str, Any]:
+    profile = given.get("profile") or {}
+    properties = list(dict.fromkeys(profile.get("properties") or []))
+    mapping = profile.get("mapping") or {}
+    unknown = [trait for trait in mapping if trait not in properties]
+    if unknown:
+        raise InputValidation(
+            f"personalization.profile.mapping renames '{unknown[0]}', which is not in profile.properties.",
+            field="personalization.profile.mapping",
+        )
+    entities = given.get("entities")
+    if entities and audience.audience_type != "LINKED":
+        raise InputValidation(
+            "personalization.entities applies only to LINKED audiences; use profile.properties for "
+            f"this {audience.audience_type} audience.",
+            field="personalization.entities",
+        )
+    sync_changes = given.get("syncEntityPropertyChanges")
+    if sync_changes and activation_type != "Audience Membership Changed":
+        raise InputValidation(
+            "syncEntityPropertyChanges applies only to 'Audience Membership Changed' activations.",
+            field="personalization.syncEntityPropertyChanges",
+        )
+    result: dict[str, Any] = {"profile": {"properties": properties, **({"mapping": mapping} if mapping else {})}}
+    if entities:
+        result["entities"] = entities
+    if sync_changes is not None:
+        result["syncEntityPropertyChanges"] = sync_changes
+    return result
+
+
+def _check_mapping(
+    destination: Destination, mapping: dict[str, Any] | None, current: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Check `actionId` against the catalog; once set, the action cannot change (Segment ignores it)."""
+    if mapping is None:
+        return current
+    entry = catalog.BY_SLUG[destination.slug]
+    if not entry.actions:
+        raise InputValidation(
+            f"{entry.name} has no actions; it is configured with connectionSettings, so omit destinationMapping.",
+            field="destinationMapping",
+        )
+    action_id = current["actionId"] if current else mapping.get("actionId")
+    action = next((a for a in entry.actions if a.id == action_id), None)
+    if action is None:
+        raise InputValidation(
+            f"Unknown actionId '{action_id}' for {entry.name}; use one of "
+            f"{', '.join(a.id for a in entry.actions)} (see segment_audiences_list_supported_destinations_from_audience).",
+            field="destinationMapping.actionId",
+        )
+    settings = mapping.get("settings") or {}
+    known = {f.name for f in action.fields}
+    unknown = [name for name in settings if name not in known]
+    if unknown:
+        raise InputValidation(
+            f"Action {action.id} has no field '{unknown[0]}'; its fields are: {', '.join(sorted(known)) or 'none'}.",
+            field=f"destinationMapping.settings.{unknown[0]}",
+        )
+    missing = [f.name for f in action.fields if f.required and f.name not in settings]
+    if missing:
+        raise InputValidation(
+            f"Action {action.id} needs the field '{missing[0]}' in destinationMapping.settings.",
+            field=f"destinationMapping.settings.{missing[0]}",
+        )
+    return {"actionId": action.id, "settings": settings}

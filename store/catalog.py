@@ -1,0 +1,110 @@
+"""The destinations an audience can be sent to, as data: settings, connection settings and actions.
+
+Action destinations (Webhooks, Pendula) are configured per activation with `destinationMapping`
+(`actionId` + `settings`); classic destinations (MoEngage, the Tracking API forwarder) have no actions
+and are configured with `connectionSettings` (send Identify and/or Track). Only action destinations
+can activate LINKED audiences. `secret` settings are never shown back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SettingField:
+    name: str
+    label: str
+    type: str  # "string" | "boolean" | "object" | "integer"
+    required: bool = False
+    secret: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    name: str
+    description: str
+    fields: tuple[SettingField, ...]
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    slug: str
+    name: str
+    description: str
+    settings: tuple[SettingField, ...]
+    connection_settings: tuple[SettingField, ...] = ()
+    actions: tuple[Action, ...] = ()
+    default_id_sync: tuple[tuple[str, str], ...] = (("user_id", "last"), ("email", "last"))
+    rate_limit_per_second: int = 100
+
+
+_SEND_IDENTIFY = SettingField("sendIdentify", "Send Identify", "boolean", description="Send membership as Identify traits.")
+_SEND_TRACK = SettingField("sendTrack", "Send Track", "boolean", description="Send Audience Entered/Exited Track events.")
+_WEBHOOK_FIELDS = (
+    SettingField("url", "URL", "string", required=True, description="Where the request is sent."),
+    SettingField("method", "Method", "string", description="POST (default), PUT or PATCH."),
+    SettingField("headers", "Headers", "object", description="Extra request headers."),
+    SettingField("data", "Data", "object", description="The body; defaults to the whole event."),
+)
+
+CATALOG: tuple[CatalogEntry, ...] = (
+    CatalogEntry(
+        slug="webhooks-actions",
+        name="Webhooks (Actions)",
+        description="Send each audience event to any HTTP endpoint as JSON.",
+        settings=(SettingField("sharedSecret", "Shared secret", "string", secret=True,
+                               description="Signs each request (X-Signature) when set."),),
+        actions=(
+            Action("webhooks-send", "Send", "One HTTP request per event.", _WEBHOOK_FIELDS),
+            Action(
+                "webhooks-send-batch",
+                "Send Batch",
+                "Events grouped into one request with a JSON array body.",
+                (*_WEBHOOK_FIELDS, SettingField("batchSize", "Batch size", "integer", description="1 to 1000.")),
+            ),
+        ),
+        default_id_sync=(("user_id", "all"), ("email", "all")),
+    ),
+    CatalogEntry(
+        slug="pendula",
+        name="Pendula",
+        description="Trigger a Pendula flow for each audience member (the Webhooks preset Pendula documents).",
+        settings=(
+            SettingField("flowTriggerUrl", "Flow trigger URL", "string", required=True,
+                         description="The trigger URL of the Pendula flow destination."),
+            SettingField("apiToken", "API token", "string", required=True, secret=True,
+                         description="Sent as the Authorization header."),
+        ),
+        actions=(Action("pendula-trigger-flow", "Trigger flow", "Send the whole event to the flow trigger URL.", ()),),
+    ),
+    CatalogEntry(
+        slug="moengage",
+        name="MoEngage",
+        description="Identify calls become MoEngage custom attributes; Track calls become user events.",
+        settings=(
+            SettingField("apiId", "Workspace (APP) id", "string", required=True),
+            SettingField("apiKey", "Data API key", "string", required=True, secret=True),
+            SettingField("region", "Data center", "string", description="DC-01 (default) to DC-06."),
+        ),
+        connection_settings=(_SEND_IDENTIFY, _SEND_TRACK),
+    ),
+    CatalogEntry(
+        slug="segment-tracking-api",
+        name="Segment Tracking API",
+        description="Forward audience events to any Segment-compatible Tracking API, such as another space.",
+        settings=(
+            SettingField("endpoint", "Endpoint", "string", required=True, description="Base URL, e.g. http://127.0.0.1:8088"),
+            SettingField("writeKey", "Write key", "string", required=True, secret=True),
+        ),
+        connection_settings=(_SEND_IDENTIFY, _SEND_TRACK),
+    ),
+)
+
+BY_SLUG = {entry.slug: entry for entry in CATALOG}
+
+
+def supports(entry: CatalogEntry, audience_type: str) -> bool:
+    return bool(entry.actions) or audience_type != "LINKED"

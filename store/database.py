@@ -1,0 +1,74 @@
+"""Engine set-up: the default SQLite file, WAL and foreign keys, write locks taken up front, schema.
+
+Every write transaction on SQLite starts with `BEGIN IMMEDIATE`, so two processes sharing one file
+queue for the write lock (waiting up to `busy_timeout`) instead of failing half-way through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from sqlalchemy import Engine, create_engine, event
+from sqlmodel import Session, SQLModel, select
+
+from store import models
+from store.ids import new_id
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer segment-audiences whose schema this one does not know."""
+
+
+def default_url() -> str:
+    data_dir = Path(platformdirs.user_data_dir("segment-audiences", appauthor=False))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir / 'segment-audiences.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # transactions are begun explicitly below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, beginning transactions that intend to write with the write lock held."""
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
+
+
+def initialise(engine: Engine) -> str:
+    """Create missing tables, record or check the schema version, and return the workspace id."""
+    with Session(writer(engine)) as session, session.begin():
+        SQLModel.metadata.create_all(session.connection())
+        meta = {row.key: row.value for row in session.exec(select(models.SchemaMeta))}
+        version = int(meta.get("schema_version", models.SCHEMA_VERSION))
+        if version > models.SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database has schema version {version}, newer than this program's "
+                f"{models.SCHEMA_VERSION}; upgrade segment-audiences"
+            )
+        if "schema_version" not in meta:
+            session.add(models.SchemaMeta(key="schema_version", value=str(models.SCHEMA_VERSION)))
+        if "workspace_id" not in meta:
+            meta["workspace_id"] = new_id("wsp")
+            session.add(models.SchemaMeta(key="workspace_id", value=meta["workspace_id"]))
+        return meta["workspace_id"]

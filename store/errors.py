@@ -1,0 +1,33 @@
+"""Domain errors: what went wrong, in the Public API's error vocabulary, with the field at fault."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a store service raises on purpose; `type` is the Public API error type."""
+
+    type = "error"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InputValidation(DomainError):
+    type = "input-validation"
+
+
+class NotFound(DomainError):
+    """An id that does not exist (or no longer exists) in the scope it was looked up in."""
+
+    type = "not-found"
+
+    def __init__(self, resource: str, identifier: str, *, field: str | None = None, scope: str = ""):
+        where = f" {scope}" if scope else ""
+        super().__init__(f"{resource.capitalize()} with id '{identifier}' not found{where}.", field=field)
+        self.resource = resource
+
+
+class Conflict(DomainError):
+    type = "conflict"

@@ -1,0 +1,172 @@
+"""The tables. Times are timezone-aware UTC; JSON columns hold the Public API's nested objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class SchemaMeta(SQLModel, table=True):
+    """Key/value facts about the database itself: `schema_version`, `workspace_id`."""
+
+    __tablename__ = "schema_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Space(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    slug: str = Field(unique=True)
+    name: str
+    write_key: str = Field(unique=True, index=True)
+    access_token_hash: str
+    created_at: datetime
+
+
+class TraitKey(SQLModel, table=True):
+    """A trait key taken by an audience or computed trait; kept after removal so it is never reused."""
+
+    __tablename__ = "trait_key"
+    space_id: str = Field(primary_key=True, foreign_key="space.id")
+    key: str = Field(primary_key=True)
+    owner_id: str
+
+
+class Audience(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    space_id: str = Field(foreign_key="space.id", index=True)
+    key: str
+    name: str
+    description: str | None = None
+    enabled: bool
+    audience_type: str
+    query: str
+    target_entity: str | None = None
+    options: dict[str, Any] = Field(sa_type=JSON)
+    status: str
+    compute_cadence: str
+    cadence_reason: str
+    created_by: str
+    updated_by: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class ComputedTrait(SQLModel, table=True):
+    __tablename__ = "computed_trait"
+    id: str = Field(primary_key=True)
+    space_id: str = Field(foreign_key="space.id", index=True)
+    key: str
+    name: str
+    description: str | None = None
+    enabled: bool
+    query: str
+    definition_type: str
+    options: dict[str, Any] = Field(sa_type=JSON)
+    status: str
+    compute_cadence: str
+    cadence_reason: str
+    created_by: str
+    updated_by: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class DefinitionReference(SQLModel, table=True):
+    """`owner_id`'s definition reads `trait('<key>')`: the edges of consumer lists and cycle checks."""
+
+    __tablename__ = "definition_reference"
+    owner_id: str = Field(primary_key=True)
+    key: str = Field(primary_key=True, index=True)
+    space_id: str = Field(foreign_key="space.id", index=True)
+
+
+class AudienceSchedule(SQLModel, table=True):
+    __tablename__ = "audience_schedule"
+    id: str = Field(primary_key=True)
+    audience_id: str = Field(foreign_key="audience.id", index=True)
+    strategy: str
+    config: dict[str, Any] = Field(sa_type=JSON)
+    next_execution: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class Destination(SQLModel, table=True):
+    """A destination instance added to a space (Engage settings), from the catalog entry `slug`."""
+
+    id: str = Field(primary_key=True)
+    space_id: str = Field(foreign_key="space.id", index=True)
+    slug: str
+    name: str
+    settings: dict[str, Any] = Field(sa_type=JSON)
+    enabled: bool = True
+    created_at: datetime
+    updated_at: datetime
+
+
+class Connection(SQLModel, table=True):
+    """A destination connected to an audience (`ii_…`)."""
+
+    __table_args__ = (UniqueConstraint("audience_id", "destination_id"),)
+    id: str = Field(primary_key=True)
+    space_id: str = Field(foreign_key="space.id", index=True)
+    audience_id: str = Field(foreign_key="audience.id", index=True)
+    destination_id: str = Field(foreign_key="destination.id")
+    id_sync_configuration: list[dict[str, Any]] = Field(sa_type=JSON)
+    connection_settings: dict[str, Any] = Field(sa_type=JSON)
+    enabled: bool = True
+    created_at: datetime
+    updated_at: datetime
+
+
+class Activation(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    space_id: str = Field(foreign_key="space.id", index=True)
+    audience_id: str = Field(foreign_key="audience.id", index=True)
+    connection_id: str = Field(foreign_key="connection.id", index=True)
+    activation_type: str
+    activation_name: str
+    display_name: str | None = None
+    personalization: dict[str, Any] = Field(sa_type=JSON)
+    destination_mapping: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    enabled: bool
+    perform_resync: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionGroup(SQLModel, table=True):
+    __tablename__ = "subscription_group"
+    __table_args__ = (UniqueConstraint("space_id", "name"),)
+    id: str = Field(primary_key=True)
+    space_id: str = Field(foreign_key="space.id", index=True)
+    name: str
+
+
+class MessagingSubscription(SQLModel, table=True):
+    """The global subscription state of one contact vector (an email, a phone number, a push token)."""
+
+    __tablename__ = "messaging_subscription"
+    space_id: str = Field(primary_key=True, foreign_key="space.id")
+    type: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    status: str | None = None
+    updated_at: datetime
+
+
+class GroupSubscription(SQLModel, table=True):
+    __tablename__ = "group_subscription"
+    space_id: str = Field(primary_key=True, foreign_key="space.id")
+    type: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    group_id: str = Field(primary_key=True, foreign_key="subscription_group.id")
+    status: str
+    updated_at: datetime

@@ -1,0 +1,44 @@
+"""The handle every service takes: the database, the clock, and who is acting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from sqlmodel import Session
+
+from backend.clock import Clock, SystemClock
+from store.database import default_url, initialise, make_engine, writer
+
+DEFAULT_ACTOR = "segment-audiences"
+
+
+class Store:
+    """Opens (and if needed creates) the database at `url`; services run one transaction per call."""
+
+    def __init__(self, url: str | None = None, *, clock: Clock | None = None, actor: str = DEFAULT_ACTOR):
+        self.url = url or default_url()
+        self.clock = clock or SystemClock()
+        self.actor = actor
+        self.engine = make_engine(self.url)
+        self._writer = writer(self.engine)
+        self.workspace_id = initialise(self.engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction holding the write lock from its first statement; rolled back on any error."""
+        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def now(self) -> datetime:
+        """The clock's time in UTC."""
+        return self.clock.now().astimezone(timezone.utc)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,56 @@
+from datetime import datetime, timezone
+
+import pytest
+from mcp import Client
+
+from backend.clock import FrozenClock
+from server.app import build_server
+from store import spaces
+from store.store import Store
+
+NOW = datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'test.db'}", clock=FrozenClock(NOW), actor="tester")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def space_id(store):
+    return spaces.create_space(store, "Test Space").space.id
+
+
+@pytest.fixture
+async def client(store):
+    async with Client(build_server(store), mode="legacy") as client:
+        yield client
+
+
+class Caller:
+    """Calls a tool and returns its structured content, asserting success or failure as asked."""
+
+    def __init__(self, client):
+        self.client = client
+
+    async def ok(self, tool, **arguments):
+        result = await self.client.call_tool(f"segment_audiences_{tool}", arguments)
+        assert not result.is_error, result.content[0].text
+        return result.structured_content
+
+    async def error(self, tool, **arguments):
+        result = await self.client.call_tool(f"segment_audiences_{tool}", arguments)
+        assert result.is_error, result.structured_content
+        return result.structured_content["errors"][0]
+
+
+@pytest.fixture
+def call(client):
+    return Caller(client)

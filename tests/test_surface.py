@@ -1,0 +1,78 @@
+"""The advertised tool surface: names, hints, schemas (snapshot) and the bundle manifest."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from server.app import build_server
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).parents[1]
+SNAPSHOT = ROOT / "tests" / "snapshots" / "tools_list.json"
+SEED_TOOLS = {
+    "list_spaces", "get_space", "create_audience", "get_audience", "list_audiences", "update_audience_for_space",
+    "remove_audience_from_space", "list_audience_consumers_from_space_and_audience",
+    "add_audience_schedule_to_audience", "get_audience_schedule_from_space_and_audience",
+    "list_audience_schedules_from_space_and_audience", "update_audience_schedule_for_audience",
+    "remove_audience_schedule_from_audience", "create_computed_trait", "get_computed_trait", "list_computed_traits",
+    "update_computed_trait_for_space", "remove_computed_trait_from_space", "list_supported_destinations_from_audience",
+    "add_destination_to_audience", "list_destinations_from_audience", "update_destination_for_audience",
+    "remove_destination_from_audience", "add_activation_to_audience", "get_activation_from_audience",
+    "list_activations_from_audience", "update_activation_for_audience", "remove_activation_from_audience",
+    "replace_messaging_subscriptions_in_spaces", "batch_query_messaging_subscriptions_for_space",
+}
+
+
+async def listed_tools(store, read_only=False):
+    async with Client(build_server(store, read_only=read_only), mode="legacy") as client:
+        return (await client.list_tools()).tools
+
+
+async def test_the_thirty_tools_of_this_issue_are_offered(store):
+    names = [tool.name for tool in await listed_tools(store)]
+    assert len(names) == len(set(names)) == 30
+    assert {name.removeprefix("segment_audiences_") for name in names} == SEED_TOOLS
+
+
+async def test_every_tool_sets_all_four_hints_truthfully(store):
+    for tool in await listed_tools(store):
+        hints = tool.annotations
+        assert None not in (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint)
+        assert hints.open_world_hint is False
+        is_read = tool.name.split("_")[2] in ("get", "list", "batch")
+        assert hints.read_only_hint is is_read, tool.name
+        assert hints.destructive_hint is tool.name.startswith("segment_audiences_remove_"), tool.name
+        assert tool.output_schema is not None and tool.description
+
+
+async def test_read_only_mode_registers_only_read_tools(store):
+    tools = await listed_tools(store, read_only=True)
+    assert tools and all(tool.annotations.read_only_hint for tool in tools)
+    assert len(tools) == 14
+
+
+async def test_seed_parameter_names_and_required_flags(store):
+    tools = {tool.name: tool for tool in await listed_tools(store)}
+    activation = tools["segment_audiences_add_activation_to_audience"].input_schema
+    assert set(activation["required"]) == {"spaceId", "audienceId", "connectionId", "activationName", "activationType",
+                                           "performResync", "personalization"}
+    schedule = tools["segment_audiences_add_audience_schedule_to_audience"].input_schema
+    assert set(schedule["required"]) == {"spaceId", "id", "config", "strategy"}
+    assert set(tools["segment_audiences_list_audiences"].input_schema["properties"]) == {"spaceId", "search", "pagination", "include"}
+
+
+async def test_tools_list_matches_the_checked_in_snapshot(store):
+    live = [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in await listed_tools(store)]
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(live, indent=2, ensure_ascii=False) + "\n")
+    assert live == json.loads(SNAPSHOT.read_text()), "tools/list changed; rerun with UPDATE_SNAPSHOTS=1 and review the diff"
+
+
+async def test_manifest_lists_exactly_the_live_tools(store):
+    manifest = json.loads((ROOT / "manifest.json").read_text())
+    assert manifest["manifest_version"] == "0.3" and manifest["server"]["type"] == "python"
+    assert {"name", "version", "description", "author", "server"} <= set(manifest)
+    assert [t["name"] for t in manifest["tools"]] == [tool.name for tool in await listed_tools(store)]

@@ -1,0 +1,116 @@
+"""The real server process, over each transport, through the SDK's client."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+pytestmark = pytest.mark.anyio
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(tmp_path) -> dict[str, str]:
+    return {**os.environ, "SEGMENT_AUDIENCES_DB": f"sqlite:///{tmp_path / 'server.db'}"}
+
+
+async def round_trip(client: Client) -> None:
+    tools = (await client.list_tools()).tools
+    assert len(tools) == 30
+    spaces = (await client.call_tool("segment_audiences_list_spaces", {})).structured_content["spaces"]
+    assert spaces[0]["name"] == "Default"
+    created = await client.call_tool("segment_audiences_create_audience", {
+        "spaceId": spaces[0]["id"], "audienceType": "USERS", "name": "Round Trip",
+        "definition": {"query": "event('Signed Up').count() >= 1"}})
+    audience_id = created.structured_content["audience"]["id"]
+    got = await client.call_tool("segment_audiences_get_audience", {"spaceId": spaces[0]["id"], "id": audience_id})
+    assert got.structured_content["audience"]["key"] == "round_trip"
+
+
+class HttpServer:
+    def __init__(self, tmp_path, transport: str, *extra: str):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--transport", transport, "--port", str(self.port), *extra],
+            env=server_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            assert self.process.poll() is None, self.process.stderr.read().decode()
+            time.sleep(0.1)
+        raise AssertionError("server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+async def test_stdio_round_trip_and_persistence(tmp_path):
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=server_env(tmp_path))
+    async with Client(params, mode="legacy") as client:
+        await round_trip(client)
+    async with Client(params) as client:
+        audiences = await client.call_tool("segment_audiences_list_audiences", {
+            "spaceId": (await client.call_tool("segment_audiences_list_spaces", {})).structured_content["spaces"][0]["id"]})
+        assert [a["name"] for a in audiences.structured_content["audiences"]] == ["Round Trip"]
+
+
+async def test_streamable_http_round_trip(tmp_path):
+    server = HttpServer(tmp_path, "streamable-http")
+    try:
+        async with Client(f"http://127.0.0.1:{server.port}/mcp") as client:
+            await round_trip(client)
+    finally:
+        server.stop()
+
+
+async def test_sse_round_trip(tmp_path):
+    server = HttpServer(tmp_path, "sse")
+    try:
+        async with Client(sse_client(f"http://127.0.0.1:{server.port}/sse"), mode="legacy") as client:
+            await round_trip(client)
+    finally:
+        server.stop()
+
+
+async def test_bearer_token_guards_the_http_transport(tmp_path):
+    server = HttpServer(tmp_path, "streamable-http", "--token", "let-me-in")
+    try:
+        answer = httpx.post(f"http://127.0.0.1:{server.port}/mcp", json={})
+        assert answer.status_code == 401 and answer.json()["errors"][0]["type"] == "unauthorized"
+        http_client = httpx2.AsyncClient(headers={"Authorization": "Bearer let-me-in"})
+        async with http_client, Client(streamable_http_client(f"http://127.0.0.1:{server.port}/mcp", http_client=http_client)) as client:
+            assert len((await client.list_tools()).tools) == 30
+    finally:
+        server.stop()
+
+
+def test_a_non_loopback_bind_without_token_is_refused(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--transport", "sse", "--host", "0.0.0.0"],
+        env=server_env(tmp_path), capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode != 0 and "bearer token" in result.stderr
+
+
+def test_stdio_writes_only_protocol_to_stdout(tmp_path):
+    request = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}\n'
+    result = subprocess.run([sys.executable, "-m", "server", "serve"], input=request, env=server_env(tmp_path),
+                            capture_output=True, timeout=30)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines and all(line.startswith(b'{"jsonrpc"') for line in lines)

@@ -1,0 +1,113 @@
+"""Computed trait tools: per-profile values reduced from events, e.g. a 30-day order count."""
+
+from typing import Annotated, Optional
+
+from pydantic import BaseModel, Field
+
+from store import computed_traits
+from store.store import Store
+from tools import shapes
+from tools.models import (
+    ComputedTraitSummary,
+    PaginationInput,
+    PaginationOutput,
+    SpaceId,
+    Status,
+    TraitDefinitionInput,
+    TraitOptionsInput,
+    resource_id,
+)
+from tools.registry import read, remove, write
+
+TraitId = resource_id("Computed trait id (tra_…).")
+
+
+class ComputedTraitOutput(BaseModel):
+    computedTrait: ComputedTraitSummary
+
+
+class ComputedTraitsOutput(BaseModel):
+    computedTraits: list[ComputedTraitSummary]
+    pagination: PaginationOutput
+
+
+def create_computed_trait(
+    store: Store,
+    spaceId: SpaceId,
+    definition: Annotated[TraitDefinitionInput, Field(description="{query: CQL reducer, type: USERS|ACCOUNTS}.")],
+    name: Annotated[str, Field(min_length=1, description="Name; the trait key is its snake_case.")],
+    description: Optional[str] = None,
+    enabled: Annotated[Optional[bool], Field(description="Compute the trait (default true).")] = None,
+    options: Optional[TraitOptionsInput] = None,
+) -> ComputedTraitOutput:
+    """Create a computed trait: one value per profile (or account) reduced from its events, e.g.
+    event('Order Completed').within(30 days).sum(property('revenue')), .count(), .avg(...),
+    .mode(property('category'), 2), .last(property('plan')), .unique(property('sku')).count().
+    The value is stored as trait '<key>' (snake_case of the name) and can be used in audiences as
+    trait('<key>'). Returns {computedTrait} with id tra_…."""
+    row = computed_traits.create_computed_trait(
+        store,
+        spaceId,
+        name=name,
+        query=definition.query,
+        definition_type=definition.type,
+        description=description,
+        enabled=enabled,
+        options=options.model_dump(exclude_none=True) if options else None,
+    )
+    return ComputedTraitOutput(computedTrait=shapes.computed_trait(row))
+
+
+def get_computed_trait(store: Store, spaceId: SpaceId, id: TraitId) -> ComputedTraitOutput:
+    """Get one computed trait by id. Find ids with segment_audiences_list_computed_traits."""
+    return ComputedTraitOutput(computedTrait=shapes.computed_trait(computed_traits.get_computed_trait(store, spaceId, id)))
+
+
+def list_computed_traits(
+    store: Store,
+    spaceId: SpaceId,
+    pagination: Annotated[Optional[PaginationInput], Field(description="{cursor, count 1..1000}.")] = None,
+) -> ComputedTraitsOutput:
+    """List the computed traits of a space, oldest first."""
+    page = computed_traits.list_computed_traits(store, spaceId, shapes.page_request(pagination))
+    return ComputedTraitsOutput(
+        computedTraits=[shapes.computed_trait(row) for row in page.items], pagination=shapes.pagination(page)
+    )
+
+
+def update_computed_trait_for_space(
+    store: Store,
+    spaceId: SpaceId,
+    id: TraitId,
+    definition: Annotated[Optional[TraitDefinitionInput], Field(description="{query, type} to replace the definition.")] = None,
+    description: Optional[str] = None,
+    enabled: Optional[bool] = None,
+    name: Annotated[Optional[str], Field(min_length=1, description="New name; the key does not change.")] = None,
+) -> ComputedTraitOutput:
+    """Update a computed trait; only the fields given change, and the key never does."""
+    row = computed_traits.update_computed_trait(
+        store,
+        spaceId,
+        id,
+        name=name,
+        description=description,
+        enabled=enabled,
+        query=definition.query if definition else None,
+        definition_type=definition.type if definition else None,
+    )
+    return ComputedTraitOutput(computedTrait=shapes.computed_trait(row))
+
+
+def remove_computed_trait_from_space(store: Store, spaceId: SpaceId, id: TraitId) -> Status:
+    """Remove a computed trait; its key stays reserved. Returns {status: SUCCESS}."""
+    computed_traits.remove_computed_trait(store, spaceId, id)
+    return Status(status="SUCCESS")
+
+
+TOOLS = [
+    write("create_computed_trait", "Create computed trait", create_computed_trait),
+    read("get_computed_trait", "Get computed trait", get_computed_trait),
+    read("list_computed_traits", "List computed traits", list_computed_traits),
+    write("update_computed_trait_for_space", "Update computed trait", update_computed_trait_for_space, idempotent=True),
+    remove("remove_computed_trait_from_space", "Remove computed trait", remove_computed_trait_from_space),
+]

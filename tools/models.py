@@ -1,0 +1,341 @@
+"""Pydantic models of the Public API objects the tools take and return (`reference/public-api.md`).
+
+Field names are the API's camelCase names, so schemas and results read exactly like Segment's.
+Input objects forbid unknown fields, so a misspelt field is reported instead of silently ignored.
+"""
+
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AudienceType = Literal["USERS", "ACCOUNTS", "LINKED"]
+TraitType = Literal["USERS", "ACCOUNTS"]
+SubscriptionType = Literal["ANDROID_PUSH", "EMAIL", "IOS_PUSH", "SMS", "WHATSAPP"]
+SubscriptionStatus = Literal["DID_NOT_SUBSCRIBE", "SUBSCRIBED", "UNSUBSCRIBED"]
+SpaceId = Annotated[str, Field(min_length=1, max_length=255, description="Space id (spa_…).")]
+AudienceId = Annotated[str, Field(min_length=1, max_length=255, description="Audience id (aud_…).")]
+
+
+def resource_id(description: str) -> Any:
+    return Annotated[str, Field(min_length=1, max_length=255, description=description)]
+
+
+Interval = Literal["15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# inputs
+
+
+class PaginationInput(Input):
+    cursor: Optional[str] = Field(None, description="Opaque cursor from a previous page's pagination.next or .previous.")
+    count: int = Field(200, ge=1, le=1000, description="Items per page, 1 to 1000 (default 200).")
+
+
+class AudiencesPaginationInput(PaginationInput):
+    count: int = Field(200, ge=1, le=200, description="Items per page, 1 to 200 (default 200).")
+
+
+class AudienceSearchInput(Input):
+    type: Literal["NAME", "KEY", "DEFINITION"] = Field(
+        description="NAME and DEFINITION match anywhere (case-insensitive); KEY matches a prefix."
+    )
+    query: str = Field(min_length=1, max_length=255)
+
+
+class ConsumersSortInput(Input):
+    field: Literal["CREATED_AT", "NAME", "UPDATED_AT"]
+    direction: Literal["ASC", "DESC"]
+
+
+class AudienceDefinitionInput(Input):
+    query: str = Field(min_length=1, description="The CQL query, e.g. event('Order Completed').count() >= 1.")
+    targetEntity: Optional[str] = Field(None, description="LINKED audiences only: the target entity relationship slug (default 'profile').")
+    type: Optional[AudienceType] = Field(None, description="Older form of audienceType; if given it must equal audienceType.")
+
+
+class AudienceDefinitionUpdate(Input):
+    query: str = Field(min_length=1, description="The new CQL query.")
+    targetEntity: Optional[str] = Field(None, description="LINKED audiences only: the target entity relationship slug.")
+
+
+class AudienceOptionsInput(Input):
+    includeHistoricalData: Optional[bool] = Field(None, description="Include events from before the audience was created (forced true for BATCH audiences).")
+    filterByExternalIds: Optional[list[str]] = Field(
+        None, min_length=1, description="Profiles need one of these identifier types to be members. Default: user_id, email, android.idfa, ios.idfa."
+    )
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, description="Days of history to include; needs includeHistoricalData: true.")
+    includeAnonymousUsers: Optional[bool] = Field(None, description="Older option: true adds anonymous_id to filterByExternalIds.")
+
+
+class TraitDefinitionInput(Input):
+    query: str = Field(min_length=1, description="A CQL reducer, e.g. event('Order Completed').within(30 days).sum(property('revenue')).")
+    type: TraitType = Field(description="USERS computes per profile, ACCOUNTS per account.")
+
+
+class TraitOptionsInput(Input):
+    includeHistoricalData: Optional[bool] = None
+    includeAnonymousUsers: Optional[bool] = None
+    backfillDurationDays: Optional[int] = Field(None, ge=1)
+
+
+class PeriodicConfig(Input):
+    interval: Interval = Field(description="Run every interval, aligned to midnight UTC.")
+
+
+class SpecificDaysConfig(Input):
+    days: list[int] = Field(min_length=1, description="Weekdays, 0 = Sunday to 6 = Saturday.")
+    hours: list[int] = Field(min_length=1, description="Hours of the day, 0 to 23, in the time zone.")
+    timezone: str = Field(min_length=1, description="IANA time zone id, e.g. America/New_York.")
+
+
+class DestinationInput(Input):
+    id: str = Field(min_length=1, description="The destination instance id (dst_…) from `segment-audiences destinations list`.")
+    type: Literal["destination", "warehouse"] = "destination"
+
+
+class IdSyncItem(Input):
+    externalId: str = Field(min_length=1, description="Identifier type, e.g. user_id, email, anonymous_id, ios.idfa.")
+    strategy: Literal["first", "last", "all"] = Field(description="first = oldest value, last = newest, all = every value (one event each).")
+    mapTo: Optional[str] = Field(None, description="Destination-specific field name to send the identifier as.")
+
+
+class ProfilePersonalization(Input):
+    properties: Optional[list[str]] = Field(None, description="Profile traits to include in each event.")
+    mapping: Optional[dict[str, str]] = Field(None, description="Renames: trait name → name sent to the destination.")
+
+
+class EntityPersonalization(Input):
+    properties: list[str]
+    relationshipSlug: str
+
+
+class PersonalizationInput(Input):
+    profile: Optional[ProfilePersonalization] = None
+    entities: Optional[list[EntityPersonalization]] = Field(None, description="LINKED audiences only.")
+    syncEntityPropertyChanges: Optional[bool] = Field(None, description="Only with activationType 'Audience Membership Changed'.")
+
+
+class DestinationMappingInput(Input):
+    actionId: str = Field(min_length=1, description="An action id from segment_audiences_list_supported_destinations_from_audience.")
+    settings: Optional[dict[str, Any]] = Field(None, description="The action's fields, e.g. {url, method, headers} for webhooks-send.")
+
+
+class GroupSubscriptionInput(Input):
+    name: str
+    status: SubscriptionStatus
+
+
+class SubscriptionInput(Input):
+    key: str = Field(description="The email address, E.164 phone number (+14155550100) or push token.")
+    type: SubscriptionType
+    status: Optional[SubscriptionStatus] = Field(None, description="The global subscription status.")
+    groups: Optional[list[GroupSubscriptionInput]] = Field(None, description="EMAIL only: per-group statuses.")
+
+
+class SubscriptionQuery(Input):
+    key: str
+    type: SubscriptionType
+
+
+# outputs
+
+
+class Output(BaseModel):
+    pass
+
+
+class PaginationOutput(Output):
+    current: str
+    next: Optional[str] = None
+    previous: Optional[str] = None
+    totalEntries: Optional[int] = None
+
+
+class Space(Output):
+    id: str
+    slug: str
+    name: str
+
+
+class AudienceDefinition(Output):
+    query: str
+    targetEntity: Optional[str] = None
+
+
+class AudienceOptions(Output):
+    includeHistoricalData: Optional[bool] = None
+    filterByExternalIds: list[str]
+    backfillEventDataDays: Optional[int] = None
+
+
+class ComputeCadence(Output):
+    type: Literal["BATCH", "REALTIME"]
+
+
+class AudienceSize(Output):
+    type: Literal["ACCOUNTS", "ENTITIES", "USERS"]
+    count: Optional[int] = None
+    uniqueCount: Optional[int] = None
+
+
+class PeriodicConfigOutput(Output):
+    interval: str
+
+
+class SpecificDaysConfigOutput(Output):
+    days: list[int]
+    hours: list[int]
+    timezone: str
+
+
+class AudienceSchedule(Output):
+    id: str
+    strategy: Literal["PERIODIC", "SPECIFIC_DAYS"]
+    config: PeriodicConfigOutput | SpecificDaysConfigOutput | None
+    nextExecution: Optional[str] = None
+
+
+class AudienceSummary(Output):
+    id: str
+    spaceId: str
+    name: str
+    description: Optional[str] = None
+    key: str
+    enabled: bool
+    definition: AudienceDefinition | None
+    status: Optional[str] = None
+    createdBy: str
+    updatedBy: str
+    createdAt: str
+    updatedAt: str
+    audienceType: AudienceType
+    options: Optional[AudienceOptions] = None
+
+
+class AudienceWithLookback(AudienceSummary):
+    computeCadence: ComputeCadence
+    size: Optional[AudienceSize] = None
+    schedules: Optional[list[AudienceSchedule]] = None
+
+
+class TraitDefinition(Output):
+    query: str
+    type: TraitType
+
+
+class TraitOptions(Output):
+    includeHistoricalData: Optional[bool] = None
+    includeAnonymousUsers: Optional[bool] = None
+    backfillDurationDays: Optional[int] = None
+
+
+class ComputedTraitSummary(Output):
+    id: str
+    spaceId: str
+    name: str
+    description: Optional[str] = None
+    key: str
+    enabled: bool
+    definition: TraitDefinition | None
+    status: Optional[str] = None
+    createdBy: str
+    updatedBy: str
+    createdAt: str
+    updatedAt: str
+    options: Optional[TraitOptions] = None
+    computeCadence: Optional[ComputeCadence] = Field(None, description="Extra: BATCH or REALTIME.")
+
+
+class IdSyncConfiguration(Output):
+    externalId: str
+    strategy: str
+    mapTo: Optional[str] = None
+
+
+class DestinationMetadata(Output):
+    id: str
+    name: str
+    slug: str
+
+
+class SimpleDestination(Output):
+    id: str
+    name: Optional[str] = None
+    sourceId: str
+    enabled: bool
+    createdAt: str
+    updatedAt: str
+    settings: dict[str, Any]
+    destinationId: str
+    metadata: Optional[DestinationMetadata] = None
+    idSyncConfiguration: Optional[list[IdSyncConfiguration]] = None
+    connectionSettings: Optional[dict[str, Any]] = None
+
+
+class IdOnly(Output):
+    id: str
+
+
+class ProfilePersonalizationOutput(Output):
+    properties: list[str]
+    mapping: Optional[dict[str, str]] = None
+
+
+class EntityPersonalizationOutput(Output):
+    properties: list[str]
+    relationshipSlug: str
+
+
+class PersonalizationOutput(Output):
+    profile: ProfilePersonalizationOutput
+    entities: Optional[list[EntityPersonalizationOutput]] = None
+    syncEntityPropertyChanges: Optional[bool] = None
+
+
+class DestinationMapping(Output):
+    actionId: str
+    settings: Optional[dict[str, Any]] = None
+
+
+class ActivationOutput(Output):
+    id: str
+    enabled: bool
+    workspaceId: str
+    spaceId: str
+    audienceId: str
+    connectionId: str
+    activationType: str
+    activationName: str
+    displayName: Optional[str] = None
+    personalization: PersonalizationOutput
+    destinationMapping: Optional[DestinationMapping] = None
+    performResync: Optional[bool] = None
+
+
+class SubscriptionError(Output):
+    code: str
+    message: str
+
+
+class GroupStatus(Output):
+    id: str
+    name: str
+    status: SubscriptionStatus
+    updatedAt: Optional[str] = None
+
+
+class SubscriptionResult(Output):
+    key: str
+    type: str
+    status: Optional[SubscriptionStatus] = None
+    updatedAt: Optional[str] = None
+    groups: Optional[list[GroupStatus]] = None
+    errors: Optional[list[SubscriptionError]] = None
+
+
+class Status(Output):
+    status: str

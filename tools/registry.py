@@ -1,0 +1,148 @@
+"""How a tool is declared and registered: name, hints, store binding, results and errors.
+
+A tool is a plain function `fn(store, **arguments) -> OutputModel` that tests can call directly.
+`register` binds it to a store, hides `store` from the input schema, and turns its return value into
+the Public API `data` object as structured content, or a `DomainError` into the error envelope.
+Every tool sets all four annotation hints; nothing here reaches outside this server (openWorld false).
+"""
+
+import functools
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, ValidationError
+
+from store.errors import DomainError, NotFound
+from store.store import Store
+
+PREFIX = "segment_audiences_"
+LISTING_HINTS = {
+    "space": "Call segment_audiences_list_spaces to see valid space ids.",
+    "audience": "Call segment_audiences_list_audiences to see valid audience ids.",
+    "computed trait": "Call segment_audiences_list_computed_traits to see valid computed trait ids.",
+    "schedule": "Call segment_audiences_list_audience_schedules_from_space_and_audience to see valid schedule ids.",
+    "connection": "Call segment_audiences_list_destinations_from_audience to see this audience's connection ids (ii_…).",
+    "activation": "Call segment_audiences_list_activations_from_audience to see valid activation ids.",
+    "destination": "Run `segment-audiences destinations list --space <spaceId>` to see destination ids, "
+    "or add one with `segment-audiences destinations add`.",
+}
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    fn: Callable[..., BaseModel]
+    read_only: bool
+    destructive: bool = False
+    idempotent: bool = False
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.destructive,
+            idempotent_hint=self.read_only or self.idempotent,
+            open_world_hint=False,
+        )
+
+
+def read(name: str, title: str, fn: Callable[..., BaseModel]) -> ToolSpec:
+    return ToolSpec(PREFIX + name, title, fn, read_only=True)
+
+
+def write(name: str, title: str, fn: Callable[..., BaseModel], *, idempotent: bool = False) -> ToolSpec:
+    return ToolSpec(PREFIX + name, title, fn, read_only=False, idempotent=idempotent)
+
+
+def remove(name: str, title: str, fn: Callable[..., BaseModel]) -> ToolSpec:
+    return ToolSpec(PREFIX + name, title, fn, read_only=False, destructive=True, idempotent=True)
+
+
+def register(server: MCPServer, store: Store, specs: list[ToolSpec]) -> None:
+    for spec in specs:
+        server.add_tool(
+            bind(spec.fn, store),
+            name=spec.name,
+            title=spec.title,
+            description=inspect.getdoc(spec.fn),
+            annotations=spec.annotations,
+            structured_output=True,
+        )
+
+
+def bind(fn: Callable[..., BaseModel], store: Store) -> Callable[..., CallToolResult]:
+    """`fn` with `store` supplied, returning a `CallToolResult` validated against `fn`'s output model."""
+    signature = inspect.signature(fn, eval_str=True)
+    output_model = signature.return_annotation
+
+    @functools.wraps(fn)
+    def tool(**arguments: Any) -> CallToolResult:
+        try:
+            return success(fn(store, **arguments))
+        except DomainError as error:
+            return failure([domain_error(error)])
+
+    tool.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:],
+        return_annotation=Annotated[CallToolResult, output_model],
+    )
+    del tool.__wrapped__  # type: ignore[attr-defined]
+    return tool
+
+
+def success(result: BaseModel) -> CallToolResult:
+    data = public(result)
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(data, indent=2))], structured_content=data)
+
+
+def failure(errors: list[dict[str, Any]]) -> CallToolResult:
+    lines = [f"{e['type']}: {e['message']}" + (f" (field: {e['field']})" if e.get("field") else "") for e in errors]
+    return CallToolResult(
+        content=[TextContent(type="text", text="\n".join(lines))],
+        structured_content={"errors": errors},
+        is_error=True,
+    )
+
+
+def domain_error(error: DomainError) -> dict[str, Any]:
+    message = error.message
+    if isinstance(error, NotFound) and error.resource in LISTING_HINTS:
+        message = f"{message} {LISTING_HINTS[error.resource]}"
+    return {"type": error.type, "message": message, **({"field": error.field} if error.field else {})}
+
+
+def public(model: BaseModel) -> dict[str, Any]:
+    """The JSON form of an output model, leaving out optional fields that are unset (None)."""
+    return _public(model)
+
+
+def _public(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        return {
+            name: _public(item)
+            for name, item in ((name, getattr(value, name)) for name in fields)
+            if item is not None or fields[name].is_required()
+        }
+    if isinstance(value, list):
+        return [_public(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _public(item) for key, item in value.items()}
+    return value
+
+
+def argument_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's complaints about a tool's arguments, one `input-validation` error per field."""
+    errors = []
+    for item in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in item["loc"])
+        message = "is required" if item["type"] == "missing" else item["msg"]
+        errors.append({"type": "input-validation", "message": f"{field}: {message}", "field": field})
+    return errors

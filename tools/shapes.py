@@ -1,0 +1,147 @@
+"""Store rows in the Public API's shapes."""
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from store import catalog
+from store import models as rows
+from store.destinations import ConnectionView, visible_settings
+from store.pagination import Page, PageRequest
+from tools import models as api
+
+
+def iso(moment: datetime | None) -> Optional[str]:
+    """ISO-8601 UTC with milliseconds and Z, as the Public API writes times."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def page_request(pagination: Optional[api.PaginationInput]) -> PageRequest:
+    return PageRequest() if pagination is None else PageRequest(pagination.cursor, pagination.count)
+
+
+def pagination(page: Page) -> api.PaginationOutput:
+    return api.PaginationOutput(current=page.current, next=page.next, previous=page.previous, totalEntries=page.total)
+
+
+def space(row: rows.Space) -> api.Space:
+    return api.Space(id=row.id, slug=row.slug, name=row.name)
+
+
+def audience(row: rows.Audience) -> api.AudienceSummary:
+    return api.AudienceSummary(
+        id=row.id,
+        spaceId=row.space_id,
+        name=row.name,
+        description=row.description,
+        key=row.key,
+        enabled=row.enabled,
+        definition=api.AudienceDefinition(query=row.query, targetEntity=row.target_entity),
+        status=row.status,
+        createdBy=row.created_by,
+        updatedBy=row.updated_by,
+        createdAt=iso(row.created_at),
+        updatedAt=iso(row.updated_at),
+        audienceType=row.audience_type,
+        options=api.AudienceOptions(**_audience_options(row.options)),
+    )
+
+
+def audience_with_lookback(
+    row: rows.Audience, schedules: Optional[list[rows.AudienceSchedule]] = None
+) -> api.AudienceWithLookback:
+    return api.AudienceWithLookback(
+        **audience(row).model_dump(),
+        computeCadence=api.ComputeCadence(type=row.compute_cadence),
+        schedules=None if schedules is None else [schedule(item) for item in schedules],
+    )
+
+
+def _audience_options(options: dict[str, Any]) -> dict[str, Any]:
+    shown = dict(options)
+    if not shown.get("includeHistoricalData"):
+        shown.pop("backfillEventDataDays", None)
+    return shown
+
+
+def schedule(row: rows.AudienceSchedule) -> api.AudienceSchedule:
+    return api.AudienceSchedule(
+        id=row.id, strategy=row.strategy, config=row.config, nextExecution=iso(row.next_execution)
+    )
+
+
+def computed_trait(row: rows.ComputedTrait) -> api.ComputedTraitSummary:
+    return api.ComputedTraitSummary(
+        id=row.id,
+        spaceId=row.space_id,
+        name=row.name,
+        description=row.description,
+        key=row.key,
+        enabled=row.enabled,
+        definition=api.TraitDefinition(query=row.query, type=row.definition_type),
+        status=row.status,
+        createdBy=row.created_by,
+        updatedBy=row.updated_by,
+        createdAt=iso(row.created_at),
+        updatedAt=iso(row.updated_at),
+        options=api.TraitOptions(**row.options),
+        computeCadence=api.ComputeCadence(type=row.compute_cadence),
+    )
+
+
+def connection(view: ConnectionView) -> api.SimpleDestination:
+    entry = catalog.BY_SLUG[view.destination.slug]
+    row = view.connection
+    return api.SimpleDestination(
+        id=row.id,
+        name=view.destination.name,
+        sourceId=row.space_id,
+        enabled=row.enabled,
+        createdAt=iso(row.created_at),
+        updatedAt=iso(row.updated_at),
+        settings=visible_settings(view.destination),
+        destinationId=view.destination.id,
+        metadata=api.DestinationMetadata(id=entry.slug, name=entry.name, slug=entry.slug),
+        idSyncConfiguration=row.id_sync_configuration,
+        connectionSettings=row.connection_settings,
+    )
+
+
+def activation(row: rows.Activation, workspace_id: str) -> api.ActivationOutput:
+    return api.ActivationOutput(
+        id=row.id,
+        enabled=row.enabled,
+        workspaceId=workspace_id,
+        spaceId=row.space_id,
+        audienceId=row.audience_id,
+        connectionId=row.connection_id,
+        activationType=row.activation_type,
+        activationName=row.activation_name,
+        displayName=row.display_name,
+        personalization=row.personalization,
+        destinationMapping=row.destination_mapping,
+        performResync=row.perform_resync,
+    )
+
+
+def catalog_entry(entry: catalog.CatalogEntry) -> dict[str, Any]:
+    def fields(items: tuple[catalog.SettingField, ...]) -> list[dict[str, Any]]:
+        return [
+            {"name": f.name, "label": f.label, "type": f.type, "required": f.required, "description": f.description}
+            for f in items
+        ]
+
+    return {
+        "slug": entry.slug,
+        "name": entry.name,
+        "description": entry.description,
+        "settings": fields(entry.settings),
+        "connectionSettings": fields(entry.connection_settings),
+        "actions": [
+            {"id": a.id, "name": a.name, "description": a.description, "fields": fields(a.fields)} for a in entry.actions
+        ],
+        "defaultIdSyncConfiguration": [{"externalId": e, "strategy": s} for e, s in entry.default_id_sync],
+    }

@@ -1,0 +1,42 @@
+"""Space tools: list and read the spaces (Engage environments) of this server."""
+
+from typing import Annotated, Optional
+
+from pydantic import BaseModel, Field
+
+from store import spaces
+from store.store import Store
+from tools import shapes
+from tools.models import PaginationInput, PaginationOutput, Space, SpaceId
+from tools.registry import read
+
+class ListSpacesOutput(BaseModel):
+    spaces: list[Space]
+    pagination: PaginationOutput
+
+
+class GetSpaceOutput(BaseModel):
+    space: Optional[Space]
+
+
+def list_spaces(
+    store: Store, pagination: Annotated[Optional[PaginationInput], Field(description="Optional {cursor, count}.")] = None
+) -> ListSpacesOutput:
+    """List the spaces (separate Engage environments) on this server, oldest first.
+
+    Returns {spaces: [{id, slug, name}], pagination}. Space ids look like spa_…; pass one as spaceId to
+    every other tool. Start here when you do not know the spaceId. Pass pagination.next as
+    pagination.cursor for the next page."""
+    page = spaces.list_spaces(store, shapes.page_request(pagination))
+    return ListSpacesOutput(spaces=[shapes.space(row) for row in page.items], pagination=shapes.pagination(page))
+
+
+def get_space(store: Store, spaceId: SpaceId) -> GetSpaceOutput:
+    """Get one space by id: {space: {id, slug, name}}. Use segment_audiences_list_spaces to find ids."""
+    return GetSpaceOutput(space=shapes.space(spaces.get_space(store, spaceId)))
+
+
+TOOLS = [
+    read("list_spaces", "List spaces", list_spaces),
+    read("get_space", "Get space", get_space),
+]

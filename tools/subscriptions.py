@@ -1,0 +1,74 @@
+"""Messaging subscription tools: set and read subscription states of emails, phones and push tokens."""
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from store import subscriptions as subscription_store
+from store.store import Store
+from tools.models import SpaceId, SubscriptionInput, SubscriptionQuery, SubscriptionResult
+from tools.registry import read, write
+from tools.shapes import iso
+
+
+class ReplaceSubscriptionsOutput(BaseModel):
+    successes: list[SubscriptionResult]
+    failures: list[SubscriptionResult]
+
+
+class QuerySubscriptionsOutput(BaseModel):
+    successes: list[SubscriptionResult]
+    failures: list[SubscriptionResult]
+    errors: list[dict]
+
+
+def replace_messaging_subscriptions_in_spaces(
+    store: Store,
+    spaceId: SpaceId,
+    subscriptions: Annotated[
+        list[SubscriptionInput],
+        Field(min_length=1, max_length=1000, description="[{key, type, status?, groups?: [{name, status}]}]."),
+    ],
+) -> ReplaceSubscriptionsOutput:
+    """Set subscription states: status is SUBSCRIBED, UNSUBSCRIBED or DID_NOT_SUBSCRIBE, for keys of type
+    EMAIL, SMS, WHATSAPP (E.164 numbers like +14155550100), IOS_PUSH or ANDROID_PUSH. EMAIL keys can
+    also set groups (a group can be subscribed only while the key is globally subscribed). Each key
+    succeeds or fails on its own; failures carry codes such as INVALID_EMAIL."""
+    outcomes = subscription_store.replace_subscriptions(store, spaceId, [s.model_dump(exclude_none=True) for s in subscriptions])
+    return ReplaceSubscriptionsOutput(
+        successes=[_result(o) for o in outcomes if not o.errors], failures=[_result(o) for o in outcomes if o.errors]
+    )
+
+
+def batch_query_messaging_subscriptions_for_space(
+    store: Store,
+    spaceId: SpaceId,
+    subscriptions: Annotated[
+        list[SubscriptionQuery], Field(min_length=1, max_length=1000, description="[{key, type}].")
+    ],
+) -> QuerySubscriptionsOutput:
+    """Read subscription states of keys: status and groups per key; status is absent for a key never
+    seen. Malformed keys come back in failures with a code such as INVALID_EMAIL."""
+    outcomes = subscription_store.query_subscriptions(store, spaceId, [s.model_dump() for s in subscriptions])
+    return QuerySubscriptionsOutput(
+        successes=[_result(o) for o in outcomes if not o.errors],
+        failures=[_result(o) for o in outcomes if o.errors],
+        errors=[],
+    )
+
+
+def _result(outcome: subscription_store.Outcome) -> SubscriptionResult:
+    return SubscriptionResult(
+        key=outcome.key,
+        type=outcome.type,
+        status=outcome.status,
+        updatedAt=iso(outcome.updated_at),
+        groups=[{**group, "updatedAt": iso(group["updatedAt"])} for group in outcome.groups] or None,
+        errors=outcome.errors or None,
+    )
+
+
+TOOLS = [
+    write("replace_messaging_subscriptions_in_spaces", "Replace messaging subscriptions", replace_messaging_subscriptions_in_spaces, idempotent=True),
+    read("batch_query_messaging_subscriptions_for_space", "Query messaging subscriptions", batch_query_messaging_subscriptions_for_space),
+]
