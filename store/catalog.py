@@ -38,7 +38,6 @@ class CatalogEntry:
     connection_settings: tuple[SettingField, ...] = ()
     actions: tuple[Action, ...] = ()
     default_id_sync: tuple[tuple[str, str], ...] = (("user_id", "last"), ("email", "last"))
-    rate_limit_per_second: int = 100
 
 
 _SEND_IDENTIFY = SettingField("sendIdentify", "Send Identify", "boolean", description="Send membership as Identify traits.")

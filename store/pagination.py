@@ -53,12 +53,6 @@ def decode_cursor(cursor: str | None) -> int:
     return offset
 
 
-def page_of(items: list[Any], request: PageRequest) -> Page:
-    """Slice an already ordered list of items."""
-    offset = decode_cursor(request.cursor)
-    return _page(items[offset : offset + request.count], offset, request.count, len(items))
-
-
 def paginate(session: Session, statement: Any, request: PageRequest) -> Page:
     """Run an ordered `select` for one page, counting the whole result for `totalEntries`."""
     offset = decode_cursor(request.cursor)

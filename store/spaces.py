@@ -6,7 +6,6 @@ The access token is shown once, when the space is created; only its SHA-256 is s
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -57,15 +56,6 @@ def require_space(session: Session, space_id: str) -> Space:
     if space is None:
         raise NotFound("space", space_id, field="spaceId")
     return space
-
-
-def space_for_write_key(store: Store, write_key: str) -> Space | None:
-    with store.read() as session:
-        return session.exec(select(Space).where(Space.write_key == write_key)).first()
-
-
-def token_matches(space: Space, access_token: str) -> bool:
-    return hmac.compare_digest(space.access_token_hash, _digest(access_token))
 
 
 def _create(session: Session, store: Store, name: str) -> NewSpace:

@@ -20,8 +20,6 @@ from store.models import GroupSubscription, MessagingSubscription, SubscriptionG
 from store.spaces import require_space
 from store.store import Store
 
-TYPES = ("ANDROID_PUSH", "EMAIL", "IOS_PUSH", "SMS", "WHATSAPP")
-STATUSES = ("DID_NOT_SUBSCRIBE", "SUBSCRIBED", "UNSUBSCRIBED")
 MAX_GROUPS = 25
 MAX_GROUP_NAME = 75
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -13,7 +13,6 @@ TraitType = Literal["USERS", "ACCOUNTS"]
 SubscriptionType = Literal["ANDROID_PUSH", "EMAIL", "IOS_PUSH", "SMS", "WHATSAPP"]
 SubscriptionStatus = Literal["DID_NOT_SUBSCRIBE", "SUBSCRIBED", "UNSUBSCRIBED"]
 SpaceId = Annotated[str, Field(min_length=1, max_length=255, description="Space id (spa_…).")]
-AudienceId = Annotated[str, Field(min_length=1, max_length=255, description="Audience id (aud_…).")]
 
 
 def resource_id(description: str) -> Any:

@@ -24,9 +24,6 @@ class Duration:
     def hours(self) -> float:
         return self.amount * {"seconds": 1 / 3600, "hours": 1, "days": 24}[self.unit]
 
-    def __str__(self) -> str:
-        return f"{self.amount} {self.unit}"
-
 
 @dataclass(frozen=True)
 class Literal:
