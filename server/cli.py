@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 
+from server.importer import import_file
 from store import destinations, spaces
 from store.database import SchemaTooNew
 from store.errors import DomainError
@@ -36,16 +37,31 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(store: Store, args: argparse.Namespace) -> int:
     from server.app import build_server
     from server.http import serve_http
+    from server.web import api_app, serve_api_in_background
 
     created = spaces.ensure_default_space(store)
     if created is not None:
         logging.getLogger("segment_audiences").info("created space %s (%s)", created.name, created.id)
     server = build_server(store, read_only=args.read_only)
+    mcp_port = args.port or DEFAULT_PORTS.get(args.transport)
+    separate_api = args.http_port is not None and args.http_port != mcp_port
+    if separate_api:
+        serve_api_in_background(store, args.host, args.http_port)
+        logging.getLogger("segment_audiences").info("Tracking and Profile APIs on http://%s:%d/v1/", args.host, args.http_port)
     if args.transport == "stdio":
         server.run("stdio")
     else:
-        serve_http(server, args.transport, args.host, args.port or DEFAULT_PORTS[args.transport], args.token)
+        serve_http(server, args.transport, args.host, mcp_port, args.token, api=None if separate_api else api_app(store))
     return 0
+
+
+def _ingest(store: Store, args: argparse.Namespace) -> int:
+    report = import_file(store, args.space, args.file, batch_size=args.batch_size, progress=sys.stderr.isatty())
+    print(f"stored {report.stored}, duplicates {report.duplicates}, dropped by filters {report.dropped}, "
+          f"rejected {len(report.rejected)}")
+    for line, reason in report.rejected[:20]:
+        print(f"  line {line}: {reason}", file=sys.stderr)
+    return 1 if report.rejected else 0
 
 
 def _spaces_create(store: Store, args: argparse.Namespace) -> int:
@@ -81,6 +97,11 @@ def _destinations_list(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _port_from_env() -> int | None:
+    value = os.environ.get("SEGMENT_AUDIENCES_HTTP_PORT")
+    return int(value) if value else None
+
+
 def _setting_value(value: str) -> object:
     lowered = value.lower()
     if lowered in ("true", "false"):
@@ -100,7 +121,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="default 8000")
     serve.add_argument("--token", default=os.environ.get("SEGMENT_AUDIENCES_TOKEN"), help="bearer token for HTTP")
     serve.add_argument("--read-only", action="store_true", help="register only the read tools")
+    serve.add_argument(
+        "--http-port", type=int, default=_port_from_env(),
+        help="port of the Tracking and Profile APIs (/v1/…); by default they share the MCP port under "
+        "sse/streamable-http and are off under stdio",
+    )
     serve.set_defaults(run=_serve)
+
+    ingest = commands.add_parser("ingest", help="import Segment-spec messages from a JSON-lines file")
+    ingest.add_argument("--space", required=True, help="space id (spa_…)")
+    ingest.add_argument("--batch-size", type=int, default=1000, help="messages per transaction")
+    ingest.add_argument("file", help="one message per line, as sent to the Tracking API; '-' for stdin")
+    ingest.set_defaults(run=_ingest)
 
     space_commands = commands.add_parser("spaces", help="create and list spaces").add_subparsers(required=True)
     create = space_commands.add_parser("create", help="create a space and print its keys")

@@ -12,6 +12,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app import AudienceServer
+from server.web import ApiInFront
 
 
 class TokenRequired(SystemExit):
@@ -46,7 +47,8 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def serve_http(server: AudienceServer, transport: str, host: str, port: int, token: str | None) -> None:
+def serve_http(server: AudienceServer, transport: str, host: str, port: int, token: str | None, api: ASGIApp | None = None) -> None:
+    """Serve MCP over SSE or streamable HTTP; `api`, when given, answers `/v1/…` on the same port."""
     if not is_loopback(host) and not token:
         raise TokenRequired(
             f"Refusing to listen on {host} without a bearer token: pass --token or set SEGMENT_AUDIENCES_TOKEN."
@@ -58,4 +60,6 @@ def serve_http(server: AudienceServer, transport: str, host: str, port: int, tok
         app = server.streamable_http_app(host=host, transport_security=security)
     if token:
         app = BearerAuth(app, token)
+    if api is not None:
+        app = ApiInFront(api, app)
     uvicorn.run(app, host=host, port=port, log_level="warning")

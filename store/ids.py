@@ -11,8 +11,8 @@ _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 def new_id(prefix: str) -> str:
     """`<prefix>_` + 10 characters of millisecond time + 16 random characters (80 bits), base32."""
     millis = time.time_ns() // 1_000_000
-    stamp = "".join(_CROCKFORD[(millis >> shift) & 31] for shift in range(45, -5, -5))
-    return f"{prefix}_{stamp}{''.join(secrets.choice(_CROCKFORD) for _ in range(16))}"
+    number = (millis << 80) | secrets.randbits(80)
+    return f"{prefix}_{''.join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -5, -5))}"
 
 
 def new_secret(prefix: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 SCHEMA_VERSION = 1
@@ -170,3 +170,117 @@ class GroupSubscription(SQLModel, table=True):
     group_id: str = Field(primary_key=True, foreign_key="subscription_group.id")
     status: str
     updated_at: datetime
+
+
+class SpaceFilter(SQLModel, table=True):
+    """A space filter: events matching `condition` (FQL) are dropped before identity resolution."""
+
+    __tablename__ = "space_filter"
+    id: str = Field(primary_key=True)
+    space_id: str = Field(foreign_key="space.id", index=True)
+    name: str
+    description: str | None = None
+    condition: str
+    enabled: bool
+    drop: bool
+    dropped_count: int = 0
+    last_dropped_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Profile(SQLModel, table=True):
+    """A user (`use_…`) or account (`acc_…`) profile; a merged profile points at its canonical one."""
+
+    id: str = Field(primary_key=True)
+    space_id: str = Field(foreign_key="space.id", index=True)
+    collection: str
+    created_at_ms: int = Field(sa_type=BigInteger)
+    updated_at_ms: int = Field(sa_type=BigInteger)
+    first_message_id: str
+    last_message_id: str
+    first_source_id: str
+    last_source_id: str
+    merged_into: str | None = Field(default=None, index=True)
+    merge_count: int = 0
+
+
+class Identifier(SQLModel, table=True):
+    """An external id (`user_id:u1`, `email:…`, `group_id:g1`) and the canonical profile it resolves to."""
+
+    __table_args__ = (UniqueConstraint("space_id", "collection", "type", "value"),)
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    space_id: str
+    collection: str
+    type: str
+    value: str
+    profile_id: str = Field(index=True)
+    created_at_ms: int = Field(sa_type=BigInteger)
+    first_message_id: str
+    source_id: str
+
+
+class Event(SQLModel, table=True):
+    """One accepted message, as the profile's history. JSON columns hold serialised text; times are
+    epoch milliseconds so window arithmetic is plain integer comparison on every database."""
+
+    __table_args__ = (
+        UniqueConstraint("space_id", "message_id"),
+        Index("ix_event_profile_time", "profile_id", "timestamp_ms"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    space_id: str
+    profile_id: str
+    message_id: str
+    type: str
+    event: str | None = None
+    timestamp_ms: int = Field(sa_type=BigInteger)
+    received_at_ms: int = Field(sa_type=BigInteger)
+    source_id: str
+    properties: str = Field(sa_type=Text)
+    traits: str | None = Field(default=None, sa_type=Text)
+    context: str = Field(sa_type=Text)
+    external_ids: str = Field(sa_type=Text)
+
+
+class Trait(SQLModel, table=True):
+    """One trait of a profile: `custom` from Identify/Group calls, or `audience`/`computed_trait`."""
+
+    profile_id: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    space_id: str
+    value: str = Field(sa_type=Text)
+    trait_class: str
+    source_id: str
+    updated_at_ms: int = Field(sa_type=BigInteger)
+
+
+class ProfileLink(SQLModel, table=True):
+    """A user profile's membership of an account, made by a Group call."""
+
+    __tablename__ = "profile_link"
+    user_id: str = Field(primary_key=True)
+    account_id: str = Field(primary_key=True, index=True)
+    space_id: str
+    created_at_ms: int = Field(sa_type=BigInteger)
+
+
+class ProfileMerge(SQLModel, table=True):
+    """`merged_id` was folded into `canonical_id` by the message `message_id`."""
+
+    __tablename__ = "profile_merge"
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    space_id: str = Field(index=True)
+    merged_id: str = Field(index=True)
+    canonical_id: str = Field(index=True)
+    message_id: str
+    merged_at_ms: int = Field(sa_type=BigInteger)
+
+
+class DirtyProfile(SQLModel, table=True):
+    """A profile whose events, traits or identity changed since its audiences were last computed."""
+
+    __tablename__ = "dirty_profile"
+    profile_id: str = Field(primary_key=True)
+    space_id: str = Field(index=True)
+    since_ms: int = Field(sa_type=BigInteger)

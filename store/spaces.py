@@ -77,3 +77,11 @@ def _create(session: Session, store: Store, name: str) -> NewSpace:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def space_for_write_key(store: Store, write_key: str) -> str | None:
+    """The id of the space whose Tracking API write key this is, if any."""
+    if not write_key:
+        return None
+    with store.read() as session:
+        return session.exec(select(Space.id).where(Space.write_key == write_key)).first()

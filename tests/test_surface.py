@@ -23,6 +23,8 @@ SEED_TOOLS = {
     "remove_destination_from_audience", "add_activation_to_audience", "get_activation_from_audience",
     "list_activations_from_audience", "update_activation_for_audience", "remove_activation_from_audience",
     "replace_messaging_subscriptions_in_spaces", "batch_query_messaging_subscriptions_for_space",
+    "create_filter_for_space", "get_filter_by_id", "list_filters_for_space", "update_filter_by_id",
+    "delete_filter_by_id",
 }
 
 
@@ -31,9 +33,9 @@ async def listed_tools(store, read_only=False):
         return (await client.list_tools()).tools
 
 
-async def test_the_thirty_tools_of_this_issue_are_offered(store):
+async def test_the_thirty_five_tools_built_so_far_are_offered(store):
     names = [tool.name for tool in await listed_tools(store)]
-    assert len(names) == len(set(names)) == 30
+    assert len(names) == len(set(names)) == 35
     assert {name.removeprefix("segment_audiences_") for name in names} == SEED_TOOLS
 
 
@@ -44,14 +46,14 @@ async def test_every_tool_sets_all_four_hints_truthfully(store):
         assert hints.open_world_hint is False
         is_read = tool.name.split("_")[2] in ("get", "list", "batch")
         assert hints.read_only_hint is is_read, tool.name
-        assert hints.destructive_hint is tool.name.startswith("segment_audiences_remove_"), tool.name
+        assert hints.destructive_hint is tool.name.startswith(("segment_audiences_remove_", "segment_audiences_delete_")), tool.name
         assert tool.output_schema is not None and tool.description
 
 
 async def test_read_only_mode_registers_only_read_tools(store):
     tools = await listed_tools(store, read_only=True)
     assert tools and all(tool.annotations.read_only_hint for tool in tools)
-    assert len(tools) == 14
+    assert len(tools) == 16
 
 
 async def test_seed_parameter_names_and_required_flags(store):
@@ -62,6 +64,11 @@ async def test_seed_parameter_names_and_required_flags(store):
     schedule = tools["segment_audiences_add_audience_schedule_to_audience"].input_schema
     assert set(schedule["required"]) == {"spaceId", "id", "config", "strategy"}
     assert set(tools["segment_audiences_list_audiences"].input_schema["properties"]) == {"spaceId", "search", "pagination", "include"}
+    create_filter = tools["segment_audiences_create_filter_for_space"].input_schema
+    assert set(create_filter["required"]) == {"integrationId", "name", "if"}
+    assert set(create_filter["properties"]) == {"integrationId", "name", "if", "enabled", "description", "drop"}
+    assert tools["segment_audiences_update_filter_by_id"].input_schema["required"] == ["id"]
+    assert tools["segment_audiences_list_filters_for_space"].input_schema["required"] == ["integrationId"]
 
 
 async def test_tools_list_matches_the_checked_in_snapshot(store):

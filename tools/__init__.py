@@ -3,7 +3,7 @@
 from mcp.server.mcpserver import MCPServer
 
 from store.store import Store
-from tools import activations, audiences, computed_traits, destinations, schedules, spaces, subscriptions
+from tools import activations, audiences, computed_traits, destinations, filters, schedules, spaces, subscriptions
 from tools.registry import ToolSpec, register
 
 TOOLS: list[ToolSpec] = [
@@ -14,6 +14,7 @@ TOOLS: list[ToolSpec] = [
     *destinations.TOOLS,
     *activations.TOOLS,
     *subscriptions.TOOLS,
+    *filters.TOOLS,
 ]
 
 

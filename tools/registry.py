@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from store.errors import DomainError, NotFound
 from store.store import Store
@@ -81,11 +82,12 @@ def bind(fn: Callable[..., BaseModel], store: Store) -> Callable[..., CallToolRe
     """`fn` with `store` supplied, returning a `CallToolResult` validated against `fn`'s output model."""
     signature = inspect.signature(fn, eval_str=True)
     output_model = signature.return_annotation
+    parameter_names = _parameter_names(signature)
 
     @functools.wraps(fn)
     def tool(**arguments: Any) -> CallToolResult:
         try:
-            return success(fn(store, **arguments))
+            return success(fn(store, **{parameter_names.get(name, name): value for name, value in arguments.items()}))
         except DomainError as error:
             return failure([domain_error(error)])
 
@@ -95,6 +97,17 @@ def bind(fn: Callable[..., BaseModel], store: Store) -> Callable[..., CallToolRe
     )
     del tool.__wrapped__  # type: ignore[attr-defined]
     return tool
+
+
+def _parameter_names(signature: inspect.Signature) -> dict[str, str]:
+    """Argument name → Python parameter name, for parameters whose argument name is a Python keyword
+    (`if_` declared with `Field(alias="if")`)."""
+    names = {}
+    for parameter in signature.parameters.values():
+        for metadata in getattr(parameter.annotation, "__metadata__", ()):
+            if isinstance(metadata, FieldInfo) and metadata.alias:
+                names[metadata.alias] = parameter.name
+    return names
 
 
 def success(result: BaseModel) -> CallToolResult:
@@ -127,7 +140,7 @@ def _public(value: Any) -> Any:
     if isinstance(value, BaseModel):
         fields = type(value).model_fields
         return {
-            name: _public(item)
+            fields[name].alias or name: _public(item)
             for name, item in ((name, getattr(value, name)) for name in fields)
             if item is not None or fields[name].is_required()
         }

@@ -1,0 +1,223 @@
+"""The Profile API: `GET /v1/spaces/{space}/collections/{users|accounts}/profiles/{type}:{value}/…`
+for traits, external_ids, events, metadata and links, shaped like Segment's.
+
+Authentication is HTTP Basic with the space's access token as user name and an empty password.
+Errors are `{"error": {"code", "message"}}` with Segment's codes. Cursors (`next`) are opaque.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from backend.tracking.messages import MessageError, from_ms, parse_time, to_ms
+from store import profiles
+from store.models import Event, Identifier, Profile
+from store.store import Store
+
+PREFIX = "/v1/spaces/{space_id}/collections/{collection}/profiles/{reference}"
+LIMITS = {"traits": (10, 200), "external_ids": (10, 100), "events": (10, 100), "links": (20, 20)}
+
+
+class _RequestError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        self.status, self.code, self.message = status, code, message
+
+
+def routes(store: Store) -> list[Route]:
+    views = {"traits": _traits, "external_ids": _external_ids, "events": _events, "metadata": _metadata, "links": _links}
+    return [Route(f"{PREFIX}/{name}", _endpoint(store, name, view), methods=["GET"]) for name, view in views.items()]
+
+
+def _endpoint(store: Store, name: str, view):
+    async def handle(request: Request) -> JSONResponse:
+        try:
+            return JSONResponse(await anyio.to_thread.run_sync(_serve, store, name, view, request))
+        except _RequestError as error:
+            return JSONResponse({"error": {"code": error.code, "message": error.message}}, status_code=error.status)
+
+    return handle
+
+
+def _serve(store: Store, name: str, view, request: Request) -> dict:
+    params = request.path_params
+    if not profiles.access_token_valid(store, params["space_id"], _token(request)):
+        raise _RequestError(401, "authentication_error", "Send the space's access token as the Basic auth user name.")
+    collection = params["collection"]
+    if collection not in ("users", "accounts"):
+        raise _RequestError(404, "not_found", "Collection must be users or accounts.")
+    profile = profiles.find_profile(store, params["space_id"], collection, params["reference"])
+    if profile is None:
+        raise _RequestError(404, "not_found", "Profile was not found.")
+    return view(store, profile, request, name)
+
+
+def _traits(store: Store, profile: Profile, request: Request, name: str) -> dict:
+    classes = profiles.TRAIT_CLASSES
+    wanted = request.query_params.get("class")
+    if wanted is not None:
+        if wanted not in ("audience", "computed_trait"):
+            raise _RequestError(400, "validation_error", "class must be audience or computed_trait.")
+        classes = (wanted,)
+    limit = _limit(request, name)
+    page = profiles.traits(
+        store, profile.id, classes=classes, include=_list(request, "include"), limit=limit, after=_cursor(request)
+    )
+    if _verbose(request):
+        traits = {
+            row.key: {"value": row.value, "source_id": row.source_id, "updated_at": _iso_ms(row.updated_at_ms)}
+            for row in page.rows
+        }
+    else:
+        traits = {row.key: row.value for row in page.rows}
+    return {"traits": traits, "cursor": _cursor_out(request, page.next, limit)}
+
+
+def _external_ids(store: Store, profile: Profile, request: Request, name: str) -> dict:
+    limit = _limit(request, name)
+    offset = int(_cursor(request) or 0)
+    page = profiles.external_ids(store, profile.id, include=_list(request, "include"), limit=limit, offset=offset)
+    return {"data": [_identifier(row) for row in page.rows], "cursor": _cursor_out(request, page.next, limit)}
+
+
+def _events(store: Store, profile: Profile, request: Request, name: str) -> dict:
+    limit = _limit(request, name)
+    sort = request.query_params.get("sort", "desc")
+    if sort not in ("asc", "desc"):
+        raise _RequestError(400, "validation_error", "sort must be asc or desc.")
+    after = None
+    if (cursor := _cursor(request)) is not None:
+        at, _, row_id = cursor.partition("::")
+        if not (at.lstrip("-").isdigit() and row_id.isdigit()):
+            raise _RequestError(400, "validation_error", "next is not a cursor this API returned.")
+        after = (int(at), int(row_id))
+    page = profiles.events(
+        store,
+        profile.id,
+        start_ms=_time(request, "start"),
+        end_ms=_time(request, "end"),
+        include=_list(request, "include"),
+        exclude=_list(request, "exclude"),
+        limit=limit,
+        descending=sort == "desc",
+        after=after,
+    )
+    return {"data": [_event(row, profile) for row in page.rows], "cursor": _cursor_out(request, page.next, limit)}
+
+
+def _metadata(store: Store, profile: Profile, request: Request, name: str) -> dict:
+    return {
+        "metadata": {
+            "created_at": _iso_ms(profile.created_at_ms),
+            "updated_at": _iso_ms(profile.updated_at_ms),
+            "expires_at": None,
+            "first_message_id": profile.first_message_id,
+            "first_source_id": profile.first_source_id,
+            "last_message_id": profile.last_message_id,
+            "last_source_id": profile.last_source_id,
+        }
+    }
+
+
+def _links(store: Store, profile: Profile, request: Request, name: str) -> dict:
+    limit = _limit(request, name)
+    data = [
+        {"to_collection": other.collection, "external_ids": [_identifier(row, brief=True) for row in identifiers]}
+        for other, identifiers in profiles.linked(store, profile, limit)
+    ]
+    return {"data": data, "cursor": {"url": request.url.path, "has_more": False, "next": ""}}
+
+
+def _identifier(row: Identifier, brief: bool = False) -> dict:
+    item = {
+        "id": row.value,
+        "type": row.type,
+        "source_id": row.source_id,
+        "collection": row.collection,
+        "created_at": _iso_ms(row.created_at_ms),
+        "encoding": "none",
+    }
+    if not brief:
+        item["first_message_id"] = row.first_message_id
+    return item
+
+
+def _event(row: Event, profile: Profile) -> dict:
+    item = {
+        "external_ids": json.loads(row.external_ids),
+        "context": json.loads(row.context),
+        "type": row.type,
+        "message_id": row.message_id,
+        "source_id": row.source_id,
+        "timestamp": _iso_ms(row.timestamp_ms),
+        "properties": json.loads(row.properties),
+        "event": row.event,
+        "related": {profile.collection: profile.id},
+    }
+    if row.traits is not None:
+        item["traits"] = json.loads(row.traits)
+    return item
+
+
+def _token(request: Request) -> str:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        return base64.b64decode(encoded, validate=True).decode().partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
+def _limit(request: Request, name: str) -> int:
+    default, most = LIMITS[name]
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise _RequestError(400, "validation_error", f"limit must be a whole number from 1 to {most}.")
+    return int(raw)
+
+
+def _list(request: Request, name: str) -> list[str] | None:
+    raw = request.query_params.get(name)
+    return [item.strip() for item in raw.split(",") if item.strip()] if raw else None
+
+
+def _verbose(request: Request) -> bool:
+    return request.query_params.get("verbose", "").lower() == "true"
+
+
+def _time(request: Request, name: str) -> int | None:
+    try:
+        moment = parse_time(request.query_params.get(name), name)
+    except MessageError as error:
+        raise _RequestError(400, "validation_error", f"{error}.") from None
+    return None if moment is None else to_ms(moment)
+
+
+def _cursor(request: Request) -> str | None:
+    raw = request.query_params.get("next")
+    if not raw:
+        return None
+    try:
+        return base64.urlsafe_b64decode(raw.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _RequestError(400, "validation_error", "next is not a cursor this API returned.") from None
+
+
+def _cursor_out(request: Request, following: str | None, limit: int) -> dict:
+    token = base64.urlsafe_b64encode(following.encode()).decode() if following else ""
+    return {"url": request.url.path, "has_more": following is not None, "next": token, "limit": limit}
+
+
+def _iso_ms(millis: int) -> str:
+    moment: datetime = from_ms(millis)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

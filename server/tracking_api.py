@@ -1,0 +1,124 @@
+"""The Tracking API: Segment-compatible `POST /v1/{identify,track,page,screen,group,alias,batch}`.
+
+Authentication is HTTP Basic with the space's write key as user name (or `writeKey` in the body).
+A single call may be 32 KB, a batch 500 KB (after gzip decoding). Answers: `{"success": true}`;
+`400` with the reason for a malformed body or message; `401` for an unknown write key; `413` when
+too large. In a batch the valid messages are stored even when others are rejected: the `400` names
+each rejected message by its index, and resending the whole batch is safe because messageIds are
+de-duplicated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import logging
+import zlib
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from backend.tracking.messages import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TYPES
+from store import spaces
+from store.ingest import accept
+from store.store import Store
+
+SOURCE_ID = "tracking-api"
+SHORT_FORMS = {"i": "identify", "t": "track", "p": "page", "s": "screen", "g": "group", "a": "alias", "b": "batch"}
+log = logging.getLogger("segment_audiences.tracking")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def routes(store: Store) -> list[Route]:
+    handlers = {kind: _handler(store, kind) for kind in (*TYPES, "batch")}
+    table = [Route(f"/v1/{kind}", handler, methods=["POST"]) for kind, handler in handlers.items()]
+    table += [Route(f"/v1/{short}", handlers[kind], methods=["POST"]) for short, kind in SHORT_FORMS.items()]
+    return table
+
+
+def _handler(store: Store, kind: str):
+    limit = MAX_BATCH_BYTES if kind == "batch" else MAX_MESSAGE_BYTES
+
+    async def handle(request: Request) -> JSONResponse:
+        try:
+            body = json.loads(await _read_body(request, limit))
+        except _TooLarge:
+            return _failure(413, f"request body is larger than {limit // 1024} KB")
+        except (ValueError, zlib.error):
+            return _failure(400, "request body is not valid JSON (or not valid gzip)")
+        if not isinstance(body, dict):
+            return _failure(400, "request body must be a JSON object")
+        space_id = await anyio.to_thread.run_sync(spaces.space_for_write_key, store, _write_key(request, body))
+        if space_id is None:
+            return _failure(401, "unknown write key: send it as the Basic auth user name or as writeKey")
+        return await _accept(store, space_id, kind, body)
+
+    return handle
+
+
+async def _accept(store: Store, space_id: str, kind: str, body: dict) -> JSONResponse:
+    if kind == "batch":
+        items = body.get("batch")
+        if not isinstance(items, list):
+            return _failure(400, "a batch body needs a 'batch' list of messages")
+        sent_at, context = body.get("sentAt"), body.get("context")
+    else:
+        items, sent_at, context = [{**body, "type": kind}], None, None
+    result, rejected = await anyio.to_thread.run_sync(
+        functools.partial(accept, store, space_id, items, SOURCE_ID, sent_at=sent_at, context=context)
+    )
+    if result.dropped:
+        log.info("space %s: %d event(s) dropped by space filters", space_id, result.dropped)
+    if rejected and kind != "batch":
+        return _failure(400, rejected[0].message)
+    if rejected:
+        return JSONResponse(
+            {"success": False, "stored": result.stored, "message": f"{len(rejected)} of {len(items)} messages were "
+             "rejected; the others were stored", "rejected": [{"index": r.index, "message": r.message} for r in rejected]},
+            status_code=400,
+        )
+    return JSONResponse({"success": True})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not gzipped:
+        return body
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    plain = inflater.decompress(body, limit + 1)
+    if len(plain) > limit or inflater.unconsumed_tail:
+        raise _TooLarge
+    return plain
+
+
+def _write_key(request: Request, body: dict) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(encoded, validate=True).decode().partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+    key = body.get("writeKey")
+    return key if isinstance(key, str) else ""
+
+
+def _failure(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"success": False, "message": message}, status_code=status)

@@ -1,0 +1,48 @@
+"""The HTTP side of the server: the Tracking and Profile APIs, next to (or in front of) the MCP app.
+
+Under an HTTP MCP transport the APIs share its port by default: paths under `/v1/` go to them and
+everything else to the MCP app, whose bearer token does not apply to them (they authenticate with
+write keys and access tokens). They can also run on a port of their own, which is how they run
+beside the stdio transport.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server import profile_api, tracking_api
+from store.store import Store
+
+
+def api_app(store: Store) -> Starlette:
+    return Starlette(routes=[*tracking_api.routes(store), *profile_api.routes(store)])
+
+
+class ApiInFront:
+    """Sends `/v1/…` requests to the APIs and the rest (and lifespan events) to the MCP app."""
+
+    def __init__(self, api: ASGIApp, mcp: ASGIApp):
+        self.api = api
+        self.mcp = mcp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.api(scope, receive, send)
+        else:
+            await self.mcp(scope, receive, send)
+
+
+def serve_api_in_background(store: Store, host: str, port: int) -> uvicorn.Server:
+    """Run the APIs on their own port in a daemon thread; returns once the port is listening."""
+    server = uvicorn.Server(uvicorn.Config(api_app(store), host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="segment-audiences-http", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.02)
+    if not server.started:
+        raise SystemExit(f"could not serve the Tracking API on {host}:{port}")
+    return server
