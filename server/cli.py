@@ -78,6 +78,11 @@ def _spaces_list(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _spaces_token(store: Store, args: argparse.Namespace) -> int:
+    print(spaces.new_access_token(store, args.space))
+    return 0
+
+
 def _destinations_add(store: Store, args: argparse.Namespace) -> int:
     settings = {}
     for item in args.setting:
@@ -139,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.set_defaults(run=_spaces_create)
     space_commands.add_parser("list", help="list spaces").set_defaults(run=_spaces_list)
+    token = space_commands.add_parser("token", help="issue a new Profile API access token (the old one stops working)")
+    token.add_argument("space", help="space id (spa_…)")
+    token.set_defaults(run=_spaces_token)
 
     destination_commands = commands.add_parser("destinations", help="add and list destination instances").add_subparsers(required=True)
     add = destination_commands.add_parser("add", help="add a destination instance to a space")

@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 import logging
 import zlib
 
 import anyio.to_thread
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -48,7 +48,7 @@ def _handler(store: Store, kind: str):
 
     async def handle(request: Request) -> JSONResponse:
         try:
-            body = json.loads(await _read_body(request, limit))
+            body = orjson.loads(await _read_body(request, limit))
         except _TooLarge:
             return _failure(413, f"request body is larger than {limit // 1024} KB")
         except (ValueError, zlib.error):

@@ -208,7 +208,7 @@ class Profile(SQLModel, table=True):
 class Identifier(SQLModel, table=True):
     """An external id (`user_id:u1`, `email:…`, `group_id:g1`) and the canonical profile it resolves to."""
 
-    __table_args__ = (UniqueConstraint("space_id", "collection", "type", "value"),)
+    __table_args__ = (UniqueConstraint("space_id", "value", "type", "collection"),)
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
     space_id: str
     collection: str

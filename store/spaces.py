@@ -51,6 +51,16 @@ def get_space(store: Store, space_id: str) -> Space:
         return require_space(session, space_id)
 
 
+def new_access_token(store: Store, space_id: str) -> str:
+    """Issue a new Profile API access token for a space; the old one stops working."""
+    token = new_secret("sat")
+    with store.write() as session:
+        space = require_space(session, space_id)
+        space.access_token_hash = _digest(token)
+        session.add(space)
+    return token
+
+
 def require_space(session: Session, space_id: str) -> Space:
     space = session.get(Space, space_id)
     if space is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ class Store:
         self.actor = actor
         self.engine = make_engine(self.url)
         self._writer = writer(self.engine)
+        self._write_turn = threading.Lock()
         self.workspace_id = initialise(self.engine)
 
     @contextmanager
@@ -32,8 +34,10 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One transaction holding the write lock from its first statement; rolled back on any error."""
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+        """One transaction holding the write lock from its first statement; rolled back on any error.
+        Writers in this process queue on a lock first, so they wait their turn instead of polling
+        SQLite's busy handler; other processes still meet at the database's own lock."""
+        with self._write_turn, Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
 
     def now(self) -> datetime:

@@ -1,5 +1,7 @@
 """Identity resolution as in Segment Unify: identifiers, blocked values, limits, priorities, merges."""
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import text
 
@@ -136,16 +138,18 @@ def test_null_removes_a_trait_and_empty_string_sets_it(store, space_id):
     assert traits_of(store, profile_of(store, "user_id", "u1")) == {"b": ""}
 
 
-def test_the_newest_trait_value_wins_by_event_time(store, space_id):
-    send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"plan": "new"}, "timestamp": "2026-11-20T10:00:00Z"})
-    send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"plan": "old"}, "timestamp": "2026-11-19T10:00:00Z"})
-    assert traits_of(store, profile_of(store, "user_id", "u1")) == {"plan": "new"}
+def test_the_last_received_trait_value_wins_whatever_the_event_time(store, space_id):
+    send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"plan": "first"}, "timestamp": "2026-11-20T10:00:00Z"})
+    store.clock.set(store.now() + timedelta(seconds=1))
+    send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"plan": "second"}, "timestamp": "2026-11-19T10:00:00Z"},
+         {"type": "identify", "userId": "u1", "traits": {"plan": "third"}, "timestamp": "2026-11-18T10:00:00Z"})
+    assert traits_of(store, profile_of(store, "user_id", "u1")) == {"plan": "third"}
 
 
-def test_merged_traits_keep_the_newest_value(store, space_id):
-    send(store, space_id, {"type": "identify", "anonymousId": "a1", "traits": {"plan": "old", "color": "red"},
-                           "timestamp": "2026-11-01T00:00:00Z"})
-    send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"plan": "new"}, "timestamp": "2026-11-02T00:00:00Z"})
+def test_merged_traits_keep_the_last_updated_value(store, space_id):
+    send(store, space_id, {"type": "identify", "anonymousId": "a1", "traits": {"plan": "old", "color": "red"}})
+    store.clock.set(store.now() + timedelta(seconds=1))
+    send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"plan": "new"}})
     send(store, space_id, {"type": "track", "event": "E", "userId": "u1", "anonymousId": "a1"})
     [profile] = canonical_profiles(store)
     assert traits_of(store, profile) == {"plan": "new", "color": "red"}

@@ -1,10 +1,7 @@
 """The real server process, over each transport, through the SDK's client."""
 
-import os
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import httpx2
@@ -13,17 +10,9 @@ from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.servers import HttpServer, server_env
+
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_env(tmp_path) -> dict[str, str]:
-    return {**os.environ, "SEGMENT_AUDIENCES_DB": f"sqlite:///{tmp_path / 'server.db'}"}
 
 
 async def round_trip(client: Client) -> None:
@@ -37,27 +26,6 @@ async def round_trip(client: Client) -> None:
     audience_id = created.structured_content["audience"]["id"]
     got = await client.call_tool("segment_audiences_get_audience", {"spaceId": spaces[0]["id"], "id": audience_id})
     assert got.structured_content["audience"]["key"] == "round_trip"
-
-
-class HttpServer:
-    def __init__(self, tmp_path, transport: str, *extra: str):
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--transport", transport, "--port", str(self.port), *extra],
-            env=server_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            assert self.process.poll() is None, self.process.stderr.read().decode()
-            time.sleep(0.1)
-        raise AssertionError("server did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 async def test_stdio_round_trip_and_persistence(tmp_path):

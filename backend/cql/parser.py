@@ -14,7 +14,7 @@ import difflib
 import re
 
 from backend.cql import ast
-from backend.cql.errors import CQLError, Position
+from backend.cql.errors import CQLError
 from backend.cql.lexer import Kind, Token, tokenize
 
 JUNCTIONS = {"AND", "OR", "NOT", "ANY", "ALL"}

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from backend.cql.errors import Position
+from backend.cql.errors import QueryError
 
 
-class FQLError(ValueError):
-    """An `if` expression that cannot be accepted, with where it went wrong and what was expected."""
-
-    def __init__(self, message: str, position: Position, expected: tuple[str, ...] = ()):
-        self.message = message
-        self.position = position
-        self.expected = expected
-        super().__init__(f"{position}: {message}")
+class FQLError(QueryError):
+    """An `if` expression that cannot be accepted."""

@@ -112,6 +112,9 @@ class Resolution:
 def resolve(identifiers: list[ExternalId], graph: Graph) -> Resolution:
     """Match the message's user identifiers against the graph, demoting until every limit holds."""
     candidates = sorted((i for i in identifiers if i.collection == USERS), key=priority)
+    known = {graph.owner(i) for i in candidates}
+    if len(known) == 1 and None not in known:
+        return Resolution(known.pop())
     demoted: list[ExternalId] = []
     while True:
         owners = sorted({owner for i in candidates if (owner := graph.owner(i)) is not None}, key=graph.age)

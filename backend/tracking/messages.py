@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import orjson
+
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -117,7 +119,11 @@ def normalise(raw: object, received_at: datetime, *, batch_sent_at: object = Non
 
 
 def message_size(raw: object) -> int:
-    return len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
+    """Bytes of the message as compact JSON."""
+    try:
+        return len(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS))
+    except (TypeError, orjson.JSONEncodeError):
+        return len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=str).encode())
 
 
 def to_ms(moment: datetime) -> int:

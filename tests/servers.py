@@ -1,0 +1,38 @@
+"""The real server as a subprocess on a free loopback port, for end-to-end tests."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(tmp_path) -> dict[str, str]:
+    return {**os.environ, "SEGMENT_AUDIENCES_DB": f"sqlite:///{tmp_path / 'server.db'}"}
+
+
+class HttpServer:
+    def __init__(self, tmp_path, transport: str, *extra: str):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--transport", transport, "--port", str(self.port), *extra],
+            env=server_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            assert self.process.poll() is None, self.process.stderr.read().decode()
+            time.sleep(0.1)
+        raise AssertionError("server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
