@@ -34,6 +34,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from store.database import CACHE_KIB, CHECKPOINT_PAGES  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
 TABLES = ("profile", "identifier", "event", "trait", "profile_link")
 EVENT_NAMES = ["Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Search", "Video Played"]
@@ -149,7 +152,7 @@ def through_importer(messages: list[dict], batch: int, directory: Path) -> float
 
 def raw_ceiling(stored: Path, batch: int, directory: Path) -> float:
     """Seconds to insert the rows the server stored into an empty copy of its schema, with plain
-    sqlite3 executemany and the same pragmas, one transaction per batch of events."""
+    sqlite3 executemany and the server's pragmas (WAL, page cache, checkpoints), one transaction per batch."""
     target = directory / "raw.db"
     source = sqlite3.connect(stored)
     schema = [sql for (sql,) in source.execute("select sql from sqlite_master where sql is not null and name not like 'sqlite_%'")]
@@ -157,6 +160,8 @@ def raw_ceiling(stored: Path, batch: int, directory: Path) -> float:
     source.close()
     connection = sqlite3.connect(target, isolation_level=None)
     connection.execute("pragma journal_mode=wal")
+    connection.execute(f"pragma cache_size=-{CACHE_KIB}")
+    connection.execute(f"pragma wal_autocheckpoint={CHECKPOINT_PAGES}")
     for statement in schema:
         connection.execute(statement)
     events = len(rows["event"])

@@ -30,6 +30,10 @@ from store.models import DirtyProfile, Event, Identifier, Profile, ProfileLink, 
 from store.store import Store
 
 MAX_IDENTIFIERS = 1000
+EVENT_COLUMNS = ("space_id", "profile_id", "message_id", "type", "event", "timestamp_ms", "received_at_ms", "source_id",
+                 "properties", "traits", "context", "external_ids")
+IDENTIFIER_COLUMNS = ("space_id", "collection", "type", "value", "profile_id", "created_at_ms", "first_message_id",
+                      "source_id")
 CUSTOM = "custom"
 _CHUNK = 300
 _REMOVE = object()
@@ -290,38 +294,22 @@ class _BatchWriter:
     def _add_identifier(self, identifier: ExternalId, profile_id: str, message: Message) -> None:
         self.owners[identifier] = profile_id
         self.identifiers(profile_id).add(identifier)
-        self.new_identifiers.append(
-            {
-                "space_id": self.space_id,
-                "collection": identifier.collection,
-                "type": identifier.type,
-                "value": identifier.value,
-                "profile_id": profile_id,
-                "created_at_ms": message.received_at_ms,
-                "first_message_id": message.message_id,
-                "source_id": self.source_id,
-            }
-        )
+        self.new_identifiers.append([
+            self.space_id, identifier.collection, identifier.type, identifier.value, profile_id,
+            message.received_at_ms, message.message_id, self.source_id,
+        ])
 
     def _set_traits(self, profile_id: str, traits: dict, received_at_ms: int) -> None:
         for key, value in traits.items():
             self.traits[(profile_id, key)] = (_REMOVE if value is None else value, received_at_ms)
 
-    def _event_row(self, message: Message, profile_id: str, identifiers: list[ExternalId]) -> dict:
-        return {
-            "space_id": self.space_id,
-            "profile_id": profile_id,
-            "message_id": message.message_id,
-            "type": message.type,
-            "event": message.event,
-            "timestamp_ms": message.timestamp_ms,
-            "received_at_ms": message.received_at_ms,
-            "source_id": self.source_id,
-            "properties": _dump(message.properties),
-            "traits": None if message.traits is None else _dump(message.traits),
-            "context": _dump(message.context),
-            "external_ids": _dump([i.public() for i in identifiers]),
-        }
+    def _event_row(self, message: Message, profile_id: str, identifiers: list[ExternalId]) -> list:
+        return [
+            self.space_id, profile_id, message.message_id, message.type, message.event, message.timestamp_ms,
+            message.received_at_ms, self.source_id, _dump(message.properties),
+            None if message.traits is None else _dump(message.traits), _dump(message.context),
+            _dump([i.public() for i in identifiers]),
+        ]
 
     # -- merges ----------------------------------------------------------------------------------
 
@@ -331,9 +319,11 @@ class _BatchWriter:
         recorded and both profiles are marked for recompute."""
         merged_ids, canonical_ids = self.identifiers(merged), self.identifiers(canonical)
         merged_count = self.merges(merged) + 1
-        for row in (*self.events, *self.new_identifiers):
-            if row["profile_id"] == merged:
-                row["profile_id"] = canonical
+        for rows, column in ((self.events, EVENT_COLUMNS), (self.new_identifiers, IDENTIFIER_COLUMNS)):
+            at = column.index("profile_id")
+            for row in rows:
+                if row[at] == merged:
+                    row[at] = canonical
         for (profile_id, key), entry in list(self.traits.items()):
             if profile_id == merged:
                 del self.traits[(profile_id, key)]
@@ -378,9 +368,9 @@ class _BatchWriter:
             _insert_many(connection, ProfileMerge.__table__, [
                 {k: v for k, v in record.items() if k != "count"} for record in self.merge_records])
         if self.new_identifiers:
-            _insert_many(connection, Identifier.__table__, self.new_identifiers)
+            _insert_rows(connection, Identifier.__table__, IDENTIFIER_COLUMNS, self.new_identifiers)
         if self.events:
-            _insert_many(connection, Event.__table__, self.events)
+            _insert_rows(connection, Event.__table__, EVENT_COLUMNS, self.events)
         self._write_traits()
         if self.links:
             _insert_ignoring_duplicates(connection, ProfileLink, [
@@ -451,27 +441,39 @@ class _BatchWriter:
 
 
 def _insert_many(connection: Connection, table, rows: list[dict]) -> None:
-    columns = tuple(rows[0])
-    _executemany(connection, f"insert {table.name} {columns}",
-                 lambda: table.insert().values({name: bindparam(name) for name in columns}), rows)
+    _insert_rows(connection, table, tuple(rows[0]), [tuple(row.values()) for row in rows])
+
+
+def _insert_rows(connection: Connection, table, columns: tuple[str, ...], rows: list) -> None:
+    _executemany_rows(connection, f"insert {table.name} {columns}",
+                      lambda: table.insert().values({name: bindparam(name) for name in columns}), columns, rows)
+
+
+def _executemany(connection: Connection, name: str, build, rows: list[dict]) -> None:
+    """`_executemany_rows` for rows given as dicts, all with the same keys in the same order."""
+    _executemany_rows(connection, name, build, tuple(rows[0]), [tuple(row.values()) for row in rows])
 
 
 _COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
 
 
-def _executemany(connection: Connection, name: str, build, rows: list[dict]) -> None:
+def _executemany_rows(connection: Connection, name: str, build, columns: tuple[str, ...], rows: list) -> None:
     """Run one statement for many rows through the driver's own executemany, skipping SQLAlchemy's
-    per-row parameter processing (the rows hold plain strings and integers). `build` makes the
-    statement; it is compiled once per dialect and remembered under `name`."""
+    per-row parameter processing (the rows hold plain strings and integers, in `columns` order).
+    `build` makes the statement; it is compiled once per dialect and remembered under `name`."""
     key = (connection.dialect.name, name)
     if key not in _COMPILED:
         compiled = build().compile(dialect=connection.dialect)
-        _COMPILED[key] = (str(compiled), compiled.positiontup if connection.dialect.positional else None)
+        _COMPILED[key] = (str(compiled), tuple(compiled.positiontup) if connection.dialect.positional else None)
     sql, order = _COMPILED[key]
     if order is None:
-        connection.exec_driver_sql(sql, rows)
+        parameters = [dict(zip(columns, row)) for row in rows]
+    elif order == columns:
+        parameters = [tuple(row) for row in rows]
     else:
-        connection.exec_driver_sql(sql, [tuple(row[column] for column in order) for row in rows])
+        positions = [columns.index(column) for column in order]
+        parameters = [tuple(row[i] for i in positions) for row in rows]
+    connection.exec_driver_sql(sql, parameters)
 
 
 def _dialect_insert(connection: Connection, model):

@@ -17,6 +17,18 @@ def server_env(tmp_path) -> dict[str, str]:
     return {**os.environ, "SEGMENT_AUDIENCES_DB": f"sqlite:///{tmp_path / 'server.db'}"}
 
 
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
+    """Return once something listens on the loopback port; fail if the process dies first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.1)
+    raise AssertionError("server did not start")
+
+
 class HttpServer:
     def __init__(self, tmp_path, transport: str, *extra: str):
         self.port = free_port()
@@ -24,14 +36,7 @@ class HttpServer:
             [sys.executable, "-m", "server", "serve", "--transport", transport, "--port", str(self.port), *extra],
             env=server_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            assert self.process.poll() is None, self.process.stderr.read().decode()
-            time.sleep(0.1)
-        raise AssertionError("server did not start")
+        wait_for_port(self.port, self.process)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from segment.analytics.client import Client as Analytics
 
-from tests.servers import HttpServer, server_env
+from tests.servers import HttpServer, free_port, server_env, wait_for_port
 
 SPACE_CREATED = re.compile(r"id:\s+(\S+).*write key:\s+(\S+).*access token:\s+(\S+)", re.S)
 
@@ -195,3 +195,23 @@ def test_an_import_killed_half_way_leaves_whole_batches_and_a_consistent_store(t
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert f"stored {40_000 - stored}, duplicates {stored}" in resumed.stdout
+
+
+def test_the_stdio_server_serves_the_tracking_api_on_its_http_port(tmp_path):
+    env = server_env(tmp_path)
+    created = subprocess.run([sys.executable, "-m", "server", "spaces", "create", "Stdio"], env=env,
+                             capture_output=True, text=True, check=True)
+    write_key = SPACE_CREATED.search(created.stdout).group(2)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--http-port", str(port)], env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, process)
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/track", json={"userId": "u1", "event": "Over Stdio"},
+                              auth=(write_key, ""))
+        assert response.json() == {"success": True}
+    finally:
+        process.stdin.close()
+        process.wait(timeout=10)
+    with sqlite3.connect(tmp_path / "server.db") as database:
+        assert database.execute("select event from event").fetchall() == [("Over Stdio",)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from backend.tracking.messages import Message
 
@@ -25,8 +25,9 @@ DEFAULT_LIMIT = 5
 MAX_MERGES = 100
 
 
-@dataclass(frozen=True, order=True)
-class ExternalId:
+class ExternalId(NamedTuple):
+    """One identifier of a user or account; a tuple, so sets and dicts of them are cheap."""
+
     collection: str
     type: str
     value: str
