@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from backend.tracking.identity import ExternalId, extract
 from backend.tracking.messages import normalise
-from store import ingest as ingest_module
+from store import bulk
 from tests.conftest import NOW
 from tests.ingest_helpers import canonical_profiles, identifiers_of, profile_of, rows, send, traits_of
 
@@ -177,7 +177,7 @@ def test_a_failure_mid_batch_stores_nothing(store, space_id, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(ingest_module, "_upsert_traits", broken)
+    monkeypatch.setattr(bulk, "upsert_newer", broken)
     with pytest.raises(RuntimeError):
         send(store, space_id, {"type": "track", "event": "E", "userId": "u1"}, {"type": "identify", "userId": "u2", "traits": {"a": 1}})
     for table in ("event", "profile", "identifier", "trait", "dirty_profile"):

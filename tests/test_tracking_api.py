@@ -164,3 +164,11 @@ async def test_filters_drop_matching_events_at_the_http_edge(http, keys, store):
     await http.post("/v1/track", json={"userId": "human", "event": "E", "context": {"userAgent": "Firefox"}}, auth=auth(keys))
     assert profile_of(store, "user_id", "crawler") is None
     assert profile_of(store, "user_id", "human") is not None
+
+
+async def test_a_batch_with_a_malformed_sent_at_is_rejected_whole(http, keys, store):
+    body = {"batch": [{"type": "track", "userId": "u", "event": "E"}], "sentAt": "soon"}
+    response = await http.post("/v1/batch", json=body, auth=auth(keys))
+    assert response.status_code == 400
+    assert "sentAt is not an ISO-8601 time" in response.json()["rejected"][0]["message"]
+    assert rows(store, "select count(*) from event") == [(0,)]

@@ -56,8 +56,11 @@ class Message:
                 "properties": self.properties, "context": self.context}
 
 
-def normalise(raw: object, received_at: datetime, *, batch_sent_at: object = None, batch_context: object = None) -> Message:
-    """A valid Message from a decoded JSON message, or MessageError saying what is wrong with it."""
+def normalise(
+    raw: object, received_at: datetime, *, batch_sent_at: datetime | None = None, batch_context: object = None
+) -> Message:
+    """A valid Message from a decoded JSON message, or MessageError saying what is wrong with it.
+    `batch_sent_at` (already parsed) and `batch_context` come from the envelope of a batch."""
     if not isinstance(raw, dict):
         raise MessageError("a message must be a JSON object")
     kind = raw.get("type")
@@ -147,9 +150,9 @@ def parse_time(value: object, field: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _event_time(raw: dict, received_at: datetime, batch_sent_at: object) -> int:
+def _event_time(raw: dict, received_at: datetime, batch_sent_at: datetime | None) -> int:
     original = parse_time(raw.get("originalTimestamp"), "originalTimestamp") or parse_time(raw.get("timestamp"), "timestamp")
-    sent_at = parse_time(raw.get("sentAt"), "sentAt") or parse_time(batch_sent_at, "sentAt")
+    sent_at = parse_time(raw.get("sentAt"), "sentAt") or batch_sent_at
     if original is None:
         return to_ms(received_at)
     if sent_at is None:

@@ -1,0 +1,88 @@
+"""Writing many rows at once through the database driver's own `executemany`.
+
+SQLAlchemy's per-row parameter processing costs more than the insert itself on the ingest path, and
+the rows there already hold plain strings and integers. Statements are still built with SQLAlchemy
+Core (so they follow the dialect), compiled once per dialect and remembered by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import orjson
+from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Executable
+
+_COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def execute_rows(connection: Connection, name: str, build: Callable[[], Executable], columns: tuple[str, ...],
+                 rows: Sequence[Sequence]) -> None:
+    """Run the statement `build()` once per row; each row holds the bind values in `columns` order."""
+    if not rows:
+        return
+    key = (connection.dialect.name, name)
+    if key not in _COMPILED:
+        compiled = build().compile(dialect=connection.dialect)
+        _COMPILED[key] = (str(compiled), tuple(compiled.positiontup) if connection.dialect.positional else None)
+    sql, order = _COMPILED[key]
+    if order is None:
+        parameters = [dict(zip(columns, row)) for row in rows]
+    elif order == columns:
+        parameters = rows
+    else:
+        positions = [columns.index(column) for column in order]
+        parameters = [tuple(row[i] for i in positions) for row in rows]
+    connection.exec_driver_sql(sql, parameters)
+
+
+def execute_dicts(connection: Connection, name: str, build: Callable[[], Executable], rows: list[dict]) -> None:
+    """`execute_rows` for rows given as dicts, all with the same keys in the same order."""
+    if rows:
+        execute_rows(connection, name, build, tuple(rows[0]), [tuple(row.values()) for row in rows])
+
+
+def insert_rows(connection: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence]) -> None:
+    execute_rows(connection, f"insert {table.name} {columns}",
+                 lambda: table.insert().values({name: bindparam(name) for name in columns}), columns, rows)
+
+
+def insert_dicts(connection: Connection, table: Table, rows: list[dict]) -> None:
+    if rows:
+        insert_rows(connection, table, tuple(rows[0]), [tuple(row.values()) for row in rows])
+
+
+def insert_ignoring_duplicates(connection: Connection, table: Table, rows: list[dict]) -> None:
+    if rows:
+        columns = tuple(rows[0])
+        execute_dicts(connection, f"insert or ignore {table.name} {columns}", lambda: dialect_insert(connection, table).values(
+            {name: bindparam(name) for name in columns}).on_conflict_do_nothing(), rows)
+
+
+def upsert_newer(connection: Connection, table: Table, rows: list[dict], keys: tuple[str, ...], stamp: str) -> None:
+    """Insert rows; on a key clash overwrite the stored row only with one whose `stamp` is at least as new."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+
+    def build() -> Executable:
+        statement = dialect_insert(connection, table).values({name: bindparam(name) for name in columns})
+        return statement.on_conflict_do_update(
+            index_elements=[table.c[key] for key in keys],
+            set_={name: statement.excluded[name] for name in columns if name not in keys},
+            where=statement.excluded[stamp] >= table.c[stamp],
+        )
+
+    execute_dicts(connection, f"upsert {table.name} {columns}", build, rows)
+
+
+def dialect_insert(connection: Connection, table: Table):
+    """The INSERT with ON CONFLICT clauses of the connection's dialect (SQLite or PostgreSQL)."""
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def dump(value: object) -> str:
+    """Compact JSON text, as stored in the JSON columns."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
