@@ -8,10 +8,10 @@ Dates (`2024-01-31`) and ISO-8601 timestamps (`2023-12-07T18:50:00Z`) may stand 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
 
-from backend.cql.errors import CQLError, Position
+from backend.cql.errors import CQLError
+from backend.syntax import Position, Token
 
 
 class Kind(Enum):
@@ -23,17 +23,6 @@ class Kind(Enum):
     OP = "operator"
     PUNCT = "punctuation"
     END = "end of query"
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: Kind
-    text: str
-    value: object
-    position: Position
-
-    def describe(self) -> str:
-        return "end of query" if self.kind is Kind.END else repr(self.text)
 
 
 _DATETIME = re.compile(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.cql.errors import QueryError
+from backend.syntax import QueryError
 
 
 class FQLError(QueryError):

@@ -9,10 +9,9 @@ comparison operator may follow an identifier without a space (`a<3`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
-from backend.cql.errors import Position
+from backend.syntax import Position, Token
 from backend.fql.errors import FQLError
 
 
@@ -24,17 +23,6 @@ class Kind(Enum):
     OP = "operator"
     PUNCT = "punctuation"
     END = "end of expression"
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: Kind
-    text: str
-    value: object
-    position: Position
-
-    def describe(self) -> str:
-        return "end of expression" if self.kind is Kind.END else repr(self.text)
 
 
 KEYWORDS = {"and", "or", "in", "null", "true", "false"}
