@@ -3,11 +3,12 @@ validation and ingest path as the Tracking API, in transactions of `batch_size` 
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
+
+import orjson
 
 from store import spaces
 from store.ingest import accept
@@ -52,7 +53,7 @@ def _batches(lines: TextIO, size: int, report: ImportReport) -> Iterator[list[tu
         if not line.strip():
             continue
         try:
-            batch.append((number, json.loads(line)))
+            batch.append((number, orjson.loads(line)))
         except ValueError as error:
             report.rejected.append((number, f"not valid JSON: {error}"))
             continue

@@ -12,6 +12,9 @@ import threading
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import profile_api, tracking_api
@@ -19,7 +22,19 @@ from store.store import Store
 
 
 def api_app(store: Store) -> Starlette:
-    return Starlette(routes=[*tracking_api.routes(store), *profile_api.routes(store)])
+    """The Tracking and Profile APIs; unknown paths and methods get a JSON answer too."""
+    return Starlette(
+        routes=[*tracking_api.routes(store), *profile_api.routes(store)],
+        exception_handlers={404: _no_route, 405: _no_route},
+    )
+
+
+async def _no_route(request: Request, error: HTTPException) -> JSONResponse:
+    message = ("No such endpoint: the Tracking API is POST /v1/{identify,track,page,screen,group,alias,batch}; the "
+               "Profile API is GET /v1/spaces/{space}/collections/{users|accounts}/profiles/{type}:{value}/"
+               "{traits,external_ids,events,metadata,links}.")
+    code = "not_found" if error.status_code == 404 else "invalid_request_error"
+    return JSONResponse({"success": False, "error": {"code": code, "message": message}}, status_code=error.status_code)
 
 
 class ApiInFront:

@@ -7,6 +7,7 @@ Core (so they follow the dialect), compiled once per dialect and remembered by n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 import orjson
@@ -84,5 +85,8 @@ def dialect_insert(connection: Connection, table: Table):
 
 
 def dump(value: object) -> str:
-    """Compact JSON text, as stored in the JSON columns."""
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    """Compact JSON text, as stored in the JSON columns (integers beyond 64 bits kept exactly)."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -204,3 +204,8 @@ def test_profiles_of_one_space_are_invisible_to_another(store, space_id):
     send(store, other, {"type": "identify", "userId": "u1"})
     with store.engine.connect() as connection:
         assert connection.execute(text("select count(distinct profile_id) from identifier where value = 'u1'")).scalar() == 2
+
+
+def test_integers_beyond_64_bits_are_stored_exactly(store, space_id):
+    send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"big": 2**70}, "properties": {"n": -(2**80)}})
+    assert traits_of(store, profile_of(store, "user_id", "u1")) == {"big": 2**70}
