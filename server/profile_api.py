@@ -113,15 +113,16 @@ def _events(store: Store, profile: Profile, request: Request, name: str) -> dict
 
 
 def _metadata(store: Store, profile: Profile, request: Request, name: str) -> dict:
+    facts = profiles.metadata(store, profile)
     return {
         "metadata": {
-            "created_at": _iso_ms(profile.created_at_ms),
-            "updated_at": _iso_ms(profile.updated_at_ms),
+            "created_at": _iso_ms(facts.created_at_ms),
+            "updated_at": _iso_ms(facts.updated_at_ms),
             "expires_at": None,
-            "first_message_id": profile.first_message_id,
-            "first_source_id": profile.first_source_id,
-            "last_message_id": profile.last_message_id,
-            "last_source_id": profile.last_source_id,
+            "first_message_id": facts.first_message_id,
+            "first_source_id": facts.first_source_id,
+            "last_message_id": facts.last_message_id,
+            "last_source_id": facts.last_source_id,
         }
     }
 

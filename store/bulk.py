@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
 _COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
+IN_CHUNK = 300
 
 
 def execute_rows(connection: Connection, name: str, build: Callable[[], Executable], columns: tuple[str, ...],
@@ -36,6 +37,29 @@ def execute_rows(connection: Connection, name: str, build: Callable[[], Executab
         positions = [columns.index(column) for column in order]
         parameters = [tuple(row[i] for i in positions) for row in rows]
     connection.exec_driver_sql(sql, parameters)
+
+
+def select_in(connection: Connection, name: str, build: Callable[[list], Executable], values: Sequence,
+              fixed: dict | None = None) -> list[tuple]:
+    """Rows of `build(placeholders)` for every value, asked in chunks of IN_CHUNK. The statement gets
+    a fixed number of placeholders (the last chunk repeats its last value) so it is compiled once;
+    `fixed` gives the values of the statement's other, named bind parameters."""
+    values = list(values)
+    if not values:
+        return []
+    key = (connection.dialect.name, name)
+    names = [f"in_{i}" for i in range(IN_CHUNK)]
+    if key not in _COMPILED:
+        compiled = build([bindparam(n) for n in names]).compile(dialect=connection.dialect)
+        _COMPILED[key] = (str(compiled), tuple(compiled.positiontup) if connection.dialect.positional else None)
+    sql, order = _COMPILED[key]
+    found: list[tuple] = []
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = values[start : start + IN_CHUNK]
+        named = {**(fixed or {}), **dict(zip(names, chunk + [chunk[-1]] * (IN_CHUNK - len(chunk))))}
+        parameters = named if order is None else tuple(named[n] for n in order)
+        found.extend(connection.exec_driver_sql(sql, parameters).all())
+    return found
 
 
 def execute_dicts(connection: Connection, name: str, build: Callable[[], Executable], rows: list[dict]) -> None:

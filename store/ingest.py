@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from backend import fql
 from backend.tracking.identity import extract
@@ -25,12 +25,11 @@ from backend.tracking.messages import (
     parse_time,
     to_ms,
 )
-from store import filters
+from store import bulk, filters
 from store.models import Event
 from store.profile_writer import BatchWriter
 from store.store import Store
 
-_CHUNK = 300
 
 
 @dataclass
@@ -113,12 +112,13 @@ def _parse_condition(condition: str) -> fql.Node:
 
 
 def _deduplicate(connection: Connection, space_id: str, messages: list[Message], result: IngestResult) -> list[Message]:
-    seen: set[str] = set()
-    ids = list({message.message_id for message in messages})
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        statement = select(Event.message_id).where(Event.space_id == space_id, Event.message_id.in_(chunk))
-        seen.update(connection.execute(statement).scalars())
+    seen = {row[0] for row in bulk.select_in(
+        connection,
+        "stored message ids",
+        lambda placeholders: select(Event.message_id).where(Event.space_id == bindparam("space"), Event.message_id.in_(placeholders)),
+        {message.message_id for message in messages},
+        {"space": space_id},
+    )}
     fresh = []
     for message in messages:
         if message.message_id in seen:

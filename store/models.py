@@ -190,17 +190,15 @@ class SpaceFilter(SQLModel, table=True):
 
 
 class Profile(SQLModel, table=True):
-    """A user (`use_…`) or account (`acc_…`) profile; a merged profile points at its canonical one."""
+    """A user (`use_…`) or account (`acc_…`) profile; a merged profile points at its canonical one.
+    When it last changed is read from its newest event, so ingest never rewrites this row."""
 
     id: str = Field(primary_key=True)
     space_id: str = Field(foreign_key="space.id", index=True)
     collection: str
     created_at_ms: int = Field(sa_type=BigInteger)
-    updated_at_ms: int = Field(sa_type=BigInteger)
     first_message_id: str
-    last_message_id: str
     first_source_id: str
-    last_source_id: str
     merged_into: str | None = Field(default=None, index=True)
     merge_count: int = 0
 

@@ -58,7 +58,6 @@ class BatchWriter:
         self.events: list[tuple] = []
         self.traits: dict[tuple[str, str], tuple[object, int, int]] = {}
         self.links: set[tuple[str, str]] = set()
-        self.last_seen: dict[str, tuple[int, int, str]] = {}
         self.stored_merges: list[dict] = []
         self.merge_records: list[dict] = []
         self.sequence = 0
@@ -104,15 +103,18 @@ class BatchWriter:
         wanted = {i for i in wanted if i not in self.owners}
         for identifier in wanted:
             self.owners[identifier] = None
-        values = sorted({i.value for i in wanted})
-        for start in range(0, len(values), _CHUNK):
-            statement = select(Identifier.collection, Identifier.type, Identifier.value, Identifier.profile_id).where(
-                Identifier.space_id == self.space_id, Identifier.value.in_(values[start : start + _CHUNK])
-            )
-            for collection, kind, value, profile_id in self.connection.execute(statement):
-                identifier = ExternalId(collection, kind, value)
-                if identifier in wanted:
-                    self.owners[identifier] = self._current(profile_id)
+        found = bulk.select_in(
+            self.connection,
+            "owners of identifiers",
+            lambda placeholders: select(Identifier.collection, Identifier.type, Identifier.value, Identifier.profile_id).where(
+                Identifier.space_id == bindparam("space"), Identifier.value.in_(placeholders)),
+            sorted({i.value for i in wanted}),
+            {"space": self.space_id},
+        )
+        for collection, kind, value, profile_id in found:
+            identifier = ExternalId(collection, kind, value)
+            if identifier in wanted:
+                self.owners[identifier] = self._current(profile_id)
 
     def _load_profiles(self, profile_ids: set[str]) -> None:
         """Identifiers, age and merge count of stored profiles not yet known to this batch."""
@@ -157,7 +159,6 @@ class BatchWriter:
             room = MAX_IDENTIFIERS - len(self.identifiers(profile_id))
             for identifier in resolution.add[: max(room, 0)]:
                 self._add_identifier(identifier, profile_id, message)
-        self.last_seen[profile_id] = (message.received_at_ms, self.sequence, message.message_id)
         self.touched.add(profile_id)
         return profile_id
 
@@ -171,8 +172,6 @@ class BatchWriter:
             account_id = self.owner(identifier)
             if account_id is None:
                 account_id = self._apply(Resolution(None, (), (identifier,)), ACCOUNTS, message)
-            else:
-                self.last_seen[account_id] = (message.received_at_ms, self.sequence, message.message_id)
             accounts.append(account_id)
         return accounts
 
@@ -183,11 +182,8 @@ class BatchWriter:
             "space_id": self.space_id,
             "collection": collection,
             "created_at_ms": message.received_at_ms,
-            "updated_at_ms": message.received_at_ms,
             "first_message_id": message.message_id,
-            "last_message_id": message.message_id,
             "first_source_id": self.source_id,
-            "last_source_id": self.source_id,
             "merged_into": None,
             "merge_count": 0,
         }
@@ -252,7 +248,6 @@ class BatchWriter:
             {"user_id": user, "account_id": account, "space_id": self.space_id, "created_at_ms": self.now_ms}
             for user, account in sorted({(self._current(user), account) for user, account in self.links})
         ])
-        self._touch_profiles()
         bulk.insert_ignoring_duplicates(connection, DirtyProfile.__table__, [
             {"profile_id": profile_id, "space_id": self.space_id, "since_ms": self.now_ms}
             for profile_id in sorted(self.touched)
@@ -328,18 +323,4 @@ class BatchWriter:
             lambda: table.delete().where(table.c.profile_id == bindparam("p"), table.c.key == bindparam("k"),
                                          table.c.updated_at_ms <= bindparam("at")),
             [{"p": p, "k": k, "at": at} for (p, k), (value, at, _) in final.items() if value is _REMOVE],
-        )
-
-    def _touch_profiles(self) -> None:
-        latest: dict[str, tuple[int, int, str]] = {}
-        for profile_id, seen in self.last_seen.items():
-            target = self._current(profile_id)
-            latest[target] = max(seen, latest.get(target, seen))
-        table = Profile.__table__
-        bulk.execute_dicts(
-            self.connection,
-            "touch profiles",
-            lambda: table.update().where(table.c.id == bindparam("profile")).values(
-                updated_at_ms=bindparam("at"), last_message_id=bindparam("message"), last_source_id=bindparam("source")),
-            [{"profile": p, "at": at, "message": m, "source": self.source_id} for p, (at, _, m) in latest.items()],
         )

@@ -31,6 +31,16 @@ class TraitRow:
 
 
 @dataclass(frozen=True)
+class Metadata:
+    created_at_ms: int
+    updated_at_ms: int
+    first_message_id: str
+    first_source_id: str
+    last_message_id: str
+    last_source_id: str
+
+
+@dataclass(frozen=True)
 class Page:
     rows: list
     next: str | None
@@ -119,6 +129,25 @@ def events(
         rows = session.execute(statement.order_by(*order).limit(limit + 1)).scalars().all()
     page = list(rows[:limit])
     return Page(page, f"{page[-1].timestamp_ms}::{page[-1].id}" if len(rows) > limit else None)
+
+
+def metadata(store: Store, profile: Profile) -> Metadata:
+    """When a profile was created and last changed, and by which messages. The last change is its
+    newest event; accounts hold no events (Group calls are events of their users), so theirs is
+    their creation."""
+    with store.read() as session:
+        newest = session.execute(
+            select(Event.message_id, Event.received_at_ms, Event.source_id)
+            .where(Event.profile_id == profile.id)
+            .order_by(Event.id.desc())
+            .limit(1)
+        ).first()
+    if newest is None:
+        return Metadata(profile.created_at_ms, profile.created_at_ms, profile.first_message_id, profile.first_source_id,
+                        profile.first_message_id, profile.first_source_id)
+    message_id, received_at_ms, source_id = newest
+    return Metadata(profile.created_at_ms, received_at_ms, profile.first_message_id, profile.first_source_id,
+                    message_id, source_id)
 
 
 def linked(store: Store, profile: Profile, limit: int) -> list[tuple[Profile, list[Identifier]]]:

@@ -123,6 +123,10 @@ def test_profile_api_errors_and_paging(server):
             break
         cursor = page["cursor"]["next"]
     assert seen == [None, *(f"Event {n}" for n in range(5))][::-1]
+    _, newest = profile_api(server, "users/profiles/user_id:bob/events", limit=1)
+    _, metadata = profile_api(server, "users/profiles/user_id:bob/metadata")
+    assert metadata["metadata"]["last_message_id"] == newest["data"][0]["message_id"]
+    assert metadata["metadata"]["updated_at"] >= metadata["metadata"]["created_at"]
     _, only = profile_api(server, "users/profiles/user_id:bob/events", include="Event 3")
     assert [e["event"] for e in only["data"]] == ["Event 3"]
 
