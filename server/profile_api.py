@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from backend.tracking.messages import MessageError, from_ms, parse_time, to_ms
+from server.basic_auth import basic_user
 from store import profiles
 from store.models import Event, Identifier, Profile
 from store.store import Store
@@ -48,7 +49,7 @@ def _endpoint(store: Store, name: str, view):
 
 def _serve(store: Store, name: str, view, request: Request) -> dict:
     params = request.path_params
-    if not profiles.access_token_valid(store, params["space_id"], _token(request)):
+    if not profiles.access_token_valid(store, params["space_id"], basic_user(request)):
         raise _RequestError(401, "authentication_error", "Send the space's access token as the Basic auth user name.")
     collection = params["collection"]
     if collection not in ("users", "accounts"):
@@ -165,16 +166,6 @@ def _event(row: Event, profile: Profile) -> dict:
     if row.traits is not None:
         item["traits"] = json.loads(row.traits)
     return item
-
-
-def _token(request: Request) -> str:
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return ""
-    try:
-        return base64.b64decode(encoded, validate=True).decode().partition(":")[0]
-    except (binascii.Error, UnicodeDecodeError):
-        return ""
 
 
 def _limit(request: Request, name: str) -> int:

@@ -10,8 +10,6 @@ de-duplicated.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import logging
 import zlib
@@ -23,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from backend.tracking.messages import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TYPES
+from server.basic_auth import basic_user
 from store import spaces
 from store.ingest import accept
 from store.store import Store
@@ -109,14 +108,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _write_key(request: Request, body: dict) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            return base64.b64decode(encoded, validate=True).decode().partition(":")[0]
-        except (binascii.Error, UnicodeDecodeError):
-            return ""
-    key = body.get("writeKey")
+    key = basic_user(request) or body.get("writeKey")
     return key if isinstance(key, str) else ""
 
 

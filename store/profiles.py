@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from backend.tracking.identity import ACCOUNTS, USERS
+from backend.tracking.identity import USERS
 from store.models import Event, Identifier, Profile, ProfileLink, Space, Trait
 from store.store import Store
 
@@ -165,10 +165,6 @@ def linked(store: Store, profile: Profile, limit: int) -> list[tuple[Profile, li
             ids = session.execute(select(Identifier).where(Identifier.profile_id == other.id).order_by(Identifier.id)).scalars().all()
             result.append((other, list(ids)))
         return result
-
-
-def other_collection(collection: str) -> str:
-    return ACCOUNTS if collection == USERS else USERS
 
 
 def _canonical(session: Session, space_id: str, profile_id: str) -> Profile | None:
