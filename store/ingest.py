@@ -1,4 +1,4 @@
-"""Storing messages: validation, space filters, messageId de-duplication, then identity resolution
+"""Storing messages: validation, messageId de-duplication, space filters, then identity resolution
 and the profile rows (`store.profile_writer`), all in one transaction per batch.
 
 A batch is stored completely or not at all. Space filters drop matching messages before identity
@@ -74,8 +74,8 @@ def ingest(store: Store, space_id: str, messages: list[Message], source_id: str)
     with store.write() as session:
         connection = session.connection()
         result = IngestResult()
-        kept = _apply_filters(connection, space_id, messages, result, to_ms(store.now()))
-        fresh = _deduplicate(connection, space_id, kept, result)
+        unseen = _deduplicate(connection, space_id, messages, result)
+        fresh = _apply_filters(connection, space_id, unseen, result, to_ms(store.now()))
         if fresh:
             writer = BatchWriter(connection, space_id, source_id, to_ms(store.now()))
             extracted = [(message, extract(message)) for message in fresh]

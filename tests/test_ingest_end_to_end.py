@@ -83,6 +83,9 @@ def test_segment_analytics_python_feeds_profiles_read_through_the_profile_api(se
     assert links["data"][0]["external_ids"][0]["id"] == "acme"
     _, account = profile_api(server, "accounts/profiles/group_id:acme/traits")
     assert account["traits"] == {"name": "Acme Inc", "employees": 120}
+    _, members = profile_api(server, "accounts/profiles/group_id:acme/links")
+    assert members["data"][0]["to_collection"] == "users"
+    assert ("user_id", "ada") in {(i["type"], i["id"]) for i in members["data"][0]["external_ids"]}
 
     status, metadata = profile_api(server, "users/profiles/user_id:ada/metadata")
     assert status == 200 and metadata["metadata"]["first_source_id"] == "tracking-api"
