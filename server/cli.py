@@ -1,8 +1,10 @@
-"""The `segment-audiences` command: serve the MCP server, and manage spaces and destinations.
+"""The `segment-audiences` command: serve the MCP server (with the Tracking and Profile APIs), import
+events from files, and manage spaces and destinations.
 
 Configuration comes from flags, falling back to environment variables: `--db` / SEGMENT_AUDIENCES_DB
 (a SQLAlchemy URL; default a SQLite file in the user data directory), `--token` /
-SEGMENT_AUDIENCES_TOKEN, `--actor` / SEGMENT_AUDIENCES_ACTOR (recorded as createdBy/updatedBy).
+SEGMENT_AUDIENCES_TOKEN, `--http-port` / SEGMENT_AUDIENCES_HTTP_PORT, `--actor` /
+SEGMENT_AUDIENCES_ACTOR (recorded as createdBy/updatedBy).
 """
 
 import argparse

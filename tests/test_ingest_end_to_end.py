@@ -26,6 +26,7 @@ def server(tmp_path):
     space_id, write_key, access_token = SPACE_CREATED.search(created.stdout).groups()
     process = HttpServer(tmp_path, "streamable-http")
     process.space_id, process.write_key, process.access_token = space_id, write_key, access_token
+    process.env = server_env(tmp_path)
     process.base = f"http://127.0.0.1:{process.port}"
     yield process
     process.stop()
@@ -98,6 +99,14 @@ def test_profile_api_errors_and_paging(server):
     for n in range(5):
         client.track("bob", f"Event {n}", timestamp=None)
     assert errors == []
+
+    old_token = server.access_token
+    server.access_token = subprocess.run([sys.executable, "-m", "server", "spaces", "token", server.space_id],
+                                         env=server.env, capture_output=True, text=True, check=True).stdout.strip()
+    assert profile_api(server, "users/profiles/user_id:bob/metadata")[0] == 200
+    server.access_token, fresh = old_token, server.access_token
+    assert profile_api(server, "users/profiles/user_id:bob/metadata")[0] == 401
+    server.access_token = fresh
 
     status, body = profile_api(server, "users/profiles/user_id:nobody/traits")
     assert (status, body) == (404, {"error": {"code": "not_found", "message": "Profile was not found."}})
