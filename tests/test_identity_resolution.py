@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from backend.tracking.identity import ExternalId, extract
+from backend.tracking.identity import ExternalId, extract, priority, resolve
 from backend.tracking.messages import normalise
 from store import bulk
 from tests.conftest import NOW
@@ -76,8 +76,6 @@ def test_identifiers_beyond_the_limit_of_five_are_demoted(store, space_id):
 
 def test_lower_priority_identifiers_are_demoted_first():
     """Priority: user_id, email, then other types alphabetically (android.id before anonymous_id)."""
-    from backend.tracking.identity import priority
-
     found = [ExternalId("users", t, "v") for t in ("anonymous_id", "email", "android.id", "user_id", "ios.id")]
     assert [i.type for i in sorted(found, key=priority)] == ["user_id", "email", "android.id", "anonymous_id", "ios.id"]
 
@@ -209,3 +207,37 @@ def test_profiles_of_one_space_are_invisible_to_another(store, space_id):
 def test_integers_beyond_64_bits_are_stored_exactly(store, space_id):
     send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"big": 2**70}, "properties": {"n": -(2**80)}})
     assert traits_of(store, profile_of(store, "user_id", "u1")) == {"big": 2**70}
+
+
+class DictGraph:
+    """An identity graph held in dicts, to show `resolve`'s decisions without a database."""
+
+    def __init__(self, profiles: dict[str, list[tuple[str, str]]]):
+        self.profiles = {p: {ExternalId("users", t, v) for t, v in ids} for p, ids in profiles.items()}
+
+    def owner(self, identifier):
+        return next((p for p, ids in self.profiles.items() if identifier in ids), None)
+
+    def identifiers(self, profile_id):
+        return self.profiles[profile_id]
+
+    def age(self, profile_id):
+        return (list(self.profiles).index(profile_id),)
+
+    def merges(self, profile_id):
+        return 0
+
+
+def test_resolve_reports_which_identifiers_it_demoted():
+    graph = DictGraph({"use_old": [("user_id", "abc123"), ("email", "jane@example.com")]})
+    incoming = [ExternalId("users", "user_id", "abc456"), ExternalId("users", "email", "jane@example.com")]
+    decision = resolve(incoming, graph)
+    assert decision.profile_id is None
+    assert decision.add == (ExternalId("users", "user_id", "abc456"),)
+    assert decision.demoted == (ExternalId("users", "email", "jane@example.com"),)
+
+
+def test_resolve_merges_into_the_oldest_matching_profile():
+    graph = DictGraph({"use_a": [("anonymous_id", "a1")], "use_b": [("user_id", "u1")]})
+    decision = resolve([ExternalId("users", "user_id", "u1"), ExternalId("users", "anonymous_id", "a1")], graph)
+    assert (decision.profile_id, decision.merge, decision.add, decision.demoted) == ("use_a", ("use_b",), (), ())
