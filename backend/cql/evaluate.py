@@ -1,0 +1,365 @@
+"""The reference evaluator: a CQL definition evaluated directly over one profile's events and traits.
+
+It is the oracle the SQL compiler is checked against, so it favours plain, literal code over speed.
+Where Segment's documents are silent it decides as follows (the compiler must agree):
+
+- Time windows use the event `timestamp`. `within(N unit)` keeps events with `now - N <= timestamp`;
+  `between(a, b)` keeps `now - b <= timestamp <= now - a`; `within(parent: N)` keeps events strictly
+  after the parent event and at most N after it.
+- A nested `event(...)` inside `where` is evaluated once per outer event, which is its parent for
+  `within(parent: ...)` and `property(parent: ...)`; without those it looks at the whole profile.
+- Values compare across types the way CQL literals are interchangeable: numbers numerically (a
+  numeric string counts as its number), booleans as `true`/`false` strings, everything else as
+  text. Ordering comparators need two numbers (numeric strings count). `null` never equals, differs, contains, starts or ends
+  with anything, and is neither `one_of` nor `none_of` a list; `omits` is `NOT contains`, so it is
+  true for `null`. `absent`/`exists` test for `null`.
+- Reducers skip `null`s. `count` counts events; `sum` adds numbers (0 for none); `avg` is `null`
+  for none; `min`/`max` compare numbers, or text with `as string`; `mode` is the most frequent value
+  seen at least `minFrequency` times (default 1), ties to the alphabetically first, as text unless
+  `as number`; `first`/`last` take the earliest/latest non-null value by timestamp (ties: arrival
+  order); `unique` is the distinct values sorted as text.
+- Dates: `before_date`/`after_date` compare instants (a date means its midnight UTC); `within_last`,
+  `within_next`, `before_last`, `after_next` with days compare UTC calendar days, inclusive, and with
+  hours or seconds compare instants. A value that is not an ISO-8601 date or time matches none.
+- `expires_after(d)` keeps the latest session: the events after the last gap of at least `d`, and
+  none once `d` has passed since the last event.
+- ACCOUNTS: `ANY`/`ALL` apply the user-level condition to the account's users; `ALL` is false for an
+  account without users. Unquantified conditions read the account's traits, and its events are all
+  of its users' events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from backend.cql import ast
+
+
+class EvaluationError(ValueError):
+    """A definition this evaluator cannot evaluate on the data given (e.g. entities without a
+    linked data graph)."""
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    name: str
+    timestamp: datetime
+    properties: dict
+    context: dict = field(default_factory=dict)
+    source_id: str = ""
+
+
+@dataclass(frozen=True)
+class ProfileData:
+    """One user (or, for ACCOUNTS, one account with `users`) as the evaluator sees it."""
+
+    events: Sequence[EventRecord] = ()
+    traits: dict = field(default_factory=dict)
+    users: Sequence[ProfileData] = ()
+
+
+def is_member(definition: ast.Node, profile: ProfileData, now: datetime) -> bool:
+    """Whether the profile satisfies an audience definition at `now`."""
+    return _Evaluator(now).boolean(definition, _Scope(profile, _all_events(profile), None)) is True
+
+
+def trait_value(definition: ast.Node, profile: ProfileData, now: datetime) -> object:
+    """The value of a computed-trait definition for the profile at `now` (None when it has none)."""
+    return _Evaluator(now).scalar(definition, _Scope(profile, _all_events(profile), None))
+
+
+@dataclass(frozen=True)
+class _Scope:
+    profile: ProfileData
+    events: Sequence[EventRecord]
+    event: EventRecord | None
+    parent: EventRecord | None = None
+
+
+def _all_events(profile: ProfileData) -> list[EventRecord]:
+    events = list(profile.events)
+    for user in profile.users:
+        events.extend(user.events)
+    return events
+
+
+class _Evaluator:
+    def __init__(self, now: datetime):
+        self.now = now.astimezone(timezone.utc)
+
+    # -- booleans --------------------------------------------------------------------------------
+
+    def boolean(self, node: ast.Node, scope: _Scope) -> bool:
+        if isinstance(node, ast.And):
+            return all(self.boolean(operand, scope) for operand in node.operands)
+        if isinstance(node, ast.Or):
+            return any(self.boolean(operand, scope) for operand in node.operands)
+        if isinstance(node, ast.Not):
+            return not self.boolean(node.operand, scope)
+        if isinstance(node, ast.Quantified):
+            users = scope.profile.users
+            results = [self.boolean(node.operand, _Scope(user, list(user.events), None)) for user in users]
+            return any(results) if node.quantifier == "ANY" else bool(results) and all(results)
+        if isinstance(node, ast.Comparison):
+            return self.comparison(node, scope)
+        raise EvaluationError(f"{type(node).__name__} is not a condition")
+
+    def comparison(self, node: ast.Comparison, scope: _Scope) -> bool:
+        subject = self.scalar(node.subject, scope)
+        arguments = [argument if isinstance(argument, ast.Duration) else self.scalar(argument, scope)
+                     for argument in node.arguments]
+        return _COMPARATORS[node.comparator](self, subject, arguments)
+
+    # -- scalars ---------------------------------------------------------------------------------
+
+    def scalar(self, node: ast.Node, scope: _Scope) -> object:
+        if isinstance(node, ast.Literal):
+            return node.value
+        if isinstance(node, ast.TraitRef):
+            return _lookup(scope.profile.traits, node.path)
+        if isinstance(node, ast.PropertyRef):
+            event = scope.parent if node.parent else scope.event
+            return None if event is None else _lookup(event.properties, node.path)
+        if isinstance(node, ast.ContextRef):
+            return None if scope.event is None else _lookup(scope.event.context, node.path)
+        if isinstance(node, ast.Reduction):
+            return self.reduce(node, scope)
+        raise EvaluationError(f"{type(node).__name__} is not a value")
+
+    def stream(self, node: ast.Stream, scope: _Scope) -> list[EventRecord]:
+        if node.source == "entity":
+            raise EvaluationError("entity() needs a linked data graph, which this evaluator does not have")
+        parent = scope.event
+        events = [e for e in scope.events if e.name == node.name]
+        for step in node.filters:
+            events = self.filter(step, events, scope, parent)
+        return sorted(events, key=lambda e: e.timestamp)
+
+    def filter(self, step, events: list[EventRecord], scope: _Scope, parent: EventRecord | None) -> list[EventRecord]:
+        if isinstance(step, ast.Where):
+            return [e for e in events
+                    if self.boolean(step.condition, _Scope(scope.profile, scope.events, e, parent))]
+        if isinstance(step, ast.Sources):
+            return [e for e in events if e.source_id not in step.exclude]
+        if isinstance(step, ast.Within):
+            span = _span(step.duration)
+            if step.parent:
+                if parent is None:
+                    return []
+                return [e for e in events if parent.timestamp < e.timestamp <= parent.timestamp + span]
+            return [e for e in events if self.now - span <= e.timestamp]
+        if isinstance(step, ast.Between):
+            return [e for e in events if self.now - _span(step.end) <= e.timestamp <= self.now - _span(step.start)]
+        if isinstance(step, ast.ExpiresAfter):
+            return self.latest_session(events, _span(step.duration))
+        raise EvaluationError(f"unknown stream filter {type(step).__name__}")
+
+    def latest_session(self, events: list[EventRecord], gap: timedelta) -> list[EventRecord]:
+        ordered = sorted(events, key=lambda e: e.timestamp)
+        if not ordered or self.now - ordered[-1].timestamp >= gap:
+            return []
+        start = len(ordered) - 1
+        while start > 0 and ordered[start].timestamp - ordered[start - 1].timestamp < gap:
+            start -= 1
+        return ordered[start:]
+
+    def reduce(self, node: ast.Reduction, scope: _Scope) -> object:
+        events = self.stream(node.stream, scope)
+        if node.reducer == "count":
+            return len(events)
+        values = [value for e in events
+                  if (value := self.scalar(node.argument, _Scope(scope.profile, scope.events, e, scope.event))) is not None]
+        return _REDUCERS[node.reducer](values, node)
+
+
+# -- values ----------------------------------------------------------------------------------------
+
+
+def _lookup(data: object, path: tuple[str, ...]) -> object:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _span(duration: ast.Duration) -> timedelta:
+    return timedelta(hours=duration.hours)
+
+
+def _number(value: object) -> float | None:
+    """The number a value stands for: numbers, and strings that read as finite numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _text(value: object) -> str:
+    """Text for comparisons and ordering: booleans as true/false, whole floats without `.0`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _equal(left: object, right: object) -> bool:
+    if left is None or right is None:
+        return False
+    a, b = _number(left), _number(right)
+    if a is not None and b is not None:
+        return a == b
+    return _text(left) == _text(right)
+
+
+def _ordered(op):
+    def compare(_, subject: object, arguments: list) -> bool:
+        a, b = _number(subject), _number(arguments[0])
+        return a is not None and b is not None and op(a, b)
+
+    return compare
+
+
+def _instant(value: object) -> datetime | None:
+    """An ISO-8601 time (with a zone; a bare date means midnight UTC) as an aware datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else None
+    if not isinstance(value, str):
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), timezone.utc)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+def _relative(kind: str):
+    """`within_last`, `within_next`, `before_last`, `after_next`: days compare UTC dates inclusively."""
+
+    def compare(evaluator: _Evaluator, subject: object, arguments: list) -> bool:
+        moment = _instant(subject)
+        if moment is None:
+            return False
+        duration: ast.Duration = arguments[0]
+        if duration.unit == "days":
+            value, today = moment.astimezone(timezone.utc).date(), evaluator.now.date()
+            span = timedelta(days=duration.amount)
+        else:
+            value, today, span = moment, evaluator.now, _span(duration)
+        return {
+            "within_last": today - span <= value <= today,
+            "within_next": today <= value <= today + span,
+            "before_last": value <= today - span,
+            "after_next": value >= today + span,
+        }[kind]
+
+    return compare
+
+
+def _dated(before: bool):
+    def compare(_, subject: object, arguments: list) -> bool:
+        moment, bound = _instant(subject), _instant(arguments[0])
+        if moment is None or bound is None:
+            return False
+        return moment < bound if before else moment > bound
+
+    return compare
+
+
+def _contains(_, subject: object, arguments: list) -> bool:
+    return isinstance(subject, str) and any(part is not None and _text(part) in subject for part in arguments)
+
+
+_COMPARATORS = {
+    "equals": lambda _, s, a: _equal(s, a[0]),
+    "differs": lambda _, s, a: s is not None and a[0] is not None and not _equal(s, a[0]),
+    "absent": lambda _, s, a: s is None,
+    "exists": lambda _, s, a: s is not None,
+    "greater_than": _ordered(lambda x, y: x > y),
+    "at_least": _ordered(lambda x, y: x >= y),
+    "less_than": _ordered(lambda x, y: x < y),
+    "at_most": _ordered(lambda x, y: x <= y),
+    "contains": _contains,
+    "omits": lambda e, s, a: not _contains(e, s, a),
+    "starts_with": lambda _, s, a: isinstance(s, str) and a[0] is not None and s.startswith(_text(a[0])),
+    "ends_with": lambda _, s, a: isinstance(s, str) and a[0] is not None and s.endswith(_text(a[0])),
+    "one_of": lambda _, s, a: any(_equal(s, value) for value in a),
+    "none_of": lambda _, s, a: s is not None and not any(_equal(s, value) for value in a),
+    "before_date": _dated(before=True),
+    "after_date": _dated(before=False),
+    "within_last": _relative("within_last"),
+    "within_next": _relative("within_next"),
+    "before_last": _relative("before_last"),
+    "after_next": _relative("after_next"),
+}
+
+
+# -- reducers --------------------------------------------------------------------------------------
+
+
+def _sum(values: list, node: ast.Reduction) -> float:
+    return sum(n for value in values if (n := _plain_number(value)) is not None)
+
+
+def _avg(values: list, node: ast.Reduction) -> float | None:
+    numbers = [n for value in values if (n := _plain_number(value)) is not None]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def _plain_number(value: object) -> float | None:
+    """Numbers only (not numeric strings): what sum, avg, min and max aggregate."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _extreme(pick):
+    def reduce(values: list, node: ast.Reduction) -> object:
+        if node.as_type == "string":
+            texts = [_text(value) for value in values if not isinstance(value, (dict, list))]
+            return pick(texts) if texts else None
+        numbers = [n for value in values if (n := _plain_number(value)) is not None]
+        return pick(numbers) if numbers else None
+
+    return reduce
+
+
+def _mode(values: list, node: ast.Reduction) -> object:
+    counts = Counter(_text(value) for value in values if not isinstance(value, dict))
+    least = node.min_frequency or 1
+    candidates = [(-count, text) for text, count in counts.items() if count >= least]
+    if not candidates:
+        return None
+    best = min(candidates)[1]
+    return _number(best) if node.as_type == "number" else best
+
+
+def _unique(values: list, node: ast.Reduction) -> list[str]:
+    return sorted({_text(value) for value in values if not isinstance(value, (dict, list))})
+
+
+_REDUCERS = {
+    "sum": _sum,
+    "avg": _avg,
+    "min": _extreme(min),
+    "max": _extreme(max),
+    "mode": _mode,
+    "first": lambda values, node: values[0] if values else None,
+    "last": lambda values, node: values[-1] if values else None,
+    "unique": _unique,
+    "unique_count": lambda values, node: len(_unique(values, node)),
+}
