@@ -91,8 +91,8 @@ def delete_filter(store: Store, filter_id: str) -> None:
         session.delete(_require(session, filter_id))
 
 
-def dropping_filters(connection: Connection, space_id: str) -> list[SpaceFilter]:
-    """The filters that drop events in this space now: enabled, with `drop` set."""
+def dropping_filters(connection: Connection, space_id: str) -> list[tuple[str, str]]:
+    """(id, condition) of the filters that drop events in this space now: enabled, with `drop` set."""
     statement = (
         select(SpaceFilter.id, SpaceFilter.condition)
         .where(SpaceFilter.space_id == space_id, SpaceFilter.enabled.is_(True), SpaceFilter.drop.is_(True))

@@ -9,7 +9,7 @@ are kept.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import Connection, bindparam, select
@@ -39,7 +39,6 @@ class IngestResult:
     stored: int = 0
     duplicates: int = 0
     dropped: int = 0
-    profiles: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -83,13 +82,12 @@ def ingest(store: Store, space_id: str, messages: list[Message], source_id: str)
             for message, identifiers in extracted:
                 writer.add(message, identifiers)
             writer.flush()
-            result.profiles = writer.touched
         result.stored = len(fresh)
         return result
 
 
 def _apply_filters(connection: Connection, space_id: str, messages: list[Message], result: IngestResult, now_ms: int) -> list[Message]:
-    active = [(row.id, _parse_condition(row.condition)) for row in filters.dropping_filters(connection, space_id)]
+    active = [(filter_id, _parse_condition(condition)) for filter_id, condition in filters.dropping_filters(connection, space_id)]
     if not active:
         return messages
     kept, drops = [], Counter()

@@ -50,7 +50,7 @@ class BatchWriter:
         self.now_ms = now_ms
         self.owners: dict[ExternalId, str | None] = {}
         self.known_ids: dict[str, set[ExternalId]] = {}
-        self.profile_facts: dict[str, tuple[int, str, int]] = {}
+        self.profile_facts: dict[str, tuple[int, int]] = {}  # created_at_ms, merge_count
         self.redirect: dict[str, str] = {}
         self.touched: set[str] = set()
         self.new_profiles: dict[str, dict] = {}
@@ -91,7 +91,7 @@ class BatchWriter:
 
     def merges(self, profile_id: str) -> int:
         self.identifiers(profile_id)
-        return self.profile_facts[profile_id][2]
+        return self.profile_facts[profile_id][1]
 
     def _current(self, profile_id: str) -> str:
         """Where a profile lives now, following merges made earlier in this batch."""
@@ -131,10 +131,10 @@ class BatchWriter:
             for collection, kind, value, profile_id in rows:
                 self.known_ids[profile_id].add(ExternalId(collection, kind, value))
             facts = self.connection.execute(
-                select(Profile.id, Profile.created_at_ms, Profile.collection, Profile.merge_count).where(Profile.id.in_(chunk))
+                select(Profile.id, Profile.created_at_ms, Profile.merge_count).where(Profile.id.in_(chunk))
             )
-            for profile_id, created, collection, merges in facts:
-                self.profile_facts[profile_id] = (created, collection, merges)
+            for profile_id, created, merges in facts:
+                self.profile_facts[profile_id] = (created, merges)
 
     # -- one message -----------------------------------------------------------------------------
 
@@ -187,7 +187,7 @@ class BatchWriter:
             "merged_into": None,
             "merge_count": 0,
         }
-        self.profile_facts[profile_id] = (message.received_at_ms, collection, 0)
+        self.profile_facts[profile_id] = (message.received_at_ms, 0)
         self.known_ids[profile_id] = set()
         return profile_id
 
@@ -219,8 +219,8 @@ class BatchWriter:
         self.merge_records.append({"space_id": self.space_id, "merged_id": merged, "canonical_id": canonical,
                                    "message_id": message_id, "merged_at_ms": self.now_ms, "count": merged_count})
         self.redirect[merged] = canonical
-        created, collection, count = self.profile_facts[canonical]
-        self.profile_facts[canonical] = (created, collection, count + merged_count)
+        created, count = self.profile_facts[canonical]
+        self.profile_facts[canonical] = (created, count + merged_count)
         merged_ids = self.known_ids.pop(merged)
         for identifier in merged_ids:
             self.owners[identifier] = canonical

@@ -41,7 +41,9 @@ class Metadata:
 
 
 @dataclass(frozen=True)
-class Page:
+class ProfilePage:
+    """One page of a profile's rows and the cursor of the next, if any."""
+
     rows: list
     next: str | None
 
@@ -73,7 +75,7 @@ def find_profile(store: Store, space_id: str, collection: str, reference: str) -
         return profile if profile is not None and profile.collection == collection else None
 
 
-def traits(store: Store, profile_id: str, *, classes: tuple[str, ...], include: list[str] | None, limit: int, after: str | None) -> Page:
+def traits(store: Store, profile_id: str, *, classes: tuple[str, ...], include: list[str] | None, limit: int, after: str | None) -> ProfilePage:
     statement = select(Trait.key, Trait.value, Trait.source_id, Trait.updated_at_ms).where(
         Trait.profile_id == profile_id, Trait.trait_class.in_(classes)
     )
@@ -84,16 +86,16 @@ def traits(store: Store, profile_id: str, *, classes: tuple[str, ...], include: 
     with store.read() as session:
         rows = session.execute(statement.order_by(Trait.key).limit(limit + 1)).all()
     page = [TraitRow(key, json.loads(value), source, at) for key, value, source, at in rows[:limit]]
-    return Page(page, page[-1].key if len(rows) > limit else None)
+    return ProfilePage(page, page[-1].key if len(rows) > limit else None)
 
 
-def external_ids(store: Store, profile_id: str, *, include: list[str] | None, limit: int, offset: int) -> Page:
+def external_ids(store: Store, profile_id: str, *, include: list[str] | None, limit: int, offset: int) -> ProfilePage:
     statement = select(Identifier).where(Identifier.profile_id == profile_id)
     if include:
         statement = statement.where(Identifier.type.in_(include))
     with store.read() as session:
         rows = session.execute(statement.order_by(Identifier.id).offset(offset).limit(limit + 1)).scalars().all()
-    return Page(list(rows[:limit]), str(offset + limit) if len(rows) > limit else None)
+    return ProfilePage(list(rows[:limit]), str(offset + limit) if len(rows) > limit else None)
 
 
 def events(
@@ -107,7 +109,7 @@ def events(
     limit: int,
     descending: bool,
     after: tuple[int, int] | None,
-) -> Page:
+) -> ProfilePage:
     """Events of a profile by time; `after` is the (timestamp, row id) of the last event seen."""
     statement = select(Event).where(Event.profile_id == profile_id)
     if start_ms is not None:
@@ -128,7 +130,7 @@ def events(
     with store.read() as session:
         rows = session.execute(statement.order_by(*order).limit(limit + 1)).scalars().all()
     page = list(rows[:limit])
-    return Page(page, f"{page[-1].timestamp_ms}::{page[-1].id}" if len(rows) > limit else None)
+    return ProfilePage(page, f"{page[-1].timestamp_ms}::{page[-1].id}" if len(rows) > limit else None)
 
 
 def metadata(store: Store, profile: Profile) -> Metadata:
