@@ -8,19 +8,18 @@ Where Segment's documents are silent it decides as follows (the compiler must ag
   after the parent event and at most N after it.
 - A nested `event(...)` inside `where` is evaluated once per outer event, which is its parent for
   `within(parent: ...)` and `property(parent: ...)`; without those it looks at the whole profile.
-- Values compare across types the way CQL literals are interchangeable: numbers numerically (a
-  numeric string counts as its number), booleans as `true`/`false` strings, everything else as
-  text. Ordering comparators need two numbers (numeric strings count). `null` never equals, differs, contains, starts or ends
-  with anything, and is neither `one_of` nor `none_of` a list; `omits` is `NOT contains`, so it is
-  true for `null`. `absent`/`exists` test for `null`.
-- Reducers skip `null`s. `count` counts events; `sum` adds numbers (0 for none); `avg` is `null`
-  for none; `min`/`max` compare numbers, or text with `as string`; `mode` is the most frequent value
-  seen at least `minFrequency` times (default 1), ties to the alphabetically first, as text unless
-  `as number`; `first`/`last` take the earliest/latest non-null value by timestamp (ties: arrival
-  order); `unique` is the distinct values sorted as text.
-- Dates: `before_date`/`after_date` compare instants (a date means its midnight UTC); `within_last`,
-  `within_next`, `before_last`, `after_next` with days compare UTC calendar days, inclusive, and with
-  hours or seconds compare instants. A value that is not an ISO-8601 date or time matches none.
+- Values are read as `backend.cql.values` says (numbers, text, instants). Ordering comparators need
+  two numbers. `null` never equals, differs, contains, starts or ends with anything, and is neither
+  `one_of` nor `none_of` a list; `omits` is `NOT contains`, so it is true for `null`. `absent`/`exists`
+  test for `null`.
+- Reducers skip `null`s. `count` counts events; `sum` adds JSON numbers (0 for none); `avg` is `null`
+  for none; `min`/`max` compare JSON numbers, or text with `as string`; `mode` is the most frequent
+  text seen at least `minFrequency` times (default 1), ties to the alphabetically first, as a number
+  with `as number`; `first`/`last` take the earliest/latest non-null value by timestamp (ties: arrival
+  order); `unique` is the distinct texts, sorted.
+- Dates: `before_date`/`after_date` compare instants; `within_last`, `within_next`, `before_last`,
+  `after_next` with days compare UTC calendar days, inclusive, and with hours or seconds compare
+  instants. A value that is not an instant matches none.
 - `expires_after(d)` keeps the latest session: the events after the last gap of at least `d`, and
   none once `d` has passed since the last event.
 - ACCOUNTS: `ANY`/`ALL` apply the user-level condition to the account's users; `ALL` is false for an
@@ -30,13 +29,13 @@ Where Segment's documents are silent it decides as follows (the compiler must ag
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from backend.cql import ast
+from backend.cql.values import equal, instant, number, plain_number, text
 
 
 class EvaluationError(ValueError):
@@ -191,72 +190,24 @@ def _span(duration: ast.Duration) -> timedelta:
     return timedelta(hours=duration.hours)
 
 
-def _number(value: object) -> float | None:
-    """The number a value stands for: numbers, and strings that read as finite numbers."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
-def _text(value: object) -> str:
-    """Text for comparisons and ordering: booleans as true/false, whole floats without `.0`."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _equal(left: object, right: object) -> bool:
-    if left is None or right is None:
-        return False
-    a, b = _number(left), _number(right)
-    if a is not None and b is not None:
-        return a == b
-    return _text(left) == _text(right)
-
-
 def _ordered(op):
     def compare(_, subject: object, arguments: list) -> bool:
-        a, b = _number(subject), _number(arguments[0])
+        a, b = number(subject), number(arguments[0])
         return a is not None and b is not None and op(a, b)
 
     return compare
-
-
-def _instant(value: object) -> datetime | None:
-    """An ISO-8601 time (with a zone; a bare date means midnight UTC) as an aware datetime."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else None
-    if not isinstance(value, str):
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), timezone.utc)
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
 
 
 def _relative(kind: str):
     """`within_last`, `within_next`, `before_last`, `after_next`: days compare UTC dates inclusively."""
 
     def compare(evaluator: _Evaluator, subject: object, arguments: list) -> bool:
-        moment = _instant(subject)
+        moment = instant(subject)
         if moment is None:
             return False
         duration: ast.Duration = arguments[0]
         if duration.unit == "days":
-            value, today = moment.astimezone(timezone.utc).date(), evaluator.now.date()
+            value, today = moment.date(), evaluator.now.date()
             span = timedelta(days=duration.amount)
         else:
             value, today, span = moment, evaluator.now, _span(duration)
@@ -272,7 +223,7 @@ def _relative(kind: str):
 
 def _dated(before: bool):
     def compare(_, subject: object, arguments: list) -> bool:
-        moment, bound = _instant(subject), _instant(arguments[0])
+        moment, bound = instant(subject), instant(arguments[0])
         if moment is None or bound is None:
             return False
         return moment < bound if before else moment > bound
@@ -281,12 +232,21 @@ def _dated(before: bool):
 
 
 def _contains(_, subject: object, arguments: list) -> bool:
-    return isinstance(subject, str) and any(part is not None and _text(part) in subject for part in arguments)
+    return isinstance(subject, str) and any((part := text(argument)) is not None and part in subject
+                                            for argument in arguments)
+
+
+def _affix(check):
+    def compare(_, subject: object, arguments: list) -> bool:
+        affix = text(arguments[0])
+        return isinstance(subject, str) and affix is not None and check(subject, affix)
+
+    return compare
 
 
 _COMPARATORS = {
-    "equals": lambda _, s, a: _equal(s, a[0]),
-    "differs": lambda _, s, a: s is not None and a[0] is not None and not _equal(s, a[0]),
+    "equals": lambda _, s, a: equal(s, a[0]),
+    "differs": lambda _, s, a: s is not None and a[0] is not None and not equal(s, a[0]),
     "absent": lambda _, s, a: s is None,
     "exists": lambda _, s, a: s is not None,
     "greater_than": _ordered(lambda x, y: x > y),
@@ -295,10 +255,10 @@ _COMPARATORS = {
     "at_most": _ordered(lambda x, y: x <= y),
     "contains": _contains,
     "omits": lambda e, s, a: not _contains(e, s, a),
-    "starts_with": lambda _, s, a: isinstance(s, str) and a[0] is not None and s.startswith(_text(a[0])),
-    "ends_with": lambda _, s, a: isinstance(s, str) and a[0] is not None and s.endswith(_text(a[0])),
-    "one_of": lambda _, s, a: any(_equal(s, value) for value in a),
-    "none_of": lambda _, s, a: s is not None and not any(_equal(s, value) for value in a),
+    "starts_with": _affix(str.startswith),
+    "ends_with": _affix(str.endswith),
+    "one_of": lambda _, s, a: any(equal(s, value) for value in a),
+    "none_of": lambda _, s, a: s is not None and not any(equal(s, value) for value in a),
     "before_date": _dated(before=True),
     "after_date": _dated(before=False),
     "within_last": _relative("within_last"),
@@ -311,45 +271,43 @@ _COMPARATORS = {
 # -- reducers --------------------------------------------------------------------------------------
 
 
+def _numbers(values: list) -> list:
+    return [n for value in values if (n := plain_number(value)) is not None]
+
+
+def _texts(values: list) -> list[str]:
+    return [t for value in values if (t := text(value)) is not None]
+
+
 def _sum(values: list, node: ast.Reduction) -> float:
-    return sum(n for value in values if (n := _plain_number(value)) is not None)
+    return sum(_numbers(values))
 
 
 def _avg(values: list, node: ast.Reduction) -> float | None:
-    numbers = [n for value in values if (n := _plain_number(value)) is not None]
+    numbers = _numbers(values)
     return sum(numbers) / len(numbers) if numbers else None
-
-
-def _plain_number(value: object) -> float | None:
-    """Numbers only (not numeric strings): what sum, avg, min and max aggregate."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return value
 
 
 def _extreme(pick):
     def reduce(values: list, node: ast.Reduction) -> object:
-        if node.as_type == "string":
-            texts = [_text(value) for value in values if not isinstance(value, (dict, list))]
-            return pick(texts) if texts else None
-        numbers = [n for value in values if (n := _plain_number(value)) is not None]
-        return pick(numbers) if numbers else None
+        candidates = _texts(values) if node.as_type == "string" else _numbers(values)
+        return pick(candidates) if candidates else None
 
     return reduce
 
 
 def _mode(values: list, node: ast.Reduction) -> object:
-    counts = Counter(_text(value) for value in values if not isinstance(value, dict))
+    counts = Counter(_texts(values))
     least = node.min_frequency or 1
-    candidates = [(-count, text) for text, count in counts.items() if count >= least]
+    candidates = [(-count, value) for value, count in counts.items() if count >= least]
     if not candidates:
         return None
     best = min(candidates)[1]
-    return _number(best) if node.as_type == "number" else best
+    return number(best) if node.as_type == "number" else best
 
 
 def _unique(values: list, node: ast.Reduction) -> list[str]:
-    return sorted({_text(value) for value in values if not isinstance(value, (dict, list))})
+    return sorted(set(_texts(values)))
 
 
 _REDUCERS = {
