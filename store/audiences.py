@@ -3,8 +3,9 @@
 Choices where the Public API is silent, each defended in README "Behaviour notes":
 - `status` is `Preparing` until the compute engine has run an enabled audience, `Disabled` when off.
 - options: `filterByExternalIds` defaults to user_id, email, android.idfa, ios.idfa;
-  `includeAnonymousUsers: true` adds anonymous_id. `includeHistoricalData` defaults to false and is
-  forced to true for BATCH audiences (Segment includes history for batch audiences).
+  `includeAnonymousUsers: true` adds anonymous_id. `includeHistoricalData` defaults to true (the
+  builder's default, so a new audience reflects the events already stored) and is forced to true for
+  BATCH audiences (Segment includes history for batch audiences).
   `backfillEventDataDays` defaults to the largest window in days, or 7, and needs history on.
 - an update cannot turn a REALTIME audience into a BATCH one or back (Segment: recreate it instead).
 - removal is a soft delete: the row, its key and its history stay; it disappears from reads.
@@ -19,6 +20,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from backend import cql
+from backend.tracking.messages import to_ms
 from store import definitions
 from store.errors import Conflict, InputValidation, NotFound
 from store.ids import new_id
@@ -141,6 +143,8 @@ def update_audience(
             audience.status = _status(enabled)
         if options is not None or query is not None:
             audience.options = _resolve_options(options or {}, audience.options, analysis)
+        if query is not None or options is not None or enabled:
+            definitions.request_run(session, audience.id, space_id, to_ms(store.now()))
         audience.updated_by = store.actor
         audience.updated_at = store.now()
         session.add(audience)
@@ -238,7 +242,7 @@ def _resolve_options(given: dict[str, Any], current: dict[str, Any], analysis: c
     external_ids = list(given.get("filterByExternalIds") or current.get("filterByExternalIds") or DEFAULT_EXTERNAL_IDS)
     if given.get("includeAnonymousUsers") and "anonymous_id" not in external_ids:
         external_ids.append("anonymous_id")
-    historical = bool(given.get("includeHistoricalData", current.get("includeHistoricalData", False)))
+    historical = bool(given.get("includeHistoricalData", current.get("includeHistoricalData", True)))
     if analysis.cadence == "BATCH":
         historical = True
     backfill = given.get("backfillEventDataDays")

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from backend.tracking.messages import to_ms
 from store import definitions
 from store.errors import InputValidation, NotFound
 from store.ids import new_id
@@ -104,6 +105,8 @@ def update_computed_trait(
         if enabled is not None:
             trait.enabled = enabled
             trait.status = "Preparing" if enabled else "Disabled"
+        if query is not None or definition_type is not None or enabled:
+            definitions.request_run(session, trait.id, space_id, to_ms(store.now()))
         trait.updated_by = store.actor
         trait.updated_at = store.now()
         session.add(trait)

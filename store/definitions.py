@@ -11,7 +11,7 @@ from sqlmodel import Session, delete, select
 
 from backend import cql
 from store.errors import InputValidation
-from store.models import DefinitionReference, TraitKey
+from store.models import ComputeState, DefinitionReference, TraitKey
 from store.naming import first_free, snake_case
 
 
@@ -46,6 +46,13 @@ def record_references(session: Session, space_id: str, owner_id: str, own_key: s
     forget_references(session, owner_id)
     for key in keys:
         session.add(DefinitionReference(owner_id=owner_id, key=key, space_id=space_id))
+
+
+def request_run(session: Session, computation_id: str, space_id: str, now_ms: int) -> None:
+    """Make a computation due now: its definition, options or enabled flag changed."""
+    state = session.get(ComputeState, computation_id) or ComputeState(computation_id=computation_id, space_id=space_id)
+    state.next_run_at_ms = now_ms
+    session.add(state)
 
 
 def forget_references(session: Session, owner_id: str) -> None:

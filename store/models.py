@@ -282,3 +282,86 @@ class DirtyProfile(SQLModel, table=True):
     profile_id: str = Field(primary_key=True)
     space_id: str = Field(index=True)
     since_ms: int = Field(sa_type=BigInteger)
+
+
+class ComputeState(SQLModel, table=True):
+    """Where an audience's or computed trait's computation stands: its size, its last run, and when
+    the background loop runs it next (a batch cadence or a window sweep; NULL for never)."""
+
+    __tablename__ = "compute_state"
+    computation_id: str = Field(primary_key=True)
+    space_id: str = Field(index=True)
+    size: int = 0
+    last_run_id: str | None = None
+    last_run_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    next_run_at_ms: int | None = Field(default=None, sa_type=BigInteger, index=True)
+    error: str | None = None
+
+
+class ComputeRun(SQLModel, table=True):
+    """One computation of an audience or computed trait: what started it, how long, what changed."""
+
+    __tablename__ = "compute_run"
+    id: str = Field(primary_key=True)
+    space_id: str
+    computation_id: str = Field(index=True)
+    reason: str  # initial | cadence | sweep | schedule | forced | realtime | definition
+    status: str  # COMPLETED | FAILED
+    started_at_ms: int = Field(sa_type=BigInteger)
+    finished_at_ms: int = Field(sa_type=BigInteger)
+    profiles: int = 0
+    size: int = 0
+    entered: int = 0
+    exited: int = 0
+    error: str | None = None
+
+
+class Membership(SQLModel, table=True):
+    """One stay of a profile in an audience; the open rows (`exited_at_ms` NULL) are the members."""
+
+    __table_args__ = (Index("ix_membership_current", "computation_id", "exited_at_ms", "profile_id"),)
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    space_id: str
+    computation_id: str
+    profile_id: str = Field(index=True)
+    entered_at_ms: int = Field(sa_type=BigInteger)
+    entered_run_id: str
+    exited_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    exited_run_id: str | None = None
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A transition waiting for delivery to one activation or destination connection. `message_id` is
+    stable per (target, profile, transition, run), so a resend is idempotent downstream."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at_ms"),)
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    space_id: str
+    computation_id: str = Field(index=True)
+    target_kind: str  # activation | connection
+    target_id: str
+    profile_id: str
+    transition: str  # entered | exited
+    run_id: str
+    message_id: str = Field(unique=True)
+    created_at_ms: int = Field(sa_type=BigInteger)
+    state: str = "pending"
+    attempts: int = 0
+    next_attempt_at_ms: int = Field(sa_type=BigInteger)
+
+
+class AudiencePreview(SQLModel, table=True):
+    """An audience definition computed once, without saving anything, for its size and a sample."""
+
+    __tablename__ = "audience_preview"
+    id: str = Field(primary_key=True)
+    space_id: str = Field(index=True)
+    audience_type: str
+    definition: dict[str, Any] = Field(sa_type=JSON)
+    options: dict[str, Any] = Field(sa_type=JSON)
+    status: str  # RUNNING | COMPLETED | FAILED
+    size: int | None = None
+    results: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
+    failure_reason: str | None = None
+    created_at: datetime

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, delete, insert
 from sqlmodel import SQLModel
 
 from backend.cql import parse
-from backend.cql.compiler import Tables, audience_members, trait_values
+from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.cql.evaluate import ProfileData
 from store.models import Event, Profile, ProfileLink, Trait
 
@@ -64,13 +64,13 @@ def _add_profile(rows: dict, profile_id: str, profile: ProfileData, collection: 
 
 
 def sql_members(engine: Engine, query: str, now: datetime, accounts: bool = False) -> set[str]:
-    statement = audience_members(parse(query), tables=TABLES, space_id=SPACE, now=now, accounts=accounts)
+    statement = audience_members(parse(query), tables=TABLES, scope=Scope(SPACE, accounts), now=now)
     with engine.connect() as connection:
         return {row[0] for row in connection.execute(statement)}
 
 
 def sql_values(engine: Engine, query: str, now: datetime, accounts: bool = False) -> dict[str, object]:
-    statement = trait_values(parse(query), tables=TABLES, space_id=SPACE, now=now, accounts=accounts)
+    statement = trait_values(parse(query), tables=TABLES, scope=Scope(SPACE, accounts), now=now)
     with engine.connect() as connection:
         return {row[0]: None if row[1] is None else orjson.loads(row[1]) for row in connection.execute(statement)}
 

@@ -28,7 +28,7 @@ async def test_create_audience_returns_the_audience_summary(call, space_id):
     assert audience["definition"] == {"query": QUERY}
     assert audience["status"] == "Preparing" and audience["enabled"] is True
     assert audience["createdBy"] == "tester" and audience["createdAt"].endswith("Z")
-    assert audience["options"] == {"includeHistoricalData": False,
+    assert audience["options"] == {"includeHistoricalData": True, "backfillEventDataDays": 30,
                                    "filterByExternalIds": ["user_id", "email", "android.idfa", "ios.idfa"]}
 
 
@@ -124,7 +124,8 @@ async def test_options_defaults_and_rules(call, space_id):
     assert batch["options"]["backfillEventDataDays"] == 14
     assert batch["options"]["filterByExternalIds"][-1] == "anonymous_id"
     error = await call.error("create_audience", spaceId=space_id, audienceType="USERS", name="x",
-                             definition={"query": QUERY}, options={"backfillEventDataDays": 3})
+                             definition={"query": QUERY},
+                             options={"includeHistoricalData": False, "backfillEventDataDays": 3})
     assert error["field"] == "options.backfillEventDataDays"
 
 

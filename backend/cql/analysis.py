@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from backend.cql import ast
 
 PRIMARY_EXTRACTORS = (ast.Stream, ast.TraitRef, ast.PropertyRef, ast.ContextRef)
+RELATIVE_COMPARATORS = ("within_last", "within_next", "before_last", "after_next")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Analysis:
     event_names: tuple[str, ...]
     largest_window_hours: float | None
     primary_expressions: int
+    reads_clock: bool  # windows or relative-date comparators: members can change with time alone
 
 
 def analyze(root: ast.Node, *, kind: str, audience_type: str) -> Analysis:
@@ -38,6 +40,8 @@ def analyze(root: ast.Node, *, kind: str, audience_type: str) -> Analysis:
         event_names=tuple(sorted({n.name for n in nodes if isinstance(n, ast.Stream) and n.source == "event"})),
         largest_window_hours=max(windows) if windows else None,
         primary_expressions=sum(isinstance(n, PRIMARY_EXTRACTORS) for n in nodes),
+        reads_clock=any(isinstance(n, (ast.Within, ast.Between, ast.ExpiresAfter))
+                        or (isinstance(n, ast.Comparison) and n.comparator in RELATIVE_COMPARATORS) for n in nodes),
     )
 
 

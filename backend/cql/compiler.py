@@ -14,6 +14,7 @@ rejected with `CompileError`.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -65,34 +66,48 @@ def span_ms(duration: ast.Duration) -> int:
     return duration.amount * UNIT_MS[duration.unit]
 
 
-def audience_members(root: ast.Node, *, tables: Tables, space_id: str, now: datetime, accounts: bool = False,
-                     profile_ids: list[str] | None = None) -> Select:
+@dataclass(frozen=True)
+class Scope:
+    """Which profiles a statement covers and which events it may read.
+
+    `profile_ids` restricts it to some profiles (the incremental path); `conditions` are further
+    conditions on the profile table (eligibility); `event_horizon(event)` is a condition every event
+    read must meet (the audience's history options)."""
+
+    space_id: str
+    accounts: bool = False
+    profile_ids: Collection[str] | None = None
+    conditions: tuple[ColumnElement, ...] = ()
+    event_horizon: Callable[[object], ColumnElement] | None = None
+
+
+def audience_members(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime) -> Select:
     """The ids of the live profiles (users, or accounts) that satisfy the audience definition at `now`."""
-    compiler = _Compiler(tables, now)
+    compiler = _Compiler(tables, now, scope.event_horizon)
     profile = tables.profile
-    condition = compiler.boolean(root, _Scope(profile.c.id, accounts))
-    return _profiles(select(profile.c.id), tables, space_id, accounts, profile_ids).where(condition)
+    condition = compiler.boolean(root, _Scope(profile.c.id, scope.accounts))
+    return _profiles(select(profile.c.id), tables, scope).where(condition)
 
 
-def trait_values(root: ast.Node, *, tables: Tables, space_id: str, now: datetime, accounts: bool = False,
-                 profile_ids: list[str] | None = None) -> Select:
+def trait_values(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime) -> Select:
     """Every live profile's id and computed-trait value at `now`, as JSON text (NULL for no value)."""
-    compiler = _Compiler(tables, now)
+    compiler = _Compiler(tables, now, scope.event_horizon)
     profile = tables.profile
-    value = compiler.scalar(root, _Scope(profile.c.id, accounts)).json()
-    return _profiles(select(profile.c.id, value.label("value")), tables, space_id, accounts, profile_ids)
+    value = compiler.scalar(root, _Scope(profile.c.id, scope.accounts)).json()
+    return _profiles(select(profile.c.id, value.label("value")), tables, scope)
 
 
-def _profiles(statement: Select, tables: Tables, space_id: str, accounts: bool, profile_ids) -> Select:
+def _profiles(statement: Select, tables: Tables, scope: Scope) -> Select:
     profile = tables.profile
-    statement = statement.where(profile.c.space_id == space_id, profile.c.merged_into.is_(None),
-                                profile.c.collection == ("accounts" if accounts else "users"))
-    return statement if profile_ids is None else statement.where(profile.c.id.in_(profile_ids))
+    statement = statement.where(profile.c.space_id == scope.space_id, profile.c.merged_into.is_(None),
+                                profile.c.collection == ("accounts" if scope.accounts else "users"), *scope.conditions)
+    return statement if scope.profile_ids is None else statement.where(profile.c.id.in_(list(scope.profile_ids)))
 
 
 class _Compiler:
-    def __init__(self, tables: Tables, now: datetime):
+    def __init__(self, tables: Tables, now: datetime, event_horizon=None):
         self.tables = tables
+        self.event_horizon = event_horizon
         self.now = now
         self.now_ms = int(now.timestamp() * 1000)
         self.names = itertools.count(1)
@@ -211,6 +226,8 @@ class _Compiler:
 
     def stream_conditions(self, node: ast.Stream, steps: int, event, scope: _Scope) -> list[ColumnElement]:
         conditions = [event.c.event == node.name, self.owned(event, scope)]
+        if self.event_horizon is not None:
+            conditions.append(self.event_horizon(event))
         for index, step in enumerate(node.filters[:steps]):
             conditions.append(self.step(node, index, step, event, scope))
         return conditions

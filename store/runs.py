@@ -1,0 +1,244 @@
+"""Compute runs: a computation's new members (or values) diffed against what is stored, and written
+back in one transaction together with the `<key>` trait, the run record and the outbox rows.
+
+A run over some profile ids (realtime) touches only those profiles; a run over all of them (initial,
+cadence, sweep, schedule, forced) also sets the computation's size. Nothing is sent from here: the
+outbox rows wait for the delivery worker. A run that fails leaves membership and traits as they were,
+records the failed run, and sets the computation's status to `Failed` with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
+
+from backend.cql.compiler import CompileError
+from store import computations
+from backend.tracking.messages import to_ms
+from store.audiences import get_audience
+from store.bulk import insert_dicts, upsert_newer
+from store.computations import Computation
+from store.errors import NotFound
+from store.ids import new_id
+from store.models import (
+    Activation,
+    Audience,
+    ComputedTrait,
+    ComputeRun,
+    ComputeState,
+    Connection,
+    Membership,
+    OutboxMessage,
+    Profile,
+    Trait,
+)
+from store.store import Store
+
+logger = logging.getLogger("segment_audiences.runs")
+SOURCE_ID = "segment-audiences"
+IN_CHUNK = 10_000
+TRANSITIONS_BY_ACTIVATION = {
+    "Audience Entered": ("entered",),
+    "Audience Exited": ("exited",),
+    "Audience Membership Changed": ("entered", "exited"),
+    "All Events": ("entered", "exited"),
+}
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often the background loop recomputes: batch computations, and real-time ones whose
+    members change with time alone (window sweeps)."""
+
+    batch_ms: int = 8 * 3_600_000
+    sweep_ms: int = 15 * 60_000
+
+    def next_run(self, computation: Computation, now_ms: int) -> int | None:
+        if computation.analysis.cadence == "BATCH":
+            return now_ms + self.batch_ms
+        return now_ms + self.sweep_ms if computation.analysis.reads_clock else None
+
+
+def run(store: Store, computation_id: str, *, reason: str, cadence: Cadence = Cadence()) -> ComputeRun:
+    """Compute one audience or computed trait over all its profiles, in its own transaction. Any
+    failure (a definition this engine cannot compute, a database error) is recorded, not raised."""
+    with store.read() as session:
+        computation = computations.find(session, computation_id)
+    if computation is None:
+        raise NotFound("computation", computation_id, field="id")
+    started = store.now()
+    try:
+        with store.write() as session:
+            run_row = apply(session, computation, started, reason, cadence=cadence)
+            run_row.finished_at_ms = to_ms(store.now())
+            return run_row
+    except Exception as error:  # the run's boundary: whatever failed, the computation shows why
+        logger.warning("run of %s failed: %s", computation_id, error, exc_info=not isinstance(error, CompileError))
+        return _record_failure(store, computation, started, reason, error, cadence)
+
+
+def force_audience_run(store: Store, space_id: str, audience_id: str) -> ComputeRun:
+    """Recompute an audience now (any type), whatever its cadence."""
+    get_audience(store, space_id, audience_id)
+    return run(store, audience_id, reason="forced")
+
+
+def apply(session: Session, computation: Computation, now, reason: str, profile_ids: Collection[str] | None = None,
+          *, cadence: Cadence = Cadence()) -> ComputeRun:
+    """Compute and write back within the caller's transaction; returns the run (recorded unless it
+    was a realtime run that changed nothing)."""
+    now_ms = to_ms(now)
+    run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
+                         reason=reason, status="COMPLETED", started_at_ms=now_ms, finished_at_ms=now_ms)
+    statement = computation.statement(now, profile_ids)
+    write = _apply_audience if computation.kind == "audience" else _apply_trait
+    size, size_change = write(session, computation, statement, run_row, profile_ids)
+    state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
+                                                                       space_id=computation.space_id)
+    state.size = size if profile_ids is None else state.size + size_change
+    run_row.size = state.size
+    state.error = None
+    if profile_ids is None:
+        state.next_run_at_ms = cadence.next_run(computation, now_ms)
+    if profile_ids is None or run_row.entered or run_row.exited:
+        state.last_run_id, state.last_run_at_ms = run_row.id, now_ms
+        session.add(run_row)
+    session.add(state)
+    set_status(session, computation.id, "Live")
+    return run_row
+
+
+def _apply_audience(session: Session, computation: Computation, statement, run_row: ComputeRun,
+                    profile_ids) -> tuple[int, int]:
+    """Write the membership diff; returns the size (for a full run) and the change in size."""
+    members = set(session.execute(statement).scalars())
+    current_query = select(Membership.profile_id).where(Membership.computation_id == computation.id,
+                                                        col(Membership.exited_at_ms).is_(None))
+    current = _in_chunks(session, current_query, Membership.profile_id, profile_ids)
+    entered, exited = sorted(members - current), sorted(current - members)
+    now_ms = run_row.started_at_ms
+    for chunk in _chunks(exited):
+        session.execute(update(Membership).where(
+            Membership.computation_id == computation.id, col(Membership.exited_at_ms).is_(None),
+            col(Membership.profile_id).in_(chunk)).values(exited_at_ms=now_ms, exited_run_id=run_row.id))
+    connection = session.connection()
+    insert_dicts(connection, Membership.__table__, [
+        dict(space_id=computation.space_id, computation_id=computation.id, profile_id=profile_id,
+             entered_at_ms=now_ms, entered_run_id=run_row.id) for profile_id in entered])
+    gone = _merged_away(session, exited)
+    exited = [profile_id for profile_id in exited if profile_id not in gone]
+    _write_traits(session, computation, {**{p: "true" for p in entered}, **{p: "false" for p in exited}}, now_ms)
+    _write_outbox(session, computation, run_row, {"entered": entered, "exited": exited})
+    run_row.profiles = len(members) if profile_ids is None else len(profile_ids)
+    run_row.entered, run_row.exited = len(entered), len(exited) + len(gone)
+    return len(members), run_row.entered - run_row.exited
+
+
+def _apply_trait(session: Session, computation: Computation, statement, run_row: ComputeRun,
+                 profile_ids) -> tuple[int, int]:
+    """Write changed values; `entered` counts values set or changed, `exited` values cleared."""
+    values = {profile_id: value for profile_id, value in session.execute(statement)}
+    current_query = select(Trait.profile_id, Trait.value).where(Trait.key == computation.key,
+                                                                Trait.trait_class == "computed_trait")
+    current = dict(_rows_in_chunks(session, current_query, Trait.profile_id, profile_ids))
+    changed = {profile_id: value for profile_id, value in values.items()
+               if value is not None and _decoded(value) != _decoded(current.get(profile_id))}
+    cleared = [profile_id for profile_id, old in current.items() if values.get(profile_id) is None]
+    now_ms = run_row.started_at_ms
+    _write_traits(session, computation, changed, now_ms)
+    for chunk in _chunks(cleared):
+        session.execute(delete(Trait).where(Trait.key == computation.key, col(Trait.profile_id).in_(chunk)))
+    run_row.profiles = len(values)
+    run_row.entered, run_row.exited = len(changed), len(cleared)
+    gained = sum(profile_id not in current for profile_id in changed)
+    return sum(value is not None for value in values.values()), gained - len(cleared)
+
+
+def _decoded(value: str | None) -> object:
+    return None if value is None else orjson.loads(value)
+
+
+def _write_traits(session: Session, computation: Computation, values: dict[str, str], now_ms: int) -> None:
+    trait_class = "audience" if computation.kind == "audience" else "computed_trait"
+    upsert_newer(session.connection(), Trait.__table__, [
+        dict(profile_id=profile_id, key=computation.key, space_id=computation.space_id, value=value,
+             trait_class=trait_class, source_id=SOURCE_ID, updated_at_ms=now_ms)
+        for profile_id, value in values.items()], ("profile_id", "key"), "updated_at_ms")
+
+
+def _write_outbox(session: Session, computation: Computation, run_row: ComputeRun, changes: dict[str, list[str]]) -> None:
+    """One row per (enabled activation or connection, profile, transition) the target takes."""
+    targets: list[tuple[str, str, tuple[str, ...]]] = []
+    connections = session.exec(select(Connection).where(Connection.audience_id == computation.id, Connection.enabled))
+    for connection in connections:
+        targets.append(("connection", connection.id, ("entered", "exited")))
+        activations = session.exec(select(Activation).where(Activation.connection_id == connection.id,
+                                                            Activation.enabled))
+        for activation in activations:
+            targets.append(("activation", activation.id, TRANSITIONS_BY_ACTIVATION.get(activation.activation_type, ())))
+    rows = [dict(space_id=computation.space_id, computation_id=computation.id, target_kind=kind, target_id=target_id,
+                 profile_id=profile_id, transition=transition, run_id=run_row.id,
+                 message_id=message_id(target_id, profile_id, transition, run_row.id),
+                 created_at_ms=run_row.started_at_ms, state="pending", attempts=0,
+                 next_attempt_at_ms=run_row.started_at_ms)
+            for kind, target_id, transitions in targets for transition in transitions
+            for profile_id in changes[transition]]
+    insert_dicts(session.connection(), OutboxMessage.__table__, rows)
+
+
+def message_id(target_id: str, profile_id: str, transition: str, run_id: str) -> str:
+    """A stable message id for one delivery, the same on every retry."""
+    digest = hashlib.sha256(f"{target_id}|{profile_id}|{transition}|{run_id}".encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def _merged_away(session: Session, profile_ids: list[str]) -> set[str]:
+    query = select(Profile.id).where(col(Profile.merged_into).is_not(None))
+    return _in_chunks(session, query, Profile.id, profile_ids)
+
+
+def _in_chunks(session: Session, query, column, ids: Collection[str] | None) -> set[str]:
+    return {row[0] if isinstance(row, tuple) else row for row in _rows_in_chunks(session, query, column, ids)}
+
+
+def _rows_in_chunks(session: Session, query, column, ids: Collection[str] | None) -> list:
+    if ids is None:
+        return list(session.exec(query))
+    rows: list = []
+    for chunk in _chunks(sorted(ids)):
+        rows.extend(session.exec(query.where(col(column).in_(chunk))))
+    return rows
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[start:start + IN_CHUNK] for start in range(0, len(items), IN_CHUNK)]
+
+
+def set_status(session: Session, computation_id: str, status: str) -> None:
+    model = Audience if computation_id.startswith("aud_") else ComputedTrait
+    row = session.get(model, computation_id)
+    if row is not None and row.enabled:
+        row.status = status
+        session.add(row)
+
+
+def _record_failure(store: Store, computation: Computation, started, reason: str, error: Exception,
+                    cadence: Cadence) -> ComputeRun:
+    now_ms = to_ms(started)
+    with store.write() as session:
+        run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
+                             reason=reason, status="FAILED", started_at_ms=now_ms, finished_at_ms=to_ms(store.now()),
+                             error=str(error))
+        state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
+                                                                           space_id=computation.space_id)
+        state.error, state.last_run_id, state.last_run_at_ms = str(error), run_row.id, now_ms
+        state.next_run_at_ms = cadence.next_run(computation, now_ms)
+        session.add_all([run_row, state])
+        set_status(session, computation.id, "Failed")
+        return run_row
