@@ -4,7 +4,9 @@ events from files, and manage spaces and destinations.
 Configuration comes from flags, falling back to environment variables: `--db` / SEGMENT_AUDIENCES_DB
 (a SQLAlchemy URL; default a SQLite file in the user data directory), `--token` /
 SEGMENT_AUDIENCES_TOKEN, `--http-port` / SEGMENT_AUDIENCES_HTTP_PORT, `--actor` /
-SEGMENT_AUDIENCES_ACTOR (recorded as createdBy/updatedBy).
+SEGMENT_AUDIENCES_ACTOR (recorded as createdBy/updatedBy). The background loop reads
+SEGMENT_AUDIENCES_BATCH_HOURS (batch cadence, default 8) and SEGMENT_AUDIENCES_SWEEP_MINUTES (window
+sweeps, default 15); a read-only server runs no loop.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import os
 import sys
 
 from server.importer import import_file
+from server.worker import Worker
 from store import destinations, spaces
 from store.database import SchemaTooNew
 from store.errors import DomainError
@@ -45,15 +48,30 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     if created is not None:
         logging.getLogger("segment_audiences").info("created space %s (%s)", created.name, created.id)
     server = build_server(store, read_only=args.read_only)
+    worker = None if args.read_only else Worker(store).start()
     mcp_port = args.port or DEFAULT_PORTS.get(args.transport)
     separate_api = args.http_port is not None and args.http_port != mcp_port
     if separate_api:
         serve_api_in_background(store, args.host, args.http_port)
         logging.getLogger("segment_audiences").info("Tracking and Profile APIs on http://%s:%d/v1/", args.host, args.http_port)
-    if args.transport == "stdio":
-        server.run("stdio")
-    else:
-        serve_http(server, args.transport, args.host, mcp_port, args.token, api=None if separate_api else api_app(store))
+    try:
+        if args.transport == "stdio":
+            server.run("stdio")
+        else:
+            serve_http(server, args.transport, args.host, mcp_port, args.token,
+                       api=None if separate_api else api_app(store))
+    finally:
+        if worker is not None:
+            worker.stop()
+    return 0
+
+
+def _worker(store: Store, args: argparse.Namespace) -> int:
+    worker = Worker(store).start()
+    try:
+        worker.thread.join()
+    except KeyboardInterrupt:
+        worker.stop()
     return 0
 
 
@@ -134,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
         "sse/streamable-http and are off under stdio",
     )
     serve.set_defaults(run=_serve)
+
+    commands.add_parser("worker", help="run only the background loop (realtime recomputes, cadences, "
+                        "sweeps, schedules, previews)").set_defaults(run=_worker)
 
     ingest = commands.add_parser("ingest", help="import Segment-spec messages from a JSON-lines file")
     ingest.add_argument("--space", required=True, help="space id (spa_…)")

@@ -59,7 +59,7 @@ def create_audience(
     enabled: bool | None = None,
     options: dict[str, Any] | None = None,
 ) -> Audience:
-    _check_type(audience_type, definition_type)
+    check_audience_type(audience_type, definition_type)
     analysis = definitions.check_definition(query, kind="audience", audience_type=audience_type)
     with store.write() as session:
         require_space(session, space_id)
@@ -210,7 +210,7 @@ def _matches(search: Search):
     return col(column).icontains(search.query, autoescape=True)
 
 
-def _check_type(audience_type: str, definition_type: str | None) -> None:
+def check_audience_type(audience_type: str, definition_type: str | None) -> None:
     if audience_type not in AUDIENCE_TYPES:
         raise InputValidation(
             f"audienceType must be one of {', '.join(AUDIENCE_TYPES)}, not '{audience_type}'.", field="audienceType"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, or_
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col, select
 
 from backend import cql
@@ -108,6 +109,25 @@ def find(session: Session, computation_id: str) -> Computation | None:
         return None if row is None or row.deleted_at is not None else for_audience(row)
     row = session.get(ComputedTrait, computation_id)
     return None if row is None or row.deleted_at is not None else for_trait(row)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    sql: str
+    cadence: str
+    cadence_reason: str
+    referenced_keys: tuple[str, ...]
+    event_names: tuple[str, ...]
+    largest_window_hours: float | None
+
+
+def explain(computation: Computation, now) -> Explanation:
+    """What a computation runs and why: its SQL (values inlined, for reading), cadence and references."""
+    statement = computation.statement(now)
+    sql = str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    analysis = computation.analysis
+    return Explanation(sql, analysis.cadence, analysis.cadence_reason, analysis.referenced_traits,
+                       analysis.event_names, analysis.largest_window_hours)
 
 
 def dependency_order(computations: Iterable[Computation]) -> list[Computation]:

@@ -83,6 +83,13 @@ def run(store: Store, computation_id: str, *, reason: str, cadence: Cadence = Ca
         return _record_failure(store, computation, started, reason, error, cadence)
 
 
+def states(store: Store, computation_ids: list[str]) -> dict[str, ComputeState]:
+    """The compute state of each computation that has one."""
+    with store.read() as session:
+        found = session.exec(select(ComputeState).where(col(ComputeState.computation_id).in_(computation_ids)))
+        return {state.computation_id: state for state in found}
+
+
 def force_audience_run(store: Store, space_id: str, audience_id: str) -> ComputeRun:
     """Recompute an audience now (any type), whatever its cadence."""
     get_audience(store, space_id, audience_id)

@@ -24,7 +24,7 @@ SEED_TOOLS = {
     "list_activations_from_audience", "update_activation_for_audience", "remove_activation_from_audience",
     "replace_messaging_subscriptions_in_spaces", "batch_query_messaging_subscriptions_for_space",
     "create_filter_for_space", "get_filter_by_id", "list_filters_for_space", "update_filter_by_id",
-    "delete_filter_by_id",
+    "delete_filter_by_id", "create_audience_preview", "get_audience_preview", "force_execute_audience_run",
 }
 
 
@@ -33,9 +33,9 @@ async def listed_tools(store, read_only=False):
         return (await client.list_tools()).tools
 
 
-async def test_the_thirty_five_tools_built_so_far_are_offered(store):
+async def test_the_thirty_eight_tools_built_so_far_are_offered(store):
     names = [tool.name for tool in await listed_tools(store)]
-    assert len(names) == len(set(names)) == 35
+    assert len(names) == len(set(names)) == 38
     assert {name.removeprefix("segment_audiences_") for name in names} == SEED_TOOLS
 
 
@@ -53,7 +53,7 @@ async def test_every_tool_sets_all_four_hints_truthfully(store):
 async def test_read_only_mode_registers_only_read_tools(store):
     tools = await listed_tools(store, read_only=True)
     assert tools and all(tool.annotations.read_only_hint for tool in tools)
-    assert len(tools) == 16
+    assert len(tools) == 17
 
 
 async def test_seed_parameter_names_and_required_flags(store):

@@ -3,12 +3,13 @@
 from mcp.server.mcpserver import MCPServer
 
 from store.store import Store
-from tools import activations, audiences, computed_traits, destinations, filters, schedules, spaces, subscriptions
+from tools import activations, audiences, compute, computed_traits, destinations, filters, schedules, spaces, subscriptions
 from tools.registry import ToolSpec, register
 
 TOOLS: list[ToolSpec] = [
     *spaces.TOOLS,
     *audiences.TOOLS,
+    *compute.TOOLS,
     *schedules.TOOLS,
     *computed_traits.TOOLS,
     *destinations.TOOLS,

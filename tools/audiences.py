@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from store import audiences
+from store import audiences, computations, runs
 from store.store import Store
 from tools import shapes
 from tools.models import (
@@ -79,12 +79,21 @@ def create_audience(
     return AudienceOutput(audience=shapes.audience(row))
 
 
-def get_audience(store: Store, spaceId: SpaceId, id: AudienceIdParam, include: Include = None) -> GetAudienceOutput:
-    """Get one audience: definition, key, status, options, computeCadence (REALTIME or BATCH) and,
-    with include='schedules', its run schedules. Find ids with segment_audiences_list_audiences."""
+def get_audience(
+    store: Store,
+    spaceId: SpaceId,
+    id: AudienceIdParam,
+    include: Include = None,
+    explain: Annotated[Optional[bool], Field(description="Addition to the Public API: true adds `explain` (the compiled SQL, the cadence and its reason, the keys and events read).")] = None,
+) -> GetAudienceOutput:
+    """Get one audience: definition, key, status (Preparing until first computed, then Live, or
+    Failed), size.count (members), options, computeCadence (REALTIME or BATCH) and, with
+    include='schedules', its run schedules. Find ids with segment_audiences_list_audiences."""
     row = audiences.get_audience(store, spaceId, id)
     schedules = audiences.schedules_by_audience(store, [row.id])[row.id] if include else None
-    return GetAudienceOutput(audience=shapes.audience_with_lookback(row, schedules))
+    state = runs.states(store, [row.id]).get(row.id)
+    explanation = computations.explain(computations.for_audience(row), store.now()) if explain else None
+    return GetAudienceOutput(audience=shapes.audience_with_lookback(row, schedules, state, explanation))
 
 
 def list_audiences(
@@ -100,9 +109,11 @@ def list_audiences(
     page = audiences.list_audiences(
         store, spaceId, _search(search), shapes.page_request(pagination)
     )
-    schedules = audiences.schedules_by_audience(store, [row.id for row in page.items]) if include else {}
+    ids = [row.id for row in page.items]
+    schedules = audiences.schedules_by_audience(store, ids) if include else {}
+    states = runs.states(store, ids)
     return ListAudiencesOutput(
-        audiences=[shapes.audience_with_lookback(row, schedules.get(row.id)) for row in page.items],
+        audiences=[shapes.audience_with_lookback(row, schedules.get(row.id), states.get(row.id)) for row in page.items],
         pagination=shapes.pagination(page),
     )
 

@@ -62,7 +62,7 @@ class AudienceDefinitionUpdate(Input):
 
 
 class AudienceOptionsInput(Input):
-    includeHistoricalData: Optional[bool] = Field(None, description="Include events from before the audience was created (forced true for BATCH audiences).")
+    includeHistoricalData: Optional[bool] = Field(None, description="Include events from before the audience was created (default true; forced true for BATCH audiences).")
     filterByExternalIds: Optional[list[str]] = Field(
         None, min_length=1, description="Profiles need one of these identifier types to be members. Default: user_id, email, android.idfa, ios.idfa."
     )
@@ -147,6 +147,13 @@ class Output(BaseModel):
     pass
 
 
+class PreviewOptionsInput(Input):
+    filterByExternalIds: Optional[list[str]] = Field(
+        None, min_length=1, description="Profiles need one of these identifier types. Default: user_id, email, android.idfa, ios.idfa."
+    )
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, description="Days of history to read (default: the largest window, or 7).")
+
+
 class PaginationOutput(Output):
     current: str
     next: Optional[str] = None
@@ -215,10 +222,22 @@ class AudienceSummary(Output):
     options: Optional[AudienceOptions] = None
 
 
+class Explanation(Output):
+    """How segment-audiences computes a definition (an addition to the Public API's shape)."""
+
+    sql: str = Field(description="The compiled SQL, values inlined.")
+    computeCadence: ComputeCadence
+    cadenceReason: str
+    referencedKeys: list[str] = Field(description="Audience or trait keys read with trait('<key>').")
+    eventNames: list[str]
+    largestWindowHours: Optional[float] = None
+
+
 class AudienceWithLookback(AudienceSummary):
     computeCadence: ComputeCadence
     size: Optional[AudienceSize] = None
     schedules: Optional[list[AudienceSchedule]] = None
+    explain: Optional[Explanation] = None
 
 
 class TraitDefinition(Output):
@@ -338,3 +357,43 @@ class SubscriptionResult(Output):
 
 class Status(Output):
     status: str
+
+
+class ExternalIdOutput(Output):
+    type: str
+    id: str
+
+
+class AudiencePreviewResult(Output):
+    id: str = Field(description="The profile (use_…) or account (acc_…) id.")
+    externalIds: list[ExternalIdOutput] = Field(default_factory=list, description="The profile's external ids.")
+
+
+class AudiencePreviewOptions(Output):
+    filterByExternalIds: Optional[list[str]] = None
+    includeHistoricalData: Optional[bool] = None
+    backfillEventDataDays: Optional[int] = None
+
+
+class AudiencePreview(Output):
+    id: str
+    audienceType: Literal["ACCOUNTS", "LINKED", "USERS"]
+    definition: AudienceDefinition
+    options: AudiencePreviewOptions
+    status: Literal["RUNNING", "COMPLETED", "FAILED"]
+    results: Optional[list[AudiencePreviewResult]] = None
+    size: Optional[AudienceSize] = None
+    failureReason: Optional[str] = None
+
+
+class AudiencePreviewIdentifier(Output):
+    id: str
+
+
+class RunInfo(Output):
+    id: str = Field(description="The run id (run_…).")
+    status: Literal["COMPLETED", "FAILED"]
+    size: int = Field(description="Members after the run.")
+    entered: int
+    exited: int
+    error: Optional[str] = None

@@ -5,6 +5,7 @@ from typing import Any, Optional
 
 from store import catalog
 from store import models as rows
+from store.computations import Explanation
 from store.destinations import ConnectionView, visible_settings
 from store.pagination import Page, PageRequest
 from tools import models as api
@@ -51,13 +52,53 @@ def audience(row: rows.Audience) -> api.AudienceSummary:
 
 
 def audience_with_lookback(
-    row: rows.Audience, schedules: Optional[list[rows.AudienceSchedule]] = None
+    row: rows.Audience,
+    schedules: Optional[list[rows.AudienceSchedule]] = None,
+    state: Optional[rows.ComputeState] = None,
+    explanation: Optional[Explanation] = None,
 ) -> api.AudienceWithLookback:
     return api.AudienceWithLookback(
         **audience(row).model_dump(),
         computeCadence=api.ComputeCadence(type=row.compute_cadence),
+        size=size(row.audience_type, state.size) if state is not None and state.last_run_id else None,
         schedules=None if schedules is None else [schedule(item) for item in schedules],
+        explain=None if explanation is None else explain(explanation),
     )
+
+
+def size(audience_type: str, count: int) -> api.AudienceSize:
+    """LINKED audiences compute over profiles here, so their size counts USERS."""
+    return api.AudienceSize(type="ACCOUNTS" if audience_type == "ACCOUNTS" else "USERS", count=count)
+
+
+def explain(explanation: Explanation) -> api.Explanation:
+    return api.Explanation(
+        sql=explanation.sql,
+        computeCadence=api.ComputeCadence(type=explanation.cadence),
+        cadenceReason=explanation.cadence_reason,
+        referencedKeys=list(explanation.referenced_keys),
+        eventNames=list(explanation.event_names),
+        largestWindowHours=explanation.largest_window_hours,
+    )
+
+
+def preview(row: rows.AudiencePreview) -> api.AudiencePreview:
+    completed = row.status == "COMPLETED"
+    return api.AudiencePreview(
+        id=row.id,
+        audienceType=row.audience_type,
+        definition=api.AudienceDefinition(**row.definition),
+        options=api.AudiencePreviewOptions(**row.options),
+        status=row.status,
+        results=[api.AudiencePreviewResult(**result) for result in row.results or []] if completed else None,
+        size=size(row.audience_type, row.size or 0) if completed else None,
+        failureReason=row.failure_reason,
+    )
+
+
+def run(row: rows.ComputeRun) -> api.RunInfo:
+    return api.RunInfo(id=row.id, status=row.status, size=row.size, entered=row.entered, exited=row.exited,
+                       error=row.error)
 
 
 def _audience_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""Compute tools: preview an audience definition before saving it, and force an audience to run now."""
+
+from typing import Annotated, Optional
+
+from pydantic import BaseModel, Field
+
+from store import previews, runs
+from store.store import Store
+from tools import shapes
+from tools.models import (
+    AudienceDefinitionInput,
+    AudiencePreview,
+    AudiencePreviewIdentifier,
+    AudienceType,
+    PreviewOptionsInput,
+    RunInfo,
+    SpaceId,
+    resource_id,
+)
+from tools.registry import read, write
+
+
+class PreviewIdOutput(BaseModel):
+    audiencePreview: AudiencePreviewIdentifier
+
+
+class PreviewOutput(BaseModel):
+    audiencePreview: AudiencePreview
+
+
+class RunOutput(BaseModel):
+    run: RunInfo
+
+
+def create_audience_preview(
+    store: Store,
+    spaceId: SpaceId,
+    audienceType: Annotated[AudienceType, Field(description="USERS (profiles), ACCOUNTS (accounts) or LINKED (entities).")],
+    definition: Annotated[AudienceDefinitionInput, Field(description="{query: CQL}, as for create_audience.")],
+    options: Annotated[Optional[PreviewOptionsInput], Field(description="{filterByExternalIds?, backfillEventDataDays?}.")] = None,
+) -> PreviewIdOutput:
+    """Start computing how many profiles a definition would hold, without saving anything. Returns
+    {audiencePreview: {id: prv_…}} at once; poll segment_audiences_get_audience_preview with that id
+    until status is COMPLETED (size and up to 100 sample members) or FAILED (failureReason). The
+    definition is checked first, so a CQL mistake is reported right here."""
+    row = previews.create_preview(
+        store,
+        spaceId,
+        audience_type=audienceType,
+        query=definition.query,
+        target_entity=definition.targetEntity,
+        options=options.model_dump(exclude_none=True) if options else None,
+    )
+    return PreviewIdOutput(audiencePreview=AudiencePreviewIdentifier(id=row.id))
+
+
+def get_audience_preview(store: Store, spaceId: SpaceId, id: Annotated[str, resource_id("Preview id (prv_…).")]) -> PreviewOutput:
+    """Get a preview: status RUNNING, then COMPLETED with size.count and results (up to 100 members,
+    each {id, externalIds}), or FAILED with failureReason. Call again while it is RUNNING."""
+    return PreviewOutput(audiencePreview=shapes.preview(previews.get_preview(store, spaceId, id)))
+
+
+def force_execute_audience_run(
+    store: Store, spaceId: SpaceId, audienceId: Annotated[str, resource_id("Audience id (aud_…).")]
+) -> RunOutput:
+    """Recompute an audience now, whatever its cadence (any audience type), and wait for it. Returns
+    {run: {id: run_…, status, size, entered, exited, error?}}; entries and exits go to the connected
+    destinations. A FAILED run keeps the previous members and its error says why."""
+    return RunOutput(run=shapes.run(runs.force_audience_run(store, spaceId, audienceId)))
+
+
+TOOLS = [
+    write("create_audience_preview", "Create audience preview", create_audience_preview),
+    read("get_audience_preview", "Get audience preview", get_audience_preview),
+    write("force_execute_audience_run", "Force audience run", force_execute_audience_run),
+]
