@@ -78,7 +78,7 @@ def create_audience(
             audience_type=audience_type,
             query=query,
             target_entity=_target_entity(audience_type, target_entity),
-            options=_resolve_options(options or {}, {}, analysis),
+            options=resolve_options(options or {}, {}, analysis),
             status=_status(is_enabled),
             compute_cadence=analysis.cadence,
             cadence_reason=analysis.cadence_reason,
@@ -142,7 +142,7 @@ def update_audience(
             audience.enabled = enabled
             audience.status = _status(enabled)
         if options is not None or query is not None:
-            audience.options = _resolve_options(options or {}, audience.options, analysis)
+            audience.options = resolve_options(options or {}, audience.options, analysis)
         if query is not None or options is not None or enabled:
             definitions.request_run(session, audience.id, space_id, to_ms(store.now()))
         audience.updated_by = store.actor
@@ -238,7 +238,7 @@ def _status(enabled: bool) -> str:
     return "Preparing" if enabled else "Disabled"
 
 
-def _resolve_options(given: dict[str, Any], current: dict[str, Any], analysis: cql.Analysis) -> dict[str, Any]:
+def resolve_options(given: dict[str, Any], current: dict[str, Any], analysis: cql.Analysis) -> dict[str, Any]:
     external_ids = list(given.get("filterByExternalIds") or current.get("filterByExternalIds") or DEFAULT_EXTERNAL_IDS)
     if given.get("includeAnonymousUsers") and "anonymous_id" not in external_ids:
         external_ids.append("anonymous_id")

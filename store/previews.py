@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from backend.tracking.messages import to_ms
 from store import definitions
-from store.audiences import DEFAULT_BACKFILL_DAYS, DEFAULT_EXTERNAL_IDS, check_audience_type
+from store.audiences import check_audience_type, resolve_options
 from store.computations import Computation
 from store.errors import NotFound
 from store.ids import new_id
@@ -31,14 +31,7 @@ def create_preview(store: Store, space_id: str, *, audience_type: str, query: st
                    options: dict[str, Any] | None) -> AudiencePreview:
     check_audience_type(audience_type, None)
     analysis = definitions.check_definition(query, kind="audience", audience_type=audience_type)
-    given = options or {}
-    window = analysis.largest_window_hours
-    resolved = {
-        "filterByExternalIds": list(given.get("filterByExternalIds") or DEFAULT_EXTERNAL_IDS),
-        "includeHistoricalData": True,
-        "backfillEventDataDays": given.get("backfillEventDataDays") or (
-            -(-int(window) // 24) if window else DEFAULT_BACKFILL_DAYS),
-    }
+    resolved = resolve_options({**(options or {}), "includeHistoricalData": True}, {}, analysis)
     definition = {"query": query} | ({"targetEntity": target_entity} if target_entity else {})
     with store.write() as session:
         require_space(session, space_id)

@@ -211,7 +211,7 @@ def _merged_away(session: Session, profile_ids: list[str]) -> set[str]:
 
 
 def _in_chunks(session: Session, query, column, ids: Collection[str] | None) -> set[str]:
-    return {row[0] if isinstance(row, tuple) else row for row in _rows_in_chunks(session, query, column, ids)}
+    return set(_rows_in_chunks(session, query, column, ids))
 
 
 def _rows_in_chunks(session: Session, query, column, ids: Collection[str] | None) -> list:
