@@ -1,9 +1,6 @@
 """The real server process: an audience created over MCP follows events sent by Segment's own Python
 library, through the background loop, and membership shows in get_audience and the Profile API."""
 
-import re
-import subprocess
-import sys
 import time
 
 import anyio
@@ -12,20 +9,14 @@ import pytest
 from mcp import Client
 from segment.analytics.client import Client as Analytics
 
-from tests.servers import HttpServer, server_env
+from tests.servers import server_with_space
 
 pytestmark = pytest.mark.anyio
-SPACE_CREATED = re.compile(r"id:\s+(\S+).*write key:\s+(\S+).*access token:\s+(\S+)", re.S)
 
 
 @pytest.fixture
 def server(tmp_path):
-    created = subprocess.run([sys.executable, "-m", "server", "spaces", "create", "Compute"],
-                             env=server_env(tmp_path), capture_output=True, text=True, check=True)
-    space_id, write_key, access_token = SPACE_CREATED.search(created.stdout).groups()
-    process = HttpServer(tmp_path, "streamable-http")
-    process.space_id, process.write_key, process.access_token = space_id, write_key, access_token
-    process.base = f"http://127.0.0.1:{process.port}"
+    process = server_with_space(tmp_path, "Compute")
     yield process
     process.stop()
 

@@ -2,7 +2,6 @@
 parallel senders; and an import killed half-way."""
 
 import json
-import re
 import signal
 import sqlite3
 import subprocess
@@ -14,20 +13,13 @@ import httpx
 import pytest
 from segment.analytics.client import Client as Analytics
 
-from tests.servers import HttpServer, free_port, server_env, wait_for_port
+from tests.servers import SPACE_CREATED, free_port, server_env, server_with_space, wait_for_port
 
-SPACE_CREATED = re.compile(r"id:\s+(\S+).*write key:\s+(\S+).*access token:\s+(\S+)", re.S)
 
 
 @pytest.fixture
 def server(tmp_path):
-    created = subprocess.run([sys.executable, "-m", "server", "spaces", "create", "End To End"],
-                             env=server_env(tmp_path), capture_output=True, text=True, check=True)
-    space_id, write_key, access_token = SPACE_CREATED.search(created.stdout).groups()
-    process = HttpServer(tmp_path, "streamable-http")
-    process.space_id, process.write_key, process.access_token = space_id, write_key, access_token
-    process.env = server_env(tmp_path)
-    process.base = f"http://127.0.0.1:{process.port}"
+    process = server_with_space(tmp_path, "End To End")
     yield process
     process.stop()
 
