@@ -1,9 +1,22 @@
-"""The one injectable source of "now", so tests freeze time instead of sleeping."""
+"""The one injectable source of "now", so tests freeze time instead of sleeping, and the epoch
+milliseconds every stored time is kept in."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Protocol
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def to_ms(moment: datetime) -> int:
+    """Exact epoch milliseconds of an aware datetime (no float rounding)."""
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def from_ms(millis: int) -> datetime:
+    return _EPOCH + millis * _MILLISECOND
 
 
 class Clock(Protocol):

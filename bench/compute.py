@@ -33,13 +33,13 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from backend.clock import FrozenClock  # noqa: E402
+from backend.clock import FrozenClock, to_ms  # noqa: E402
 from store import audiences, computations, computed_traits, runs, spaces  # noqa: E402
 from store.store import Store  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "compute.json"
 NOW = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)
-NOW_MS = int(NOW.timestamp() * 1000)
+NOW_MS = to_ms(NOW)
 DAY_MS = 86_400_000
 EVENTS = ["Order Completed", "Product Added", "Login", "Page Viewed"]
 BRANDS = [f"brand-{n}" for n in range(10)]

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from backend.tracking.messages import MessageError, from_ms, parse_time, to_ms
+from backend.clock import from_ms, to_ms
+from backend.tracking.messages import MessageError, parse_time
 from server.basic_auth import basic_user
 from store import profiles
 from store.models import Event, Identifier, Profile

@@ -20,7 +20,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from backend import cql
-from backend.tracking.messages import to_ms
+from backend.clock import to_ms
 from store import definitions
 from store.errors import Conflict, InputValidation, NotFound
 from store.ids import new_id

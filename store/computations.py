@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from backend import cql
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
-from backend.tracking.messages import to_ms
+from backend.clock import to_ms
 from store.audiences import DEFAULT_EXTERNAL_IDS
 from store.models import Audience, ComputedTrait, Event, Identifier, Profile, ProfileLink, Trait
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from backend.tracking.messages import to_ms
+from backend.clock import to_ms
 from store import definitions
 from store.audiences import check_audience_type, resolve_options
 from store.computations import Computation

@@ -17,7 +17,7 @@ from collections import defaultdict
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from backend.tracking.messages import to_ms
+from backend.clock import to_ms
 from store import computations, runs
 from store.computations import Computation
 from store.models import AudienceSchedule, ComputeState, DirtyProfile, ProfileLink

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from backend.cql.compiler import CompileError
 from store import computations
-from backend.tracking.messages import to_ms
+from backend.clock import to_ms
 from store.audiences import get_audience
 from store.bulk import insert_dicts, upsert_newer
 from store.computations import Computation

@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import Engine, create_engine, delete, insert
 from sqlmodel import SQLModel
 
+from backend.clock import to_ms
 from backend.cql import parse
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.cql.evaluate import ProfileData
@@ -54,7 +55,7 @@ def _add_profile(rows: dict, profile_id: str, profile: ProfileData, collection: 
     for event in profile.events:
         rows["event"].append(dict(
             space_id=SPACE, profile_id=profile_id, message_id=f"m{len(rows['event'])}", type="track",
-            event=event.name, timestamp_ms=int(event.timestamp.timestamp() * 1000), received_at_ms=0,
+            event=event.name, timestamp_ms=to_ms(event.timestamp), received_at_ms=0,
             source_id=event.source_id, properties=orjson.dumps(event.properties).decode(),
             context=orjson.dumps(event.context).decode(), external_ids="[]"))
     for key, value in profile.traits.items():

@@ -67,7 +67,7 @@ async def test_a_batch_with_gzip_and_a_batch_level_sent_at(http, keys, store):
                                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
     assert response.json() == {"success": True}
     # received at 09:30:00 (the frozen clock), sent 10 s after the event: timestamp = 09:29:50
-    from backend.tracking.messages import from_ms
+    from backend.clock import from_ms
 
     [(stamp,)] = rows(store, "select timestamp_ms from event where type = 'track'")
     assert from_ms(stamp).isoformat() == "2026-11-22T09:29:50+00:00"
@@ -150,7 +150,7 @@ async def test_message_ids_are_assigned_and_deduplicated(http, keys, store):
 async def test_a_missing_time_is_the_time_of_receipt_and_a_lone_timestamp_is_kept(http, keys, store):
     await http.post("/v1/track", json={"userId": "u", "event": "Now"}, auth=auth(keys))
     await http.post("/v1/track", json={"userId": "u", "event": "Then", "timestamp": "2025-01-01T00:00:00+02:00"}, auth=auth(keys))
-    from backend.tracking.messages import from_ms
+    from backend.clock import from_ms
 
     times = {e: from_ms(t).isoformat() for e, t in rows(store, "select event, timestamp_ms from event")}
     assert times == {"Now": "2026-11-22T09:30:00+00:00", "Then": "2024-12-31T22:00:00+00:00"}

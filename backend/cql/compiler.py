@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, Select, Table, and_, exists, false, func, literal, not_, or_, select
 
+from backend.clock import to_ms
 from backend.cql import ast
 from backend.cql.sqlvalues import (
     ConstValue,
@@ -109,7 +110,7 @@ class _Compiler:
         self.tables = tables
         self.event_horizon = event_horizon
         self.now = now
-        self.now_ms = int(now.timestamp() * 1000)
+        self.now_ms = to_ms(now)
         self.names = itertools.count(1)
 
     # -- booleans --------------------------------------------------------------------------------

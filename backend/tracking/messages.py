@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import orjson
+
+from backend.clock import to_ms
 
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -26,8 +28,6 @@ MAX_BATCH_BYTES = 500 * 1024
 MAX_MESSAGE_ID = 100
 MAX_GROUP_ID = 500
 MAX_FIELDS = 300
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MILLISECOND = timedelta(milliseconds=1)
 
 
 class MessageError(ValueError):
@@ -127,14 +127,6 @@ def message_size(raw: object) -> int:
         return len(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS))
     except (TypeError, orjson.JSONEncodeError):
         return len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=str).encode())
-
-
-def to_ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MILLISECOND
-
-
-def from_ms(millis: int) -> datetime:
-    return _EPOCH + millis * _MILLISECOND
 
 
 def parse_time(value: object, field: str) -> datetime | None:
