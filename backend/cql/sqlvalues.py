@@ -16,7 +16,6 @@ from sqlalchemy import ColumnElement, and_, case, false, func, literal, null, or
 
 from backend.cql import values
 
-NUMBER_TYPES = ("integer", "real")
 DIGIT2 = "[0-9][0-9]"
 DATE_GLOB = "[0-9][0-9][0-9][0-9]-" + DIGIT2 + "-" + DIGIT2
 MINUTE_GLOB = DATE_GLOB + "T" + DIGIT2 + ":" + DIGIT2
@@ -72,16 +71,23 @@ class JsonValue:
         return func.nullif(self.document.op("->")(self.path), "null")
 
 
-class NumberValue:
+class _Computed:
+    """A value computed by an expression (a count, an aggregate, a picked text)."""
+
     def __init__(self, expression: ColumnElement):
         self.expression = expression
 
-    def over(self, column: ColumnElement) -> NumberValue:
-        return NumberValue(column)
+    def over(self, column: ColumnElement):
+        return type(self)(column)
 
     def missing(self) -> ColumnElement:
         return self.expression.is_(None)
 
+    def json(self) -> ColumnElement:
+        return func.nullif(func.json_quote(self.expression), "null")
+
+
+class NumberValue(_Computed):
     def plain_number(self) -> ColumnElement:
         return self.expression
 
@@ -94,20 +100,8 @@ class NumberValue:
     def string(self) -> ColumnElement:
         return null()
 
-    def json(self) -> ColumnElement:
-        return func.nullif(func.json_quote(self.expression), "null")
 
-
-class TextValue:
-    def __init__(self, expression: ColumnElement):
-        self.expression = expression
-
-    def over(self, column: ColumnElement) -> TextValue:
-        return TextValue(column)
-
-    def missing(self) -> ColumnElement:
-        return self.expression.is_(None)
-
+class TextValue(_Computed):
     def plain_number(self) -> ColumnElement:
         return null()
 
@@ -119,9 +113,6 @@ class TextValue:
 
     def string(self) -> ColumnElement:
         return self.expression
-
-    def json(self) -> ColumnElement:
-        return func.nullif(func.json_quote(self.expression), "null")
 
 
 class ListValue:
@@ -154,7 +145,7 @@ class ConstValue:
         return _literal(self.value if isinstance(self.value, str) else None)
 
     def json(self) -> ColumnElement:
-        return null() if self.value is None else func.json(literal(_json_text(self.value)))
+        return null() if self.value is None else func.json(literal(orjson.dumps(self.value).decode()))
 
 
 Value = JsonValue | NumberValue | TextValue | ConstValue
@@ -162,10 +153,6 @@ Value = JsonValue | NumberValue | TextValue | ConstValue
 
 def _literal(value: object) -> ColumnElement:
     return null() if value is None else literal(value)
-
-
-def _json_text(value: object) -> str:
-    return orjson.dumps(value).decode()
 
 
 def equal(left: Value, right: Value) -> ColumnElement:
