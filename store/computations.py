@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, or_
@@ -26,7 +27,7 @@ from backend import cql
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.clock import to_ms
 from store.audiences import DEFAULT_EXTERNAL_IDS
-from store.models import Audience, ComputedTrait, Event, Identifier, Profile, ProfileLink, Trait
+from store.models import Audience, AudiencePreview, ComputedTrait, Event, Identifier, Profile, ProfileLink, Trait
 
 TABLES = Tables(Profile.__table__, Event.__table__, Trait.__table__, ProfileLink.__table__)
 DAY_MS = 86_400_000
@@ -79,17 +80,20 @@ class Computation:
 
 def for_audience(row: Audience) -> Computation:
     return Computation(row.id, row.space_id, "audience", row.key, row.query, row.audience_type, row.options,
-                       to_ms(row.created_at), _analysis(row.query, "audience", row.audience_type))
+                       to_ms(row.created_at), cql.validate(row.query, kind="audience", audience_type=row.audience_type))
+
+
+def for_preview(row: AudiencePreview) -> Computation:
+    """A preview computes like an audience created when the preview was, with no key of its own."""
+    query = row.definition["query"]
+    return Computation(row.id, row.space_id, "audience", "", query, row.audience_type, row.options,
+                       to_ms(row.created_at), cql.validate(query, kind="audience", audience_type=row.audience_type))
 
 
 def for_trait(row: ComputedTrait) -> Computation:
     return Computation(row.id, row.space_id, "computed_trait", row.key, row.query, row.definition_type,
                        row.options or {}, to_ms(row.created_at),
-                       _analysis(row.query, "computed_trait", row.definition_type))
-
-
-def _analysis(query: str, kind: str, profile_type: str) -> cql.Analysis:
-    return cql.validate(query, kind=kind, audience_type=profile_type)
+                       cql.validate(row.query, kind="computed_trait", audience_type=row.definition_type))
 
 
 def enabled(session: Session, space_id: str | None = None) -> list[Computation]:
@@ -111,47 +115,23 @@ def find(session: Session, computation_id: str) -> Computation | None:
     return None if row is None or row.deleted_at is not None else for_trait(row)
 
 
-@dataclass(frozen=True)
-class Explanation:
-    sql: str
-    cadence: str
-    cadence_reason: str
-    referenced_keys: tuple[str, ...]
-    event_names: tuple[str, ...]
-    largest_window_hours: float | None
-
-
-def explain(computation: Computation, now) -> Explanation:
-    """What a computation runs and why: its SQL (values inlined, for reading), cadence and references."""
+def explain(computation: Computation, now) -> str:
+    """The SQL a computation runs, values inlined for reading (its analysis says cadence and references)."""
     statement = computation.statement(now)
-    sql = str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
-    analysis = computation.analysis
-    return Explanation(sql, analysis.cadence, analysis.cadence_reason, analysis.referenced_traits,
-                       analysis.event_names, analysis.largest_window_hours)
+    return str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
 
 
 def dependency_order(computations: Iterable[Computation]) -> list[Computation]:
-    """Computations ordered so that each comes after those whose keys it reads (`trait('<key>')`).
-    Definitions are checked for cycles when saved; should one slip through, its members keep their
-    given order."""
+    """Computations ordered so that each comes after those whose keys it reads (`trait('<key>')`),
+    otherwise oldest first. Definitions are checked for cycles when saved; should one slip through,
+    the oldest-first order is kept."""
     pending = sorted(computations, key=lambda c: (c.space_id, c.created_at_ms, c.id))
-    by_key = {(c.space_id, c.key): c for c in pending}
-    ordered: list[Computation] = []
-    placed: set[str] = set()
-    visiting: set[str] = set()
-
-    def place(computation: Computation) -> None:
-        if computation.id in placed or computation.id in visiting:
-            return
-        visiting.add(computation.id)
-        for key in computation.analysis.referenced_traits:
-            dependency = by_key.get((computation.space_id, key))
-            if dependency is not None:
-                place(dependency)
-        visiting.discard(computation.id)
-        placed.add(computation.id)
-        ordered.append(computation)
-
-    for computation in pending:
-        place(computation)
-    return ordered
+    by_key = {(c.space_id, c.key): c.id for c in pending}
+    graph = {c.id: [by_key[(c.space_id, key)] for key in c.analysis.referenced_traits if (c.space_id, key) in by_key]
+             for c in pending}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError:
+        return pending
+    by_id = {c.id: c for c in pending}
+    return [by_id[computation_id] for computation_id in order]

@@ -13,10 +13,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from backend.clock import to_ms
-from store import definitions
+from store import computations, definitions
 from store.audiences import check_audience_type, resolve_options
-from store.computations import Computation
 from store.errors import NotFound
 from store.ids import new_id
 from store.models import AudiencePreview, Identifier
@@ -60,10 +58,7 @@ def run_pending(store: Store) -> int:
 
 
 def _run(store: Store, preview: AudiencePreview) -> None:
-    computation = Computation(preview.id, preview.space_id, "audience", "", preview.definition["query"],
-                              preview.audience_type, preview.options, to_ms(preview.created_at),
-                              definitions.check_definition(preview.definition["query"], kind="audience",
-                                                           audience_type=preview.audience_type))
+    computation = computations.for_preview(preview)
     try:
         with store.read() as session:
             members = sorted(session.execute(computation.statement(store.now())).scalars())

@@ -92,7 +92,10 @@ def get_audience(
     row = audiences.get_audience(store, spaceId, id)
     schedules = audiences.schedules_by_audience(store, [row.id])[row.id] if include else None
     state = runs.states(store, [row.id]).get(row.id)
-    explanation = computations.explain(computations.for_audience(row), store.now()) if explain else None
+    explanation = None
+    if explain:
+        computation = computations.for_audience(row)
+        explanation = shapes.explain(computations.explain(computation, store.now()), computation)
     return GetAudienceOutput(audience=shapes.audience_with_lookback(row, schedules, state, explanation))
 
 

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from store import catalog
+from store.computations import Computation
 from store import models as rows
-from store.computations import Explanation
 from store.destinations import ConnectionView, visible_settings
 from store.pagination import Page, PageRequest
 from tools import models as api
@@ -55,14 +55,14 @@ def audience_with_lookback(
     row: rows.Audience,
     schedules: Optional[list[rows.AudienceSchedule]] = None,
     state: Optional[rows.ComputeState] = None,
-    explanation: Optional[Explanation] = None,
+    explanation: Optional[api.Explanation] = None,
 ) -> api.AudienceWithLookback:
     return api.AudienceWithLookback(
         **audience(row).model_dump(),
         computeCadence=api.ComputeCadence(type=row.compute_cadence),
         size=size(row.audience_type, state.size) if state is not None and state.last_run_id else None,
         schedules=None if schedules is None else [schedule(item) for item in schedules],
-        explain=None if explanation is None else explain(explanation),
+        explain=explanation,
     )
 
 
@@ -71,14 +71,15 @@ def size(audience_type: str, count: int) -> api.AudienceSize:
     return api.AudienceSize(type="ACCOUNTS" if audience_type == "ACCOUNTS" else "USERS", count=count)
 
 
-def explain(explanation: Explanation) -> api.Explanation:
+def explain(sql: str, computation: Computation) -> api.Explanation:
+    analysis = computation.analysis
     return api.Explanation(
-        sql=explanation.sql,
-        computeCadence=api.ComputeCadence(type=explanation.cadence),
-        cadenceReason=explanation.cadence_reason,
-        referencedKeys=list(explanation.referenced_keys),
-        eventNames=list(explanation.event_names),
-        largestWindowHours=explanation.largest_window_hours,
+        sql=sql,
+        computeCadence=api.ComputeCadence(type=analysis.cadence),
+        cadenceReason=analysis.cadence_reason,
+        referencedKeys=list(analysis.referenced_traits),
+        eventNames=list(analysis.event_names),
+        largestWindowHours=analysis.largest_window_hours,
     )
 
 
