@@ -19,7 +19,6 @@ from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
 from store import computations, runs
-from store.computations import Computation
 from store.models import AudienceSchedule, ComputeState, DirtyProfile, ProfileLink
 from store.runs import Cadence
 from store.schedules import next_execution
@@ -41,7 +40,6 @@ def process_dirty(store: Store, limit: int = DIRTY_BATCH) -> int:
         now = store.now()
         for space_id, profile_ids in by_space.items():
             _recompute_profiles(session, space_id, profile_ids, now)
-        for space_id, profile_ids in by_space.items():
             session.exec(delete(DirtyProfile).where(col(DirtyProfile.profile_id).in_(profile_ids)))
         return len(dirty)
 
@@ -64,20 +62,12 @@ def _recompute_profiles(session: Session, space_id: str, profile_ids: list[str],
                 runs.apply(session, computation, now, "realtime", targets)
         except Exception as error:  # one broken computation must not hold back the others
             logger.warning("realtime recompute of %s failed: %s", computation.id, error)
-            _mark_failed(session, computation, str(error))
+            runs.mark_failed(session, computation, str(error))
 
 
 def _accounts_of(session: Session, user_ids: list[str]) -> list[str]:
     rows = session.exec(select(ProfileLink.account_id).where(col(ProfileLink.user_id).in_(user_ids))).all()
     return sorted(set(rows))
-
-
-def _mark_failed(session: Session, computation: Computation, error: str) -> None:
-    state = session.get(ComputeState, computation.id)
-    if state is not None:
-        state.error = error
-        session.add(state)
-    runs.set_status(session, computation.id, "Failed")
 
 
 def run_due(store: Store, cadence: Cadence = Cadence()) -> int:

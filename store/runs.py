@@ -9,20 +9,20 @@ records the failed run, and sets the computation's status to `Failed` with the r
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, col, select
 
+from backend.clock import to_ms
 from backend.cql.compiler import CompileError
 from store import computations
-from backend.clock import to_ms
 from store.audiences import get_audience
-from store.bulk import insert_dicts, upsert_newer
+from store.bulk import IN_CHUNK, insert_dicts, select_in, upsert_newer
 from store.computations import Computation
 from store.errors import NotFound
 from store.ids import new_id
@@ -42,7 +42,7 @@ from store.store import Store
 
 logger = logging.getLogger("segment_audiences.runs")
 SOURCE_ID = "segment-audiences"
-IN_CHUNK = 10_000
+MESSAGE_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4d0e-9d1b-0b7f3c2a9e41")
 TRANSITIONS_BY_ACTIVATION = {
     "Audience Entered": ("entered",),
     "Audience Exited": ("exited",),
@@ -125,9 +125,11 @@ def _apply_audience(session: Session, computation: Computation, statement, run_r
                     profile_ids) -> tuple[int, int]:
     """Write the membership diff; returns the size (for a full run) and the change in size."""
     members = set(session.execute(statement).scalars())
-    current_query = select(Membership.profile_id).where(Membership.computation_id == computation.id,
-                                                        col(Membership.exited_at_ms).is_(None))
-    current = _in_chunks(session, current_query, Membership.profile_id, profile_ids)
+    current = {profile_id for (profile_id,) in _restricted(
+        session, "current members",
+        lambda: select(Membership.profile_id).where(Membership.computation_id == bindparam("computation"),
+                                                    col(Membership.exited_at_ms).is_(None)),
+        Membership.profile_id, profile_ids, computation=computation.id)}
     entered, exited = sorted(members - current), sorted(current - members)
     now_ms = run_row.started_at_ms
     for chunk in _chunks(exited):
@@ -151,9 +153,11 @@ def _apply_trait(session: Session, computation: Computation, statement, run_row:
                  profile_ids) -> tuple[int, int]:
     """Write changed values; `entered` counts values set or changed, `exited` values cleared."""
     values = {profile_id: value for profile_id, value in session.execute(statement)}
-    current_query = select(Trait.profile_id, Trait.value).where(Trait.key == computation.key,
-                                                                Trait.trait_class == "computed_trait")
-    current = dict(_rows_in_chunks(session, current_query, Trait.profile_id, profile_ids))
+    current = dict(_restricted(
+        session, "current computed values",
+        lambda: select(Trait.profile_id, Trait.value).where(Trait.key == bindparam("key"),
+                                                            Trait.trait_class == bindparam("trait_class")),
+        Trait.profile_id, profile_ids, key=computation.key, trait_class="computed_trait"))
     changed = {profile_id: value for profile_id, value in values.items()
                if value is not None and _decoded(value) != _decoded(current.get(profile_id))}
     cleared = [profile_id for profile_id, old in current.items() if values.get(profile_id) is None]
@@ -201,30 +205,36 @@ def _write_outbox(session: Session, computation: Computation, run_row: ComputeRu
 
 def message_id(target_id: str, profile_id: str, transition: str, run_id: str) -> str:
     """A stable message id for one delivery, the same on every retry."""
-    digest = hashlib.sha256(f"{target_id}|{profile_id}|{transition}|{run_id}".encode()).hexdigest()
-    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+    return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{target_id}|{profile_id}|{transition}|{run_id}"))
 
 
 def _merged_away(session: Session, profile_ids: list[str]) -> set[str]:
-    query = select(Profile.id).where(col(Profile.merged_into).is_not(None))
-    return _in_chunks(session, query, Profile.id, profile_ids)
+    return {profile_id for (profile_id,) in _restricted(
+        session, "merged away", lambda: select(Profile.id).where(col(Profile.merged_into).is_not(None)),
+        Profile.id, profile_ids)}
 
 
-def _in_chunks(session: Session, query, column, ids: Collection[str] | None) -> set[str]:
-    return set(_rows_in_chunks(session, query, column, ids))
-
-
-def _rows_in_chunks(session: Session, query, column, ids: Collection[str] | None) -> list:
+def _restricted(session: Session, name: str, build, column, ids: Collection[str] | None, **fixed) -> list[tuple]:
+    """Rows of `build()`, all of them, or only those whose `column` is in `ids` (asked in chunks).
+    Every value `build()` binds besides the ids is a named `bindparam` given in `fixed`."""
     if ids is None:
-        return list(session.exec(query))
-    rows: list = []
-    for chunk in _chunks(sorted(ids)):
-        rows.extend(session.exec(query.where(col(column).in_(chunk))))
-    return rows
+        return [tuple(row) for row in session.execute(build(), fixed)]
+    return select_in(session.connection(), name, lambda placeholders: build().where(col(column).in_(placeholders)),
+                     ids, fixed)
 
 
 def _chunks(items: list[str]) -> list[list[str]]:
     return [items[start:start + IN_CHUNK] for start in range(0, len(items), IN_CHUNK)]
+
+
+def mark_failed(session: Session, computation: Computation, error: str) -> ComputeState:
+    """Status `Failed` with the reason; the members and values stay as they were."""
+    state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
+                                                                       space_id=computation.space_id)
+    state.error = error
+    session.add(state)
+    set_status(session, computation.id, "Failed")
+    return state
 
 
 def set_status(session: Session, computation_id: str, status: str) -> None:
@@ -242,10 +252,8 @@ def _record_failure(store: Store, computation: Computation, started, reason: str
         run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
                              reason=reason, status="FAILED", started_at_ms=now_ms, finished_at_ms=to_ms(store.now()),
                              error=str(error))
-        state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
-                                                                           space_id=computation.space_id)
-        state.error, state.last_run_id, state.last_run_at_ms = str(error), run_row.id, now_ms
+        state = mark_failed(session, computation, str(error))
+        state.last_run_id, state.last_run_at_ms = run_row.id, now_ms
         state.next_run_at_ms = cadence.next_run(computation, now_ms)
-        session.add_all([run_row, state])
-        set_status(session, computation.id, "Failed")
+        session.add(run_row)
         return run_row
