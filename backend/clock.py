@@ -19,6 +19,13 @@ def from_ms(millis: int) -> datetime:
     return _EPOCH + millis * _MILLISECOND
 
 
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC to the millisecond with `Z`, as the Public API and the Segment spec write times."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

@@ -7,9 +7,11 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from store import catalog
+from store import catalog, outbox, routes
 from store.audiences import require_audience
-from store.destinations import require_connection
+from backend.clock import to_ms
+from backend.delivery.adapters import MAX_WEBHOOK_BATCH
+from store.destinations import check_fields, require_connection
 from store.errors import InputValidation, NotFound
 from store.ids import new_id
 from store.models import Activation, Audience, Destination
@@ -59,6 +61,7 @@ def add_activation(
             updated_at=now,
         )
         session.add(activation)
+        _resync_if_asked(session, activation, now)
         return activation
 
 
@@ -114,12 +117,27 @@ def update_activation(
             )
         activation.updated_at = store.now()
         session.add(activation)
+        _resync_if_asked(session, activation, activation.updated_at)
         return activation
 
 
 def remove_activation(store: Store, space_id: str, audience_id: str, activation_id: str) -> None:
     with store.write() as session:
         session.delete(_require(session, space_id, audience_id, activation_id))
+        outbox.cancel(session, target_id=activation_id)
+
+
+def _resync_if_asked(session: Session, activation: Activation, now) -> None:
+    """`performResync: true` queues every current member for this activation once it is enabled;
+    until then the request stays pending (and `performResync` reads true)."""
+    if not (activation.perform_resync and activation.enabled):
+        return
+    session.flush()
+    route = routes.resolve(session, {activation.id}).get(activation.id)
+    if route is not None and route.connection.enabled:
+        outbox.resync(session, route, to_ms(now))
+        activation.perform_resync = False
+        session.add(activation)
 
 
 def _require(session: Session, space_id: str, audience_id: str, activation_id: str) -> Activation:
@@ -172,10 +190,20 @@ def _check_personalization(audience: Audience, activation_type: str, given: dict
 def _check_mapping(
     destination: Destination, mapping: dict[str, Any] | None, current: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """Check `actionId` against the catalog; once set, the action cannot change (Segment ignores it)."""
-    if mapping is None:
-        return current
+    """Check `actionId` and `settings` against the catalog; once set, the action cannot change
+    (Segment ignores a different one). An action destination whose only action needs no settings
+    (Pendula) gets that action when the mapping is omitted."""
     entry = catalog.BY_SLUG[destination.slug]
+    if mapping is None:
+        if current is not None or not entry.actions:
+            return current
+        if len(entry.actions) == 1 and not any(f.required for f in entry.actions[0].fields):
+            return {"actionId": entry.actions[0].id, "settings": {}}
+        raise InputValidation(
+            f"{entry.name} sends through an action: give destinationMapping {{actionId, settings}} with one of "
+            f"{', '.join(a.id for a in entry.actions)} (see segment_audiences_list_supported_destinations_from_audience).",
+            field="destinationMapping",
+        )
     if not entry.actions:
         raise InputValidation(
             f"{entry.name} has no actions; it is configured with connectionSettings, so omit destinationMapping.",
@@ -189,18 +217,8 @@ def _check_mapping(
             f"{', '.join(a.id for a in entry.actions)} (see segment_audiences_list_supported_destinations_from_audience).",
             field="destinationMapping.actionId",
         )
-    settings = mapping.get("settings") or {}
-    known = {f.name for f in action.fields}
-    unknown = [name for name in settings if name not in known]
-    if unknown:
-        raise InputValidation(
-            f"Action {action.id} has no field '{unknown[0]}'; its fields are: {', '.join(sorted(known)) or 'none'}.",
-            field=f"destinationMapping.settings.{unknown[0]}",
-        )
-    missing = [f.name for f in action.fields if f.required and f.name not in settings]
-    if missing:
-        raise InputValidation(
-            f"Action {action.id} needs the field '{missing[0]}' in destinationMapping.settings.",
-            field=f"destinationMapping.settings.{missing[0]}",
-        )
+    settings = check_fields(mapping.get("settings") or {}, action.fields, "destinationMapping.settings", require=True)
+    batch_size = settings.get("batchSize")
+    if batch_size is not None and not 1 <= batch_size <= MAX_WEBHOOK_BATCH:
+        raise InputValidation(f"batchSize must be 1 to {MAX_WEBHOOK_BATCH}.", field="destinationMapping.settings.batchSize")
     return {"actionId": action.id, "settings": settings}

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from backend import cql
 from backend.clock import to_ms
-from store import definitions
+from store import definitions, outbox
 from store.errors import Conflict, InputValidation, NotFound
 from store.ids import new_id
 from store.models import Audience, AudienceSchedule
@@ -158,6 +158,7 @@ def remove_audience(store: Store, space_id: str, audience_id: str) -> None:
         audience.enabled = False
         audience.status = "Disabled"
         definitions.forget_references(session, audience.id)
+        outbox.cancel(session, computation_id=audience.id)
         session.add(audience)
 
 

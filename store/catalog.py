@@ -1,9 +1,11 @@
 """The destinations an audience can be sent to, as data: settings, connection settings and actions.
 
-Action destinations (Webhooks, Pendula) are configured per activation with `destinationMapping`
-(`actionId` + `settings`); classic destinations (MoEngage, the Tracking API forwarder) have no actions
-and are configured with `connectionSettings` (send Identify and/or Track). Only action destinations
-can activate LINKED audiences. `secret` settings are never shown back.
+Action destinations (Webhooks, Pendula) send through activations, each configured with
+`destinationMapping` (`actionId` + `settings`); their connection alone sends nothing. Classic
+destinations (MoEngage, the Tracking API forwarder) have no actions: the connection itself sends
+Identify and/or Track as its `connectionSettings` say, and any activation on it sends its own events
+as well. Only action destinations can activate LINKED audiences. `secret` settings are never shown
+back. `requests_per_second` and `max_in_flight` bound what the delivery worker sends to one instance.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class SettingField:
     required: bool = False
     secret: bool = False
     description: str = ""
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,18 @@ class CatalogEntry:
     connection_settings: tuple[SettingField, ...] = ()
     actions: tuple[Action, ...] = ()
     default_id_sync: tuple[tuple[str, str], ...] = (("user_id", "last"), ("email", "last"))
+    requests_per_second: float | None = None
+    max_in_flight: int = 16
 
 
-_SEND_IDENTIFY = SettingField("sendIdentify", "Send Identify", "boolean", description="Send membership as Identify traits.")
-_SEND_TRACK = SettingField("sendTrack", "Send Track", "boolean", description="Send Audience Entered/Exited Track events.")
+_SEND_IDENTIFY = SettingField("sendIdentify", "Send Identify", "boolean",
+                              description="Send membership as Identify traits (default true).")
+_SEND_TRACK = SettingField("sendTrack", "Send Track", "boolean",
+                           description="Send Audience Entered/Exited Track events (default false).")
 _WEBHOOK_FIELDS = (
     SettingField("url", "URL", "string", required=True, description="Where the request is sent."),
-    SettingField("method", "Method", "string", description="POST (default), PUT or PATCH."),
+    SettingField("method", "Method", "string", description="POST (default), PUT or PATCH.",
+                 choices=("POST", "PUT", "PATCH")),
     SettingField("headers", "Headers", "object", description="Extra request headers."),
     SettingField("data", "Data", "object", description="The body; defaults to the whole event."),
 )
@@ -66,6 +74,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
             ),
         ),
         default_id_sync=(("user_id", "all"), ("email", "all")),
+        max_in_flight=32,
     ),
     CatalogEntry(
         slug="pendula",
@@ -78,6 +87,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
                          description="Sent as the Authorization header."),
         ),
         actions=(Action("pendula-trigger-flow", "Trigger flow", "Send the whole event to the flow trigger URL.", ()),),
+        requests_per_second=20,
+        max_in_flight=8,
     ),
     CatalogEntry(
         slug="moengage",
@@ -86,9 +97,13 @@ CATALOG: tuple[CatalogEntry, ...] = (
         settings=(
             SettingField("apiId", "Workspace (APP) id", "string", required=True),
             SettingField("apiKey", "Data API key", "string", required=True, secret=True),
-            SettingField("region", "Data center", "string", description="DC-01 (default) to DC-06."),
+            SettingField("region", "Data center", "string", description="DC-01 (default) to DC-06.",
+                         choices=("DC-01", "DC-02", "DC-03", "DC-04", "DC-05", "DC-06")),
+            SettingField("endpoint", "Endpoint", "string",
+                         description="Overrides the data center's Data API base URL (a proxy or a local stand-in)."),
         ),
         connection_settings=(_SEND_IDENTIFY, _SEND_TRACK),
+        requests_per_second=400,
     ),
     CatalogEntry(
         slug="segment-tracking-api",

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlmodel import Session, SQLModel, select
 
 from store import models
@@ -79,6 +79,7 @@ def initialise(engine: Engine) -> str:
     """Create missing tables, record or check the schema version, and return the workspace id."""
     with Session(writer(engine)) as session, session.begin():
         SQLModel.metadata.create_all(session.connection())
+        _add_missing_columns(session.connection())
         meta = {row.key: row.value for row in session.exec(select(models.SchemaMeta))}
         version = int(meta.get("schema_version", models.SCHEMA_VERSION))
         if version > models.SCHEMA_VERSION:
@@ -92,3 +93,19 @@ def initialise(engine: Engine) -> str:
             meta["workspace_id"] = new_id("wsp")
             session.add(models.SchemaMeta(key="workspace_id", value=meta["workspace_id"]))
         return meta["workspace_id"]
+
+
+def _add_missing_columns(connection: Connection) -> None:
+    """Bring tables created by an earlier version up to date: columns added since are nullable, so
+    adding them in place keeps every stored row (`create_all` only creates missing tables)."""
+    inspector = inspect(connection)
+    for table in SQLModel.metadata.sorted_tables:
+        existing = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in existing:
+                kind = column.type.compile(connection.dialect)
+                connection.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+        existing_indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in existing_indexes:
+                index.create(connection)

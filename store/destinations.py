@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from store import catalog
+from backend.clock import to_ms
+from store import catalog, outbox, routes
 from store.audiences import AUDIENCE_TYPES, require_audience
 from store.errors import Conflict, InputValidation, NotFound
 from store.ids import new_id
@@ -36,7 +37,7 @@ def add_destination(store: Store, space_id: str, slug: str, name: str, settings:
         raise InputValidation(
             f"Unknown destination type '{slug}'; use one of {', '.join(catalog.BY_SLUG)}.", field="type"
         )
-    checked = _check_fields(settings, entry.settings, "settings", require=True)
+    checked = check_fields(settings, entry.settings, "settings", require=True)
     with store.write() as session:
         require_space(session, space_id)
         now = store.now()
@@ -102,7 +103,7 @@ def connect(
             audience_id=audience_id,
             destination_id=destination_id,
             id_sync_configuration=_check_id_sync(id_sync) if id_sync else _default_id_sync(entry),
-            connection_settings=_check_fields(connection_settings or {}, entry.connection_settings, "connectionSettings"),
+            connection_settings=check_fields(connection_settings or {}, entry.connection_settings, "connectionSettings"),
             created_at=now,
             updated_at=now,
         )
@@ -115,6 +116,10 @@ def connect(
                 "update that connection instead.",
                 field="destination.id",
             ) from error
+        if audience.options.get("includeHistoricalData", True):
+            route = routes.resolve(session, {connection.id}).get(connection.id)
+            if route is not None and not entry.actions and route.call_types:
+                outbox.resync(session, route, to_ms(now))
         return ConnectionView(connection, destination)
 
 
@@ -154,7 +159,7 @@ def update_connection(
             connection.id_sync_configuration = _check_id_sync(id_sync)
         if connection_settings:
             entry = catalog.BY_SLUG[destination.slug]
-            connection.connection_settings = _check_fields(
+            connection.connection_settings = check_fields(
                 connection_settings, entry.connection_settings, "connectionSettings"
             )
         connection.updated_at = store.now()
@@ -173,6 +178,7 @@ def disconnect(store: Store, space_id: str, audience_id: str, connection_id: str
                 field="destinationId",
             )
         session.delete(connection)
+        outbox.cancel(session, target_id=connection_id)
 
 
 def require_connection(session: Session, space_id: str, audience_id: str, connection_id: str, field: str = "destinationId") -> Connection:
@@ -223,7 +229,9 @@ def _check_id_sync(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _TYPES = {"string": str, "boolean": bool, "object": dict, "integer": int}
 
 
-def _check_fields(values: dict[str, Any], fields: tuple[catalog.SettingField, ...], where: str, require: bool = False) -> dict[str, Any]:
+def check_fields(values: dict[str, Any], fields: tuple[catalog.SettingField, ...], where: str, require: bool = False) -> dict[str, Any]:
+    """Settings checked against their catalog fields: known names, types, choices, and (with
+    `require`) every required field present."""
     known = {f.name: f for f in fields}
     for name, value in values.items():
         spec = known.get(name)
@@ -233,6 +241,9 @@ def _check_fields(values: dict[str, Any], fields: tuple[catalog.SettingField, ..
         expected = _TYPES[spec.type]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise InputValidation(f"{name} must be a {spec.type}.", field=f"{where}.{name}")
+        if spec.choices and value not in spec.choices:
+            raise InputValidation(f"{name} must be one of {', '.join(spec.choices)}, not '{value}'.",
+                                  field=f"{where}.{name}")
     if require:
         missing = [f.name for f in fields if f.required and f.name not in values]
         if missing:

@@ -332,10 +332,18 @@ class Membership(SQLModel, table=True):
 
 class OutboxMessage(SQLModel, table=True):
     """A transition waiting for delivery to one activation or destination connection. `message_id` is
-    stable per (target, profile, transition, run), so a resend is idempotent downstream."""
+    stable per (target, profile, transition, run), so a resend is idempotent downstream.
+
+    `state` is pending, delivered, dead (dead-lettered) or cancelled (its target was removed). A
+    worker holds a pending row while `lease_until_ms` is in the future. `payload` is the Segment
+    events, built when the row is first claimed and sent unchanged on every retry."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at_ms"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "next_attempt_at_ms"),
+        Index("ix_outbox_order", "target_id", "profile_id", "state", "id"),
+        Index("ix_outbox_target", "target_id", "state"),
+    )
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
     space_id: str
     computation_id: str = Field(index=True)
@@ -349,6 +357,30 @@ class OutboxMessage(SQLModel, table=True):
     state: str = "pending"
     attempts: int = 0
     next_attempt_at_ms: int = Field(sa_type=BigInteger)
+    lease_owner: str | None = None
+    lease_until_ms: int | None = Field(default=None, sa_type=BigInteger)
+    payload: str | None = Field(default=None, sa_type=Text)
+    first_attempt_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    last_attempt_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    delivered_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One request (or group of requests) made for an outbox row, and what came back."""
+
+    __tablename__ = "delivery_attempt"
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    outbox_id: int = Field(index=True)
+    space_id: str
+    target_id: str
+    message_id: str
+    at_ms: int = Field(sa_type=BigInteger)
+    latency_ms: int
+    outcome: str  # delivered | retry | throttled | failed | dead
+    status: int | None = None
+    error: str | None = Field(default=None, sa_type=Text)
 
 
 class AudiencePreview(SQLModel, table=True):

@@ -10,7 +10,6 @@ records the failed run, and sets the computation's status to `Failed` with the r
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -20,21 +19,18 @@ from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
 from backend.cql.compiler import CompileError
-from store import computations
+from store import computations, outbox, routes
 from store.audiences import get_audience
 from store.bulk import IN_CHUNK, insert_dicts, select_in, upsert_newer
 from store.computations import Computation
 from store.errors import NotFound
 from store.ids import new_id
 from store.models import (
-    Activation,
     Audience,
     ComputedTrait,
     ComputeRun,
     ComputeState,
-    Connection,
     Membership,
-    OutboxMessage,
     Profile,
     Trait,
 )
@@ -42,13 +38,6 @@ from store.store import Store
 
 logger = logging.getLogger("segment_audiences.runs")
 SOURCE_ID = "segment-audiences"
-MESSAGE_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4d0e-9d1b-0b7f3c2a9e41")
-TRANSITIONS_BY_ACTIVATION = {
-    "Audience Entered": ("entered",),
-    "Audience Exited": ("exited",),
-    "Audience Membership Changed": ("entered", "exited"),
-    "All Events": ("entered", "exited"),
-}
 
 
 @dataclass(frozen=True)
@@ -143,7 +132,9 @@ def _apply_audience(session: Session, computation: Computation, statement, run_r
     gone = _merged_away(session, exited)
     exited = [profile_id for profile_id in exited if profile_id not in gone]
     _write_traits(session, computation, {**{p: "true" for p in entered}, **{p: "false" for p in exited}}, now_ms)
-    _write_outbox(session, computation, run_row, {"entered": entered, "exited": exited})
+    if entered or exited:
+        outbox.enqueue(session, computation.space_id, computation.id, routes.sending_routes(session, computation.id),
+                       {"entered": entered, "exited": exited}, run_row.id, now_ms)
     run_row.profiles = len(members) if profile_ids is None else len(profile_ids)
     run_row.entered, run_row.exited = len(entered), len(exited) + len(gone)
     return len(members), run_row.entered - run_row.exited
@@ -181,31 +172,6 @@ def _write_traits(session: Session, computation: Computation, values: dict[str, 
         dict(profile_id=profile_id, key=computation.key, space_id=computation.space_id, value=value,
              trait_class=trait_class, source_id=SOURCE_ID, updated_at_ms=now_ms)
         for profile_id, value in values.items()], ("profile_id", "key"), "updated_at_ms")
-
-
-def _write_outbox(session: Session, computation: Computation, run_row: ComputeRun, changes: dict[str, list[str]]) -> None:
-    """One row per (enabled activation or connection, profile, transition) the target takes."""
-    targets: list[tuple[str, str, tuple[str, ...]]] = []
-    connections = session.exec(select(Connection).where(Connection.audience_id == computation.id, Connection.enabled))
-    for connection in connections:
-        targets.append(("connection", connection.id, ("entered", "exited")))
-        activations = session.exec(select(Activation).where(Activation.connection_id == connection.id,
-                                                            Activation.enabled))
-        for activation in activations:
-            targets.append(("activation", activation.id, TRANSITIONS_BY_ACTIVATION.get(activation.activation_type, ())))
-    rows = [dict(space_id=computation.space_id, computation_id=computation.id, target_kind=kind, target_id=target_id,
-                 profile_id=profile_id, transition=transition, run_id=run_row.id,
-                 message_id=message_id(target_id, profile_id, transition, run_row.id),
-                 created_at_ms=run_row.started_at_ms, state="pending", attempts=0,
-                 next_attempt_at_ms=run_row.started_at_ms)
-            for kind, target_id, transitions in targets for transition in transitions
-            for profile_id in changes[transition]]
-    insert_dicts(session.connection(), OutboxMessage.__table__, rows)
-
-
-def message_id(target_id: str, profile_id: str, transition: str, run_id: str) -> str:
-    """A stable message id for one delivery, the same on every retry."""
-    return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{target_id}|{profile_id}|{transition}|{run_id}"))
 
 
 def _merged_away(session: Session, profile_ids: list[str]) -> set[str]:

@@ -17,14 +17,14 @@ RUN_UNTIL_OUTBOX = textwrap.dedent("""
     import sys, time
     from backend.clock import FrozenClock
     from datetime import datetime, timezone
-    from store import runs
+    from store import outbox, runs
     from store.store import Store
 
     def stall(*args, **kwargs):
         print("membership written", flush=True)
         time.sleep(60)
 
-    runs._write_outbox = stall
+    outbox.enqueue = stall
     store = Store(sys.argv[1], clock=FrozenClock(datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc)))
     runs.run(store, sys.argv[2], reason="forced")
 """)

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from store import activations, audiences, computed_traits, destinations, recompute, runs, schedules
+from store import outbox as outbox_rows
 from tests.conftest import NOW
 from tests.ingest_helpers import profile_of, rows, send, traits_of
 
@@ -33,8 +34,16 @@ def create(store, space_id, query, name="Buyers", audience_type="USERS", **optio
 def connect_webhook(store, space_id, audience_id, activation_type="Audience Membership Changed"):
     destination = destinations.add_destination(store, space_id, slug="webhooks-actions", name="Hook", settings={})
     view = destinations.connect(store, space_id, audience_id, destination.id, "destination", None, None)
-    return activations.add_activation(store, space_id, audience_id, view.connection.id, activation_type=activation_type,
-                                      activation_name="On change", perform_resync=False, personalization=None)
+    return activations.add_activation(
+        store, space_id, audience_id, view.connection.id, activation_type=activation_type,
+        activation_name="On change", perform_resync=False, personalization=None,
+        destination_mapping={"actionId": "webhooks-send", "settings": {"url": "http://127.0.0.1:9/hook"}})
+
+
+def connect_moengage(store, space_id, audience_id):
+    destination = destinations.add_destination(store, space_id, slug="moengage", name="MoEngage",
+                                               settings={"apiId": "APP", "apiKey": "KEY"})
+    return destinations.connect(store, space_id, audience_id, destination.id, "destination", None, None).connection
 
 
 @pytest.fixture
@@ -105,6 +114,7 @@ def test_a_rerun_writes_only_the_difference_and_keeps_the_history(store, shopper
 
 def test_outbox_rows_follow_the_activation_type_and_have_stable_ids(store, shoppers):
     audience = create(store, shoppers, QUERY)
+    connect_moengage(store, shoppers, audience.id)
     entered_only = connect_webhook(store, shoppers, audience.id, activation_type="Audience Entered")
     first = runs.run(store, audience.id, reason="forced")
     outbox = rows(store, "select target_kind, target_id, transition, run_id, message_id from outbox order by id")
@@ -112,7 +122,7 @@ def test_outbox_rows_follow_the_activation_type_and_have_stable_ids(store, shopp
     assert [(kind, transition) for kind, _, transition, _, _ in outbox] == [("connection", "entered"),
                                                                            ("activation", "entered")]
     assert outbox[1][1] == entered_only.id and outbox[1][3] == first.id
-    assert outbox[1][4] == runs.message_id(entered_only.id, ann, "entered", first.id)
+    assert outbox[1][4] == outbox_rows.message_id(entered_only.id, ann, "entered", first.id)
     assert rows(store, "select profile_id from outbox") == [(ann,), (ann,)]
 
 
@@ -123,7 +133,7 @@ def test_a_failed_run_keeps_the_previous_membership_and_says_why(store, shoppers
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(runs, "_write_outbox", broken)
+    monkeypatch.setattr(outbox_rows, "enqueue", broken)
     send(store, shoppers, track("bob", "Shoes Bought", NOW, price=150))
     failed = runs.run(store, audience.id, reason="forced")
     assert failed.status == "FAILED" and "disk on fire" in failed.error

@@ -92,7 +92,9 @@ async def test_activation_lifecycle(call, space_id, audience_id, webhook_id):
                            personalization={"profile": {"properties": ["first_name"], "mapping": {"first_name": "fname"}}},
                            destinationMapping={"actionId": "webhooks-send", "settings": {"url": "http://127.0.0.1:9/hook"}}))["activation"]
     assert added["id"].startswith("act_") and added["connectionId"] == connection_id
-    assert added["workspaceId"].startswith("wsp_") and added["performResync"] is True and added["enabled"] is True
+    assert added["workspaceId"].startswith("wsp_") and added["enabled"] is True
+    assert added["performResync"] is False, "an audience with no members yet has nothing to resend"
+    assert added["delivery"] == {"pending": 0, "retrying": 0, "delivered": 0, "deadLettered": 0}
     assert added["personalization"] == {"profile": {"properties": ["first_name"], "mapping": {"first_name": "fname"}}}
     got = await call.ok("get_activation_from_audience", spaceId=space_id, audienceId=audience_id, id=added["id"])
     assert got["activation"] == added

@@ -4,7 +4,8 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, Field
 
-from store import activations
+from store import activations, outbox
+from store.models import Activation
 from store.store import Store
 from tools import shapes
 from tools.models import (
@@ -66,15 +67,17 @@ def add_activation_to_audience(
         display_name=displayName,
         enabled=enabled,
     )
-    return ActivationResult(activation=shapes.activation(row, store.workspace_id))
+    return _result(store, row)
 
 
 def get_activation_from_audience(
     store: Store, spaceId: SpaceId, audienceId: AudienceIdParam, id: ActivationId
 ) -> ActivationResult:
-    """Get one activation of an audience. performResync reads true while a full resync is pending."""
+    """Get one activation of an audience. performResync reads true while a full resync is pending or
+    still going out; the extra field `delivery` reports pending, retrying, delivered and
+    dead-lettered counts and the last error."""
     row = activations.get_activation(store, spaceId, audienceId, id)
-    return ActivationResult(activation=shapes.activation(row, store.workspace_id))
+    return _result(store, row)
 
 
 def list_activations_from_audience(
@@ -83,10 +86,12 @@ def list_activations_from_audience(
     audienceId: AudienceIdParam,
     pagination: Annotated[Optional[PaginationInput], Field(description="{cursor, count 1..1000}.")] = None,
 ) -> ActivationsOutput:
-    """List the activations of an audience across all its destination connections."""
+    """List the activations of an audience across all its destination connections, each with its
+    delivery health (extra field `delivery`: pending, retrying, delivered, deadLettered, lastError)."""
     page = activations.list_activations(store, spaceId, audienceId, shapes.page_request(pagination))
+    health = outbox.health_of(store, [row.id for row in page.items])
     return ActivationsOutput(
-        activations=[shapes.activation(row, store.workspace_id) for row in page.items],
+        activations=[shapes.activation(row, store.workspace_id, health[row.id]) for row in page.items],
         pagination=shapes.pagination(page),
     )
 
@@ -116,7 +121,7 @@ def update_activation_for_audience(
         personalization=personalization.model_dump(exclude_none=True) if personalization else None,
         destination_mapping=destinationMapping.model_dump(exclude_none=True) if destinationMapping else None,
     )
-    return ActivationResult(activation=shapes.activation(row, store.workspace_id))
+    return _result(store, row)
 
 
 def remove_activation_from_audience(store: Store, spaceId: SpaceId, audienceId: AudienceIdParam, id: ActivationId) -> Status:
@@ -132,3 +137,7 @@ TOOLS = [
     write("update_activation_for_audience", "Update activation", update_activation_for_audience, idempotent=True),
     remove("remove_activation_from_audience", "Remove activation", remove_activation_from_audience),
 ]
+
+
+def _result(store: Store, row: Activation) -> ActivationResult:
+    return ActivationResult(activation=shapes.activation(row, store.workspace_id, outbox.health_of(store, [row.id])[row.id]))

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, Field
 
-from store import destinations
+from store import destinations, outbox
 from store.store import Store
 from tools import shapes
 from tools.models import (
@@ -104,10 +104,13 @@ def list_destinations_from_audience(
     pagination: Annotated[Optional[PaginationInput], Field(description="{cursor, count 1..1000}.")] = None,
 ) -> ListDestinationsOutput:
     """List the destination connections of an audience (id ii_…, destination instance, settings with
-    secrets masked, idSyncConfiguration, connectionSettings)."""
+    secrets masked, idSyncConfiguration, connectionSettings) with their delivery health (extra field
+    `delivery`, counting the connection's own events and its activations')."""
     page = destinations.list_connections(store, spaceId, audienceId, shapes.page_request(pagination))
+    health = outbox.connection_health(store, [view.connection.id for view in page.items])
     return ListDestinationsOutput(
-        connections=[shapes.connection(view) for view in page.items], pagination=shapes.pagination(page)
+        connections=[shapes.connection(view, health[view.connection.id]) for view in page.items],
+        pagination=shapes.pagination(page),
     )
 
 

@@ -280,6 +280,17 @@ class DestinationMetadata(Output):
     slug: str
 
 
+class DeliveryHealth(Output):
+    """Extra (not in the Public API): how delivery to this target is going."""
+
+    pending: int = Field(description="Rows waiting for their first attempt.")
+    retrying: int = Field(description="Rows that failed at least once and will be retried.")
+    delivered: int
+    deadLettered: int = Field(description="Rows given up on; re-drive them with `segment-audiences deliveries redrive`.")
+    lastError: Optional[str] = None
+    lastErrorAt: Optional[str] = None
+
+
 class SimpleDestination(Output):
     id: str
     name: Optional[str] = None
@@ -292,6 +303,7 @@ class SimpleDestination(Output):
     metadata: Optional[DestinationMetadata] = None
     idSyncConfiguration: Optional[list[IdSyncConfiguration]] = None
     connectionSettings: Optional[dict[str, Any]] = None
+    delivery: Optional[DeliveryHealth] = None
 
 
 class IdOnly(Output):
@@ -332,6 +344,7 @@ class ActivationOutput(Output):
     personalization: PersonalizationOutput
     destinationMapping: Optional[DestinationMapping] = None
     performResync: Optional[bool] = None
+    delivery: Optional[DeliveryHealth] = None
 
 
 class SubscriptionError(Output):

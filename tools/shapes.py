@@ -1,23 +1,21 @@
 """Store rows in the Public API's shapes."""
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Optional
 
+from backend import clock
 from store import catalog
 from store.computations import Computation
 from store import models as rows
 from store.destinations import ConnectionView, visible_settings
+from store.outbox import Health
 from store.pagination import Page, PageRequest
 from tools import models as api
 
 
 def iso(moment: datetime | None) -> Optional[str]:
     """ISO-8601 UTC with milliseconds and Z, as the Public API writes times."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return None if moment is None else clock.iso(moment)
 
 
 def page_request(pagination: Optional[api.PaginationInput]) -> PageRequest:
@@ -134,7 +132,15 @@ def computed_trait(row: rows.ComputedTrait) -> api.ComputedTraitSummary:
     )
 
 
-def connection(view: ConnectionView) -> api.SimpleDestination:
+def delivery(health: Health) -> api.DeliveryHealth:
+    return api.DeliveryHealth(
+        pending=health.pending, retrying=health.retrying, delivered=health.delivered,
+        deadLettered=health.dead_lettered, lastError=health.last_error,
+        lastErrorAt=None if health.last_error_at_ms is None else clock.iso(clock.from_ms(health.last_error_at_ms)),
+    )
+
+
+def connection(view: ConnectionView, health: Health | None = None) -> api.SimpleDestination:
     entry = catalog.BY_SLUG[view.destination.slug]
     row = view.connection
     return api.SimpleDestination(
@@ -149,10 +155,12 @@ def connection(view: ConnectionView) -> api.SimpleDestination:
         metadata=api.DestinationMetadata(id=entry.slug, name=entry.name, slug=entry.slug),
         idSyncConfiguration=row.id_sync_configuration,
         connectionSettings=row.connection_settings,
+        delivery=None if health is None else delivery(health),
     )
 
 
-def activation(row: rows.Activation, workspace_id: str) -> api.ActivationOutput:
+def activation(row: rows.Activation, workspace_id: str, health: Health) -> api.ActivationOutput:
+    """The activation; `performResync` is true while a requested resync waits or is still going out."""
     return api.ActivationOutput(
         id=row.id,
         enabled=row.enabled,
@@ -165,7 +173,8 @@ def activation(row: rows.Activation, workspace_id: str) -> api.ActivationOutput:
         displayName=row.display_name,
         personalization=row.personalization,
         destinationMapping=row.destination_mapping,
-        performResync=row.perform_resync,
+        performResync=row.perform_resync or health.resync_pending,
+        delivery=delivery(health),
     )
 
 

@@ -9,11 +9,11 @@ what number, what text, what string, what JSON. The SQL is written for SQLite's 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import orjson
 from sqlalchemy import ColumnElement, and_, case, false, func, literal, null, or_, select
 
+from backend.clock import iso
 from backend.cql import values
 
 DIGIT2 = "[0-9][0-9]"
@@ -202,6 +202,3 @@ def utc_date(value: Value) -> ColumnElement:
     return func.date(instant_day(value))
 
 
-def iso(moment: datetime) -> str:
-    """A moment as the ISO text SQLite's date functions read, to the millisecond."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -1,0 +1,154 @@
+"""Destination adapters: Segment-spec events in, the destination's own HTTP requests out.
+
+An adapter is pure: given the destination's settings (and, for action destinations, the activation's
+`destinationMapping`) and the events of one group of outbox rows, it returns the requests to make.
+Rows are grouped only where the destination takes batches (Webhooks "Send Batch", the Tracking API's
+`/v1/batch`); every other adapter gets one row at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from backend.clock import to_ms
+
+JSON = "application/json"
+DEFAULT_WEBHOOK_BATCH = 100
+MAX_WEBHOOK_BATCH = 1000
+TRACKING_API_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a group of rows goes: a destination instance and, for action destinations, the action."""
+
+    slug: str
+    destination_id: str
+    settings: dict[str, Any]
+    action_id: str | None = None
+    action_settings: dict[str, Any] = field(default_factory=dict)
+    requests_per_second: float | None = None
+    max_in_flight: int = 16
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def group_size(target: Target) -> int:
+    """How many outbox rows may share one request."""
+    if target.action_id == "webhooks-send-batch":
+        return min(MAX_WEBHOOK_BATCH, max(1, int(target.action_settings.get("batchSize") or DEFAULT_WEBHOOK_BATCH)))
+    return TRACKING_API_BATCH if target.slug == "segment-tracking-api" else 1
+
+
+def calls(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
+    """The requests that deliver `events` (in order) to `target`."""
+    build = _BUILDERS.get(target.slug)
+    if build is None:
+        raise ValueError(f"no adapter for destination type '{target.slug}'")
+    return build(target, events)
+
+
+def _webhooks(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
+    """Webhooks (Actions): the mapped `data` (or the whole event) to `url`; "Send Batch" sends a JSON
+    array. With a shared secret, `X-Signature` is the hex HMAC-SHA1 of the body."""
+    settings = target.action_settings
+    method = str(settings.get("method") or "POST").upper()
+    headers = {"Content-Type": JSON, **{str(k): str(v) for k, v in (settings.get("headers") or {}).items()}}
+    template = settings.get("data")
+    bodies = [resolve(template, event) if template else event for event in events]
+    payloads = [bodies] if target.action_id == "webhooks-send-batch" else bodies
+    secret = target.settings.get("sharedSecret")
+    result = []
+    for payload in payloads:
+        body = orjson.dumps(payload)
+        signed = {"X-Signature": hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()} if secret else {}
+        result.append(HttpCall(method, settings["url"], {**headers, **signed}, body))
+    return result
+
+
+def _pendula(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
+    """Pendula's Webhooks preset: the whole event, POSTed to the flow's trigger URL with the API token
+    (as Pendula shows it in its "HTTP header" format) in `Authorization`; no batching."""
+    headers = {"Content-Type": JSON, "Authorization": target.settings["apiToken"]}
+    return [HttpCall("POST", target.settings["flowTriggerUrl"], headers, orjson.dumps(event)) for event in events]
+
+
+def _moengage(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
+    """MoEngage Data API: Identify → `POST /v1/customer/{app id}` with the traits as attributes, Track →
+    `POST /v1/event/{app id}` with one action; Basic auth with the app id and the Data API key."""
+    app_id = target.settings["apiId"]
+    base = moengage_base_url(target.settings)
+    token = base64.b64encode(f"{app_id}:{target.settings['apiKey']}".encode()).decode()
+    headers = {"Content-Type": JSON, "Authorization": f"Basic {token}", "MOE-APPKEY": app_id}
+    result = []
+    for event in events:
+        customer_id = event.get("userId") or event.get("anonymousId")
+        if event["type"] == "identify":
+            body = {"type": "customer", "customer_id": customer_id, "attributes": event.get("traits", {})}
+            url = f"{base}/v1/customer/{app_id}"
+        else:
+            millis = str(to_ms(datetime.fromisoformat(event["timestamp"])))
+            action = {"action": event["event"], "attributes": event.get("properties", {}),
+                      "current_time": millis, "user_time": millis}
+            body = {"type": "event", "customer_id": customer_id, "actions": [action]}
+            url = f"{base}/v1/event/{app_id}"
+        result.append(HttpCall("POST", url, headers, orjson.dumps(body)))
+    return result
+
+
+def moengage_base_url(settings: dict[str, Any]) -> str:
+    """`endpoint` when given (a stand-in or proxy), else the data center's Data API host."""
+    if settings.get("endpoint"):
+        return str(settings["endpoint"]).rstrip("/")
+    region = str(settings.get("region") or "DC-01")
+    return f"https://api-{region.removeprefix('DC-')}.moengage.com"
+
+
+def _tracking_api(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
+    """Any Segment-compatible Tracking API: one `POST /v1/batch`, Basic auth with the write key."""
+    token = base64.b64encode(f"{target.settings['writeKey']}:".encode()).decode()
+    headers = {"Content-Type": JSON, "Authorization": f"Basic {token}"}
+    url = f"{str(target.settings['endpoint']).rstrip('/')}/v1/batch"
+    return [HttpCall("POST", url, headers, orjson.dumps({"batch": events}))]
+
+
+def resolve(template: Any, event: dict[str, Any]) -> Any:
+    """A Webhooks `data` mapping applied to an event: `{"@path": "$.properties.x"}` takes that field;
+    objects and lists are resolved member by member; anything else is a literal."""
+    if isinstance(template, dict):
+        if set(template) == {"@path"}:
+            return _path(event, str(template["@path"]))
+        return {key: resolve(value, event) for key, value in template.items()}
+    if isinstance(template, list):
+        return [resolve(item, event) for item in template]
+    return template
+
+
+def _path(event: dict[str, Any], path: str) -> Any:
+    value: Any = event
+    for part in [p for p in path.removeprefix("$").split(".") if p]:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+_BUILDERS = {
+    "webhooks-actions": _webhooks,
+    "pendula": _pendula,
+    "moengage": _moengage,
+    "segment-tracking-api": _tracking_api,
+}

@@ -1,0 +1,72 @@
+"""What a response means for a delivery, and when to try again.
+
+408, 429, 5xx and transport errors are retried with jittered exponential backoff until the retry
+window (4 hours from the first attempt) closes; a `Retry-After` on a 429 or 503 sets the next attempt
+without counting an attempt; any other 4xx is final. What is still failing when the window closes is
+dead-lettered.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+RETRY_WINDOW_MS = 4 * 3_600_000
+BASE_BACKOFF_MS = 5_000
+MAX_BACKOFF_MS = 30 * 60_000
+EXCERPT_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt. `kind` is delivered, retry (spends an attempt), throttled (a
+    Retry-After wait that spends none), failed (final) or released (not sent: the lease ran out)."""
+
+    kind: str
+    status: int | None = None
+    latency_ms: int = 0
+    error: str | None = None
+    retry_after_ms: int | None = None
+
+
+def classify(status: int, headers: dict[str, str], body: str, latency_ms: int, now: datetime) -> Outcome:
+    """The outcome of an HTTP response."""
+    if 200 <= status < 300:
+        return Outcome("delivered", status, latency_ms)
+    error = f"HTTP {status}: {body[:EXCERPT_CHARS]}".rstrip(": ")
+    if status in (429, 503):
+        wait = retry_after_ms(headers.get("retry-after"), now)
+        if wait is not None:
+            return Outcome("throttled", status, latency_ms, error, wait)
+    if status in (408, 429) or status >= 500:
+        return Outcome("retry", status, latency_ms, error)
+    return Outcome("failed", status, latency_ms, error)
+
+
+def transport_error(error: Exception, latency_ms: int) -> Outcome:
+    return Outcome("retry", None, latency_ms, f"{type(error).__name__}: {error}"[:EXCERPT_CHARS])
+
+
+def retry_after_ms(value: str | None, now: datetime) -> int | None:
+    """A Retry-After header (seconds, or an HTTP date) as milliseconds from `now`."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value) * 1000
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0, int((when - now).total_seconds() * 1000))
+
+
+def backoff_ms(attempts: int, rng: random.Random | None = None) -> int:
+    """The wait after the `attempts`-th failed attempt: exponential from 5 s, capped at 30 min, with
+    "equal jitter" (half fixed, half random) so many failing rows do not retry in step."""
+    ceiling = min(MAX_BACKOFF_MS, BASE_BACKOFF_MS * 2 ** max(0, attempts - 1))
+    return ceiling // 2 + int((rng or random).random() * (ceiling // 2))

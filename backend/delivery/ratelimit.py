@@ -1,0 +1,42 @@
+"""A token bucket per destination: at most `rate` requests per second on average, bursts of up to
+`burst`, and a pause (from a Retry-After) that holds every request to that destination."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float | None = None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = anyio.sleep):
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self.tokens = self.burst
+        self.clock = clock
+        self.sleep = sleep
+        self.updated = clock()
+        self.paused_until = 0.0
+        self.lock = anyio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait until a request may be made, and take its token."""
+        async with self.lock:
+            while True:
+                now = self.clock()
+                if now < self.paused_until:
+                    await self.sleep(self.paused_until - now)
+                    continue
+                self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await self.sleep((1 - self.tokens) / self.rate)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for `seconds` (the destination asked us to wait)."""
+        self.paused_until = max(self.paused_until, self.clock() + seconds)

@@ -1,0 +1,293 @@
+"""The outbox: transitions waiting for delivery, claimed by workers under a lease, and what became of
+each (delivered, retried, dead-lettered, cancelled).
+
+A row is claimable when it is pending, due, not leased by a live worker, its target is enabled, and
+no earlier row for the same target and profile is still pending, so each destination sees a
+profile's entries and exits in order. Rows of a disabled target wait (nothing is lost); rows of a
+removed activation, connection or audience are cancelled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, bindparam, case, exists, func, or_, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from backend.clock import to_ms
+from backend.delivery import adapters, policy
+from backend.delivery.sender import Job
+from store import payloads, routes
+from store.bulk import execute_dicts, insert_dicts
+from store.ids import new_id
+from store.models import Activation, DeliveryAttempt, Membership, OutboxMessage
+from store.routes import Route
+from store.store import Store
+
+MESSAGE_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4d0e-9d1b-0b7f3c2a9e41")
+LEASE_MS = 60_000
+FINAL_STATES = ("delivered", "dead", "cancelled")
+
+
+def message_id(target_id: str, profile_id: str, transition: str, run_id: str) -> str:
+    """A stable message id for one delivery, the same on every retry."""
+    return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{target_id}|{profile_id}|{transition}|{run_id}"))
+
+
+def enqueue(session: Session, space_id: str, computation_id: str, targets: Sequence[Route],
+            changes: dict[str, Sequence[str]], run_id: str, now_ms: int) -> int:
+    """One pending row per (target, transition it takes, changed profile); returns how many."""
+    rows = [dict(space_id=space_id, computation_id=computation_id, target_kind=route.target_kind,
+                 target_id=route.target_id, profile_id=profile_id, transition=transition, run_id=run_id,
+                 message_id=message_id(route.target_id, profile_id, transition, run_id),
+                 created_at_ms=now_ms, state="pending", attempts=0, next_attempt_at_ms=now_ms)
+            for route in targets for transition in route.transitions for profile_id in changes.get(transition, ())]
+    insert_dicts(session.connection(), OutboxMessage.__table__, rows)
+    return len(rows)
+
+
+def resync(session: Session, route: Route, now_ms: int) -> int:
+    """Queue an entry for every current member of the route's audience (a full resync or a new
+    connection's backfill); its rows carry a run id starting `rsy_`."""
+    if "entered" not in route.transitions:
+        return 0
+    members = session.exec(select(Membership.profile_id).where(
+        Membership.computation_id == route.audience.id, col(Membership.exited_at_ms).is_(None))).all()
+    return enqueue(session, route.audience.space_id, route.audience.id, [route], {"entered": sorted(members)},
+                   new_id("rsy"), now_ms)
+
+
+def cancel(session: Session, *, target_id: str | None = None, computation_id: str | None = None) -> None:
+    """Cancel the pending rows of a removed target or audience."""
+    where = OutboxMessage.target_id == target_id if target_id else OutboxMessage.computation_id == computation_id
+    session.execute(update(OutboxMessage).where(where, OutboxMessage.state == "pending")
+                    .values(state="cancelled", lease_owner=None, lease_until_ms=None))
+
+
+@dataclass
+class Claim:
+    """Rows (in order) that go out together, and the job that sends them; `error` when the rows
+    cannot be sent at all (a destination missing a setting)."""
+
+    rows: list[OutboxMessage]
+    job: Job | None
+    error: str | None = None
+    outcome: policy.Outcome | None = field(default=None)
+
+
+def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS) -> list[Claim]:
+    """Lease up to `limit` claimable rows to `owner`, build their payloads if not built yet, and group
+    them into jobs."""
+    now_ms = to_ms(store.now())
+    with store.write() as session:
+        earlier = aliased(OutboxMessage)
+        candidates = session.exec(
+            select(OutboxMessage.id).where(
+                OutboxMessage.state == "pending", OutboxMessage.next_attempt_at_ms <= now_ms,
+                or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
+                col(OutboxMessage.target_id).in_(routes.enabled_target_ids()),
+                ~exists().where(earlier.target_id == OutboxMessage.target_id,
+                                earlier.profile_id == OutboxMessage.profile_id,
+                                earlier.state == "pending", earlier.id < OutboxMessage.id))
+            .order_by(OutboxMessage.next_attempt_at_ms, OutboxMessage.id).limit(limit)
+        ).all()
+        if not candidates:
+            return []
+        session.execute(update(OutboxMessage).where(
+            col(OutboxMessage.id).in_(candidates),
+            or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
+        ).values(lease_owner=owner, lease_until_ms=now_ms + lease_ms))
+        rows = list(session.exec(select(OutboxMessage).where(
+            col(OutboxMessage.id).in_(candidates), OutboxMessage.lease_owner == owner,
+            OutboxMessage.lease_until_ms == now_ms + lease_ms).order_by(OutboxMessage.id)))
+        found = routes.resolve(session, {row.target_id for row in rows})
+        _store_payloads(session, [row for row in rows if row.payload is None], found)
+    return _group(rows, found, now_ms + lease_ms)
+
+
+def _store_payloads(session: Session, rows: list[OutboxMessage], found: dict[str, Route]) -> None:
+    built = payloads.build(session, rows, found)
+    for row in rows:
+        if row.id in built:
+            row.payload = orjson.dumps(built[row.id]).decode()
+    execute_dicts(session.connection(), "store payloads",
+                  lambda: update(OutboxMessage.__table__).where(OutboxMessage.__table__.c.id == bindparam("b_id"))
+                  .values(payload=bindparam("b_payload")),
+                  [{"b_id": row.id, "b_payload": row.payload} for row in rows if row.id in built])
+
+
+def _group(rows: list[OutboxMessage], found: dict[str, Route], lease_until_ms: int) -> list[Claim]:
+    by_target: dict[str, list[OutboxMessage]] = {}
+    for row in rows:
+        by_target.setdefault(row.target_id, []).append(row)
+    claims = []
+    for target_id, group in by_target.items():
+        route = found.get(target_id)
+        if route is None:
+            claims.append(Claim(group, None, "its activation or connection no longer exists"))
+            continue
+        target = route.target()
+        size = adapters.group_size(target)
+        for start in range(0, len(group), size):
+            part = group[start:start + size]
+            events = [event for row in part for event in orjson.loads(row.payload or "[]")]
+            try:
+                claims.append(Claim(part, Job(target, adapters.calls(target, events), lease_until_ms)))
+            except (KeyError, ValueError) as error:
+                claims.append(Claim(part, None, f"cannot build the request: missing or bad setting {error}"))
+    return claims
+
+
+def record(store: Store, claims: Sequence[Claim]) -> Counter:
+    """Write back what happened to each claimed row and log one attempt per row sent; returns the
+    number of rows per outcome kind."""
+    now_ms = to_ms(store.now())
+    updates: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
+    counts: Counter = Counter()
+    for item in claims:
+        outcome = item.outcome or policy.Outcome("failed", error=item.error)
+        for row in item.rows:
+            change = _after(row, outcome, now_ms)
+            counts[change["state"] if change["state"] != "pending" else outcome.kind] += 1
+            updates.append({"b_id": row.id, **change})
+            if outcome.kind != "released":
+                attempts.append(dict(outbox_id=row.id, space_id=row.space_id, target_id=row.target_id,
+                                     message_id=row.message_id, at_ms=now_ms, latency_ms=outcome.latency_ms,
+                                     outcome="dead" if change["state"] == "dead" else outcome.kind,
+                                     status=outcome.status, error=outcome.error))
+    with store.write() as session:
+        table = OutboxMessage.__table__
+        execute_dicts(session.connection(), "record delivery",
+                      lambda: update(table).where(table.c.id == bindparam("b_id")).values(
+                          {name: bindparam(name) for name in _CHANGED}), updates)
+        insert_dicts(session.connection(), DeliveryAttempt.__table__, attempts)
+    return counts
+
+
+_CHANGED = ("state", "attempts", "next_attempt_at_ms", "lease_owner", "lease_until_ms", "first_attempt_at_ms",
+            "last_attempt_at_ms", "delivered_at_ms", "last_status", "last_error")
+
+
+def _after(row: OutboxMessage, outcome: policy.Outcome, now_ms: int) -> dict[str, Any]:
+    """The row's new state after `outcome` (released rows only lose their lease)."""
+    change = {name: getattr(row, name) for name in _CHANGED}
+    change.update(lease_owner=None, lease_until_ms=None)
+    if outcome.kind == "released":
+        return change
+    first = row.first_attempt_at_ms or now_ms
+    change.update(first_attempt_at_ms=first, last_attempt_at_ms=now_ms, last_status=outcome.status)
+    if outcome.kind == "delivered":
+        change.update(state="delivered", attempts=row.attempts + 1, delivered_at_ms=now_ms, last_error=None)
+        return change
+    change["last_error"] = outcome.error
+    if outcome.kind == "throttled":
+        wait = outcome.retry_after_ms or 0
+    elif outcome.kind == "retry":
+        change["attempts"] = row.attempts + 1
+        wait = policy.backoff_ms(change["attempts"])
+    else:
+        change.update(state="dead", attempts=row.attempts + 1)
+        return change
+    if now_ms + wait > first + policy.RETRY_WINDOW_MS:
+        change["state"] = "dead"
+    else:
+        change["next_attempt_at_ms"] = now_ms + wait
+    return change
+
+
+@dataclass(frozen=True)
+class Health:
+    pending: int = 0
+    retrying: int = 0
+    delivered: int = 0
+    dead_lettered: int = 0
+    resync_pending: bool = False
+    last_error: str | None = None
+    last_error_at_ms: int | None = None
+
+
+def health(session: Session, target_ids: Sequence[str]) -> dict[str, Health]:
+    """Delivery counts per target: pending (never tried), retrying (tried, still pending), delivered,
+    dead-lettered; whether a resync is still going out; and the newest error."""
+    if not target_ids:
+        return {}
+    counts: dict[str, Counter] = {target_id: Counter() for target_id in target_ids}
+    grouped = session.exec(
+        select(OutboxMessage.target_id, OutboxMessage.state, OutboxMessage.attempts > 0,
+               func.max(case((col(OutboxMessage.run_id).startswith("rsy_"), 1), else_=0)), func.count())
+        .where(col(OutboxMessage.target_id).in_(target_ids))
+        .group_by(OutboxMessage.target_id, OutboxMessage.state, OutboxMessage.attempts > 0)
+    ).all()
+    resyncing = set()
+    for target_id, state, tried, has_resync, count in grouped:
+        name = ("retrying" if tried else "pending") if state == "pending" else state
+        counts[target_id][name] += count
+        if state == "pending" and has_resync:
+            resyncing.add(target_id)
+    result = {}
+    for target_id in target_ids:
+        error = session.exec(
+            select(DeliveryAttempt.error, DeliveryAttempt.at_ms)
+            .where(DeliveryAttempt.target_id == target_id, col(DeliveryAttempt.error).is_not(None))
+            .order_by(col(DeliveryAttempt.id).desc()).limit(1)
+        ).first()
+        c = counts[target_id]
+        result[target_id] = Health(c["pending"], c["retrying"], c["delivered"], c["dead"], target_id in resyncing,
+                                   *(error or (None, None)))
+    return result
+
+
+def health_of(store: Store, target_ids: Sequence[str]) -> dict[str, Health]:
+    with store.read() as session:
+        return health(session, target_ids)
+
+
+def connection_health(store: Store, connection_ids: Sequence[str]) -> dict[str, Health]:
+    """Delivery health per connection, counting its own rows and those of all its activations."""
+    with store.read() as session:
+        owners = dict(session.exec(select(Activation.id, Activation.connection_id)
+                                   .where(col(Activation.connection_id).in_(connection_ids))).all())
+        parts = health(session, [*connection_ids, *owners])
+    totals = {}
+    for connection_id in connection_ids:
+        mine = [parts[connection_id], *(parts[a] for a, owner in owners.items() if owner == connection_id)]
+        newest = max(mine, key=lambda h: h.last_error_at_ms or -1)
+        totals[connection_id] = Health(sum(h.pending for h in mine), sum(h.retrying for h in mine),
+                                       sum(h.delivered for h in mine), sum(h.dead_lettered for h in mine),
+                                       any(h.resync_pending for h in mine), newest.last_error, newest.last_error_at_ms)
+    return totals
+
+
+def dead_letters(store: Store, space_id: str | None = None, target_id: str | None = None,
+                 limit: int = 100) -> list[OutboxMessage]:
+    with store.read() as session:
+        statement = select(OutboxMessage).where(OutboxMessage.state == "dead")
+        if space_id:
+            statement = statement.where(OutboxMessage.space_id == space_id)
+        if target_id:
+            statement = statement.where(OutboxMessage.target_id == target_id)
+        return list(session.exec(statement.order_by(OutboxMessage.id).limit(limit)))
+
+
+def redrive(store: Store, *, ids: Sequence[int] = (), target_id: str | None = None, space_id: str | None = None) -> int:
+    """Put dead-lettered rows back in the queue with a fresh retry window; returns how many."""
+    conditions = [OutboxMessage.state == "dead"]
+    if ids:
+        conditions.append(col(OutboxMessage.id).in_(list(ids)))
+    if target_id:
+        conditions.append(OutboxMessage.target_id == target_id)
+    if space_id:
+        conditions.append(OutboxMessage.space_id == space_id)
+    now_ms = to_ms(store.now())
+    with store.write() as session:
+        result = session.execute(update(OutboxMessage).where(and_(*conditions)).values(
+            state="pending", attempts=0, first_attempt_at_ms=None, next_attempt_at_ms=now_ms,
+            lease_owner=None, lease_until_ms=None))
+        return result.rowcount
