@@ -5,8 +5,9 @@ Configuration comes from flags, falling back to environment variables: `--db` / 
 (a SQLAlchemy URL; default a SQLite file in the user data directory), `--token` /
 SEGMENT_AUDIENCES_TOKEN, `--http-port` / SEGMENT_AUDIENCES_HTTP_PORT, `--actor` /
 SEGMENT_AUDIENCES_ACTOR (recorded as createdBy/updatedBy). The background loop reads
-SEGMENT_AUDIENCES_BATCH_HOURS (batch cadence, default 8) and SEGMENT_AUDIENCES_SWEEP_MINUTES (window
-sweeps, default 15); a read-only server runs no loop.
+SEGMENT_AUDIENCES_BATCH_HOURS (batch cadence, default 8), SEGMENT_AUDIENCES_SWEEP_MINUTES (window
+sweeps, default 15), SEGMENT_AUDIENCES_DELIVERY_LANES and SEGMENT_AUDIENCES_LEASE_SECONDS (delivery);
+a read-only server runs no loop.
 """
 
 import argparse
@@ -16,7 +17,7 @@ import sys
 
 from server.importer import import_file
 from server.worker import Worker
-from store import destinations, spaces
+from store import destinations, outbox, spaces
 from store.database import SchemaTooNew
 from store.errors import DomainError
 from store.pagination import PageRequest
@@ -122,6 +123,22 @@ def _destinations_list(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letters(store: Store, args: argparse.Namespace) -> int:
+    for row in outbox.dead_letters(store, args.space, args.target, args.limit):
+        print(f"{row.id}\t{row.target_id}\t{row.profile_id}\t{row.transition}\t{row.message_id}\t"
+              f"attempts {row.attempts}\t{row.last_error or ''}")
+    return 0
+
+
+def _redrive(store: Store, args: argparse.Namespace) -> int:
+    if not (args.id or args.target or args.space or args.all):
+        print("error: say which dead letters to re-drive: --id, --target, --space or --all", file=sys.stderr)
+        return 2
+    count = outbox.redrive(store, ids=args.id, target_id=args.target, space_id=args.space)
+    print(f"re-queued {count} dead-lettered message(s)")
+    return 0
+
+
 def _port_from_env() -> int | None:
     value = os.environ.get("SEGMENT_AUDIENCES_HTTP_PORT")
     return int(value) if value else None
@@ -153,8 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    commands.add_parser("worker", help="run only the background loop (realtime recomputes, cadences, "
-                        "sweeps, schedules, previews)").set_defaults(run=_worker)
+    commands.add_parser("worker", help="run only the background loops (realtime recomputes, cadences, "
+                        "sweeps, schedules, previews, delivery)").set_defaults(run=_worker)
 
     ingest = commands.add_parser("ingest", help="import Segment-spec messages from a JSON-lines file")
     ingest.add_argument("--space", required=True, help="space id (spa_…)")
@@ -181,4 +198,16 @@ def _parser() -> argparse.ArgumentParser:
     listing = destination_commands.add_parser("list", help="list a space's destination instances")
     listing.add_argument("--space", required=True)
     listing.set_defaults(run=_destinations_list)
+
+    delivery_commands = commands.add_parser("deliveries", help="inspect and re-drive dead-lettered deliveries").add_subparsers(required=True)
+    dead = delivery_commands.add_parser("dead-letters", help="list messages given up on, with their last error")
+    redrive = delivery_commands.add_parser("redrive", help="queue dead-lettered messages again with a fresh retry window")
+    for command in (dead, redrive):
+        command.add_argument("--space", help="only this space (spa_…)")
+        command.add_argument("--target", help="only this activation (act_…) or connection (ii_…)")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.set_defaults(run=_dead_letters)
+    redrive.add_argument("--id", type=int, action="append", default=[], help="an outbox row id (repeatable)")
+    redrive.add_argument("--all", action="store_true", help="every dead-lettered message")
+    redrive.set_defaults(run=_redrive)
     return parser

@@ -1,17 +1,26 @@
-"""The background loop: realtime recomputes, previews, due runs (cadences, sweeps, schedules).
+"""The background loops: realtime recomputes, previews and due runs (cadences, sweeps, schedules) in
+one thread, and outbox delivery in another with its own event loop.
 
-It runs in a daemon thread inside `serve` (or alone as `segment-audiences worker`). Each step is a
-store service that takes `now` from the store's clock, so tests call the same services directly.
-A step that fails is logged and retried on the next tick; the loop itself never stops on an error.
+They run inside `serve` (or alone as `segment-audiences worker`). Each step is a store service that
+takes `now` from the store's clock, so tests call the same services directly. A step that fails is
+logged and retried on the next tick; the loops themselves never stop on an error. Delivery reads
+SEGMENT_AUDIENCES_DELIVERY_LANES (concurrent claim-send-record passes, default 2) and
+SEGMENT_AUDIENCES_LEASE_SECONDS (how long a claimed row is held, default 60).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
+import uuid
 
-from store import previews, recompute
+import anyio
+import httpx
+
+from store import outbox, previews, recompute
+from store.delivery import deliver_once, sender_for
 from store.runs import Cadence
 from store.store import Store
 
@@ -33,13 +42,16 @@ class Worker:
         self.cadence = cadence or cadence_from_env()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.loop, name="segment-audiences-worker", daemon=True)
+        self.delivery = DeliveryWorker(store)
 
     def start(self) -> Worker:
         self.thread.start()
+        self.delivery.start()
         return self
 
     def stop(self) -> None:
         self.stopping.set()
+        self.delivery.stop()
         self.thread.join(timeout=10)
 
     def loop(self) -> None:
@@ -59,3 +71,42 @@ class Worker:
         except Exception:  # the loop's boundary: log, and try again next tick
             logger.exception("background %s failed; retrying", name)
             return 0
+
+
+class DeliveryWorker:
+    """Sends the outbox: `lanes` passes run side by side on one shared `httpx.AsyncClient`, each
+    claiming its own rows under a lease held by this process's owner id."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.lanes = int(os.environ.get("SEGMENT_AUDIENCES_DELIVERY_LANES", "2"))
+        self.lease_ms = int(float(os.environ.get("SEGMENT_AUDIENCES_LEASE_SECONDS", outbox.LEASE_MS / 1000)) * 1000)
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=lambda: anyio.run(self.main), name="segment-audiences-delivery",
+                                       daemon=True)
+
+    def start(self) -> DeliveryWorker:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=15)
+
+    async def main(self) -> None:
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        async with httpx.AsyncClient(limits=limits) as client, anyio.create_task_group() as group:
+            sender = sender_for(self.store, client)
+            for lane in range(self.lanes):
+                group.start_soon(self.lane, sender, f"{self.owner}-{lane}")
+
+    async def lane(self, sender, owner: str) -> None:
+        while not self.stopping.is_set():
+            try:
+                sent = await deliver_once(self.store, sender, owner, lease_ms=self.lease_ms)
+            except Exception:  # the loop's boundary: log, and try again next tick
+                logger.exception("background delivery failed; retrying")
+                sent = None
+            if not sent:
+                await anyio.sleep(TICK_SECONDS)

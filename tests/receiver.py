@@ -1,0 +1,71 @@
+"""A real HTTP receiver on loopback that records every request, standing in for a destination."""
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict
+    body: object
+    at: float = field(default_factory=time.monotonic)
+
+
+class Receiver:
+    """Answers 200 (or the next of `failures` for a path prefix, e.g. `{"/pendula": [503]}`) after
+    `delay` seconds, and keeps what it got in `received`."""
+
+    def __init__(self, failures: dict[str, list[int]] | None = None, delay: float = 0.0):
+        self.received: list[Received] = []
+        self.failures = {prefix: list(codes) for prefix, codes in (failures or {}).items()}
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                if delay:
+                    time.sleep(delay)
+                status = receiver.answer(self.path)
+                if status == 200:
+                    with receiver.lock:
+                        receiver.received.append(
+                            Received(self.command, self.path, dict(self.headers), json.loads(raw or b"null")))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_PUT = do_PATCH = do_POST
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, path: str) -> int:
+        with self.lock:
+            for prefix, codes in self.failures.items():
+                if path.startswith(prefix) and codes:
+                    return codes.pop(0)
+        return 200
+
+    def at(self, prefix: str) -> list[Received]:
+        with self.lock:
+            return [item for item in self.received if item.path.startswith(prefix)]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
