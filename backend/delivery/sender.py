@@ -36,18 +36,6 @@ class Sender:
         self.slots: dict[str, anyio.Semaphore] = {}
         self.buckets: dict[str, TokenBucket] = {}
 
-    async def send_all(self, jobs: Sequence[Job]) -> list[policy.Outcome]:
-        """Send every job concurrently (within each destination's limits); one outcome per job."""
-        outcomes: list[policy.Outcome] = [policy.Outcome("released")] * len(jobs)
-
-        async def run(index: int, job: Job) -> None:
-            outcomes[index] = await self.send(job)
-
-        async with anyio.create_task_group() as group:
-            for index, job in enumerate(jobs):
-                group.start_soon(run, index, job)
-        return outcomes
-
     async def send(self, job: Job) -> policy.Outcome:
         """Make the job's requests in order; the first that does not succeed decides the outcome."""
         outcome = policy.Outcome("delivered")
