@@ -4,7 +4,10 @@ events from files, and manage spaces and destinations.
 Configuration comes from flags, falling back to environment variables: `--db` / SEGMENT_AUDIENCES_DB
 (a SQLAlchemy URL; default a SQLite file in the user data directory), `--token` /
 SEGMENT_AUDIENCES_TOKEN, `--http-port` / SEGMENT_AUDIENCES_HTTP_PORT, `--actor` /
-SEGMENT_AUDIENCES_ACTOR (recorded as createdBy/updatedBy). The background loop reads
+SEGMENT_AUDIENCES_ACTOR (recorded as createdBy/updatedBy), SEGMENT_AUDIENCES_PUBLIC_URL (the base of
+download links, when the server is reached through another address; default its own HTTP address,
+or file URLs under stdio), SEGMENT_AUDIENCES_DATA_DIR (where download files go; default beside a
+SQLite database). The background loop reads
 SEGMENT_AUDIENCES_BATCH_HOURS (batch cadence, default 8), SEGMENT_AUDIENCES_SWEEP_MINUTES (window
 sweeps, default 15), SEGMENT_AUDIENCES_DELIVERY_LANES and SEGMENT_AUDIENCES_LEASE_SECONDS (delivery);
 a read-only server runs no loop.
@@ -52,6 +55,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     worker = None if args.read_only else Worker(store).start()
     mcp_port = args.port or DEFAULT_PORTS.get(args.transport)
     separate_api = args.http_port is not None and args.http_port != mcp_port
+    store.download_base_url = os.environ.get("SEGMENT_AUDIENCES_PUBLIC_URL") or _http_base(args, mcp_port, separate_api)
     if separate_api:
         serve_api_in_background(store, args.host, args.http_port)
         logging.getLogger("segment_audiences").info("Tracking and Profile APIs on http://%s:%d/v1/", args.host, args.http_port)
@@ -65,6 +69,13 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
         if worker is not None:
             worker.stop()
     return 0
+
+
+def _http_base(args: argparse.Namespace, mcp_port: int | None, separate_api: bool) -> str | None:
+    """Where this process serves download files, if it serves HTTP at all."""
+    if separate_api:
+        return f"http://{args.host}:{args.http_port}"
+    return None if args.transport == "stdio" else f"http://{args.host}:{mcp_port}"
 
 
 def _worker(store: Store, args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""The HTTP side of the server: the Tracking and Profile APIs, next to (or in front of) the MCP app.
+"""The HTTP side of the server: the Tracking and Profile APIs and download files, next to (or in
+front of) the MCP app.
 
 Under an HTTP MCP transport the APIs share its port by default: paths under `/v1/` go to them and
 everything else to the MCP app, whose bearer token does not apply to them (they authenticate with
@@ -17,14 +18,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server import profile_api, tracking_api
+from server import downloads_api, profile_api, tracking_api
 from store.store import Store
 
 
 def api_app(store: Store) -> Starlette:
     """The Tracking and Profile APIs; unknown paths and methods get a JSON answer too."""
     return Starlette(
-        routes=[*tracking_api.routes(store), *profile_api.routes(store)],
+        routes=[*tracking_api.routes(store), *profile_api.routes(store), *downloads_api.routes(store)],
         exception_handlers={404: _no_route, 405: _no_route},
     )
 
@@ -37,15 +38,19 @@ async def _no_route(request: Request, error: HTTPException) -> JSONResponse:
     return JSONResponse({"success": False, "error": {"code": code, "message": message}}, status_code=error.status_code)
 
 
+API_PREFIXES = ("/v1/", "/downloads/")
+
+
 class ApiInFront:
-    """Sends `/v1/…` requests to the APIs and the rest (and lifespan events) to the MCP app."""
+    """Sends `/v1/…` and `/downloads/…` requests to the APIs and the rest (and lifespan events) to the
+    MCP app."""
 
     def __init__(self, api: ASGIApp, mcp: ASGIApp):
         self.api = api
         self.mcp = mcp
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIXES):
             await self.api(scope, receive, send)
         else:
             await self.mcp(scope, receive, send)

@@ -6,12 +6,13 @@ queue for the write lock (waiting up to `busy_timeout`) instead of failing half-
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
 
 import platformdirs
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
 from sqlmodel import Session, SQLModel, select
 
 from store import models
@@ -27,9 +28,20 @@ class SchemaTooNew(RuntimeError):
 
 
 def default_url() -> str:
-    data_dir = Path(platformdirs.user_data_dir("segment-audiences", appauthor=False))
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{data_dir / 'segment-audiences.db'}"
+    directory = Path(platformdirs.user_data_dir("segment-audiences", appauthor=False))
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory / 'segment-audiences.db'}"
+
+
+def data_dir(url: str) -> Path:
+    """Where files go beside the database: SEGMENT_AUDIENCES_DATA_DIR, else a SQLite file's own
+    directory, else the user data directory."""
+    if os.environ.get("SEGMENT_AUDIENCES_DATA_DIR"):
+        return Path(os.environ["SEGMENT_AUDIENCES_DATA_DIR"])
+    database = make_url(url).database
+    if url.startswith("sqlite") and database and database != ":memory:":
+        return Path(database).resolve().parent
+    return Path(platformdirs.user_data_dir("segment-audiences", appauthor=False))
 
 
 def make_engine(url: str) -> Engine:

@@ -330,6 +330,34 @@ class Membership(SQLModel, table=True):
     exited_run_id: str | None = None
 
 
+class ComputedValue(SQLModel, table=True):
+    """One value a computed trait held for a profile, from `from_ms` until `until_ms` (NULL while it
+    still holds), so a past hour's values can be reconstructed like an audience's membership."""
+
+    __tablename__ = "computed_value"
+    __table_args__ = (Index("ix_computed_value_current", "computation_id", "until_ms", "profile_id"),)
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    computation_id: str
+    profile_id: str
+    value: str = Field(sa_type=Text)
+    from_ms: int = Field(sa_type=BigInteger)
+    until_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Download(SQLModel, table=True):
+    """A CSV written for `create_download`, served under its unguessable `token` until `expires_at_ms`."""
+
+    token: str = Field(primary_key=True)
+    space_id: str
+    collection_id: str
+    hour_ms: int = Field(sa_type=BigInteger)
+    format: str
+    path: str
+    rows: int
+    created_at_ms: int = Field(sa_type=BigInteger)
+    expires_at_ms: int = Field(sa_type=BigInteger, index=True)
+
+
 class OutboxMessage(SQLModel, table=True):
     """A transition waiting for delivery to one activation or destination connection. `message_id` is
     stable per (target, profile, transition, run), so a resend is idempotent downstream.

@@ -28,6 +28,7 @@ from store.ids import new_id
 from store.models import (
     Audience,
     ComputedTrait,
+    ComputedValue,
     ComputeRun,
     ComputeState,
     Membership,
@@ -156,10 +157,23 @@ def _apply_trait(session: Session, computation: Computation, statement, run_row:
     _write_traits(session, computation, changed, now_ms)
     for chunk in _chunks(cleared):
         session.execute(delete(Trait).where(Trait.key == computation.key, col(Trait.profile_id).in_(chunk)))
+    _write_value_history(session, computation.id, changed, cleared, now_ms)
     run_row.profiles = len(values)
     run_row.entered, run_row.exited = len(changed), len(cleared)
     gained = sum(profile_id not in current for profile_id in changed)
     return sum(value is not None for value in values.values()), gained - len(cleared)
+
+
+def _write_value_history(session: Session, computation_id: str, changed: dict[str, str], cleared: list[str],
+                         now_ms: int) -> None:
+    """Close the values that changed or were cleared, and open the new ones."""
+    for chunk in _chunks([*changed, *cleared]):
+        session.execute(update(ComputedValue).where(
+            ComputedValue.computation_id == computation_id, col(ComputedValue.until_ms).is_(None),
+            col(ComputedValue.profile_id).in_(chunk)).values(until_ms=now_ms))
+    insert_dicts(session.connection(), ComputedValue.__table__, [
+        dict(computation_id=computation_id, profile_id=profile_id, value=value, from_ms=now_ms)
+        for profile_id, value in changed.items()])
 
 
 def _decoded(value: str | None) -> object:

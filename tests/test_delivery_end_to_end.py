@@ -1,9 +1,14 @@
 """The Pendula and MoEngage walk-throughs end to end: destinations added with the CLI, connected and
 activated over MCP, events sent with Segment's own Python library, and every entry and exit arriving
-at a real local receiver standing in for both services."""
+at a real local receiver standing in for both services; then the members exported as CSV over HTTP."""
 
+import csv
+import io
 import subprocess
 import sys
+from datetime import datetime, timezone
+
+import httpx
 
 import pytest
 from mcp import Client
@@ -102,6 +107,15 @@ async def test_members_entries_and_exits_reach_pendula_and_moengage(server, rece
             return sorted(c["delivery"]["delivered"] for c in listed["connections"]) == [3, 3]
 
         assert await eventually(both_delivered)
+
+        hour = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:00:00Z")
+        download = await call(client, "create_download", collectionId=audience["id"], hour=hour, format="formatted")
+    [url] = download["download"]["urls"]
+    assert url.startswith(f"{server.base}/downloads/")
+    fetched = httpx.get(url)
+    assert fetched.status_code == 200 and fetched.headers["content-type"].startswith("text/csv")
+    assert [row["user_id"] for row in csv.DictReader(io.StringIO(fetched.text))] == ["u2"]
+    assert httpx.get(url.replace("/downloads/", "/downloads/x")).status_code == 404
 
 
 async def _async(value):

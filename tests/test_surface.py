@@ -25,6 +25,7 @@ SEED_TOOLS = {
     "replace_messaging_subscriptions_in_spaces", "batch_query_messaging_subscriptions_for_space",
     "create_filter_for_space", "get_filter_by_id", "list_filters_for_space", "update_filter_by_id",
     "delete_filter_by_id", "create_audience_preview", "get_audience_preview", "force_execute_audience_run",
+    "create_download",
 }
 
 
@@ -33,9 +34,9 @@ async def listed_tools(store, read_only=False):
         return (await client.list_tools()).tools
 
 
-async def test_the_thirty_eight_tools_built_so_far_are_offered(store):
+async def test_all_thirty_nine_seed_tools_are_offered(store):
     names = [tool.name for tool in await listed_tools(store)]
-    assert len(names) == len(set(names)) == 38
+    assert len(names) == len(set(names)) == 39
     assert {name.removeprefix("segment_audiences_") for name in names} == SEED_TOOLS
 
 

@@ -3,7 +3,18 @@
 from mcp.server.mcpserver import MCPServer
 
 from store.store import Store
-from tools import activations, audiences, compute, computed_traits, destinations, filters, schedules, spaces, subscriptions
+from tools import (
+    activations,
+    audiences,
+    compute,
+    computed_traits,
+    destinations,
+    downloads,
+    filters,
+    schedules,
+    spaces,
+    subscriptions,
+)
 from tools.registry import ToolSpec, register
 
 TOOLS: list[ToolSpec] = [
@@ -16,6 +27,7 @@ TOOLS: list[ToolSpec] = [
     *activations.TOOLS,
     *subscriptions.TOOLS,
     *filters.TOOLS,
+    *downloads.TOOLS,
 ]
 
 
