@@ -74,7 +74,6 @@ CATALOG: tuple[CatalogEntry, ...] = (
             ),
         ),
         default_id_sync=(("user_id", "all"), ("email", "all")),
-        max_in_flight=32,
     ),
     CatalogEntry(
         slug="pendula",

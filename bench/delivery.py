@@ -1,0 +1,196 @@
+"""Delivery: how many audience events per second reach a destination, and how long an ingested event
+takes to arrive there for a realtime audience.
+
+A receiver (bench/receiver.py) runs in its own process on loopback. Throughput: 50,000 members are
+resynced to a Webhooks activation, once with one request per event ("Send") and once in batches of
+100 ("Send Batch"); the background delivery loop runs as `serve` runs it, and the time until every
+row is recorded delivered gives deliveries/s. The reference is plain `httpx` posting to the same
+receiver with the same client settings and concurrency, measured in the same run. Latency: events
+that each make a new user a member of a realtime audience are ingested at 500/s; the receiver notes
+when each user's Audience Entered arrives (once through "Send", once through "Send Batch"). Figures go to bench/results/delivery.json.
+Usage: python bench/delivery.py [--members 50000] [--rate 500] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import anyio
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from server.worker import Worker  # noqa: E402
+from store import activations, audiences, catalog, destinations, recompute, runs, spaces  # noqa: E402
+from store.ingest import accept  # noqa: E402
+from store.store import Store  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "delivery.json"
+REFERENCE_REQUESTS = 10_000
+CONCURRENCY = catalog.BY_SLUG["webhooks-actions"].max_in_flight
+SEND = {"id": "webhooks-send", "settings": {}}
+SEND_BATCH = {"id": "webhooks-send-batch", "settings": {"batchSize": 100}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_receiver() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "receiver.py"), str(port)])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{url}/stats")
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit("receiver did not start")
+
+
+def received(url: str) -> dict:
+    return httpx.get(f"{url}/stats", timeout=30).json()
+
+
+async def reference_rate(url: str) -> float:
+    """Requests per second plain httpx achieves against the receiver at the same concurrency."""
+    body = orjson.dumps({"type": "track", "userId": "reference", "event": "Audience Entered"})
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(limits=limits) as client:
+        slots = anyio.Semaphore(CONCURRENCY)
+
+        async def post() -> None:
+            async with slots:
+                await client.post(f"{url}/reference", content=body, headers={"Content-Type": "application/json"})
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for _ in range(REFERENCE_REQUESTS):
+                group.start_soon(post)
+        return REFERENCE_REQUESTS / (time.perf_counter() - started)
+
+
+def signed_up(users: range, event: str = "Signed Up") -> list[dict]:
+    return [{"type": "track", "userId": f"user-{n}", "event": event,
+             "timestamp": datetime.now(timezone.utc).isoformat()} for n in users]
+
+
+def delivered(store: Store, target_id: str) -> int:
+    with store.engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT count(*) FROM outbox WHERE target_id = ? AND state = 'delivered'",
+                                          (target_id,)).scalar_one()
+
+
+def activate(store: Store, space_id: str, audience_id: str, url: str, action: dict, resync: bool) -> str:
+    destination = destinations.add_destination(store, space_id, "webhooks-actions", "Receiver", {})
+    connection = destinations.connect(store, space_id, audience_id, destination.id, "destination", None, None)
+    return activations.add_activation(store, space_id, audience_id, connection.connection.id,
+                                      activation_name="Bench", activation_type="Audience Entered",
+                                      perform_resync=resync, personalization=None,
+                                      destination_mapping={"actionId": action["id"],
+                                                           "settings": {"url": url, **action["settings"]}}).id
+
+
+def throughput(store: Store, space_id: str, audience_id: str, url: str, members: int, action: dict) -> dict:
+    worker = Worker(store).start()
+    try:
+        started = time.perf_counter()
+        activation_id = activate(store, space_id, audience_id, url, action, resync=True)
+        while delivered(store, activation_id) < members:
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+    finally:
+        worker.stop()
+    return {"seconds": round(seconds, 2), "deliveries_per_s": round(members / seconds)}
+
+
+def latency(store: Store, space_id: str, url: str, rate: int, seconds: float, event: str, action: dict) -> dict:
+    audience = audiences.create_audience(store, space_id, name=event, audience_type="USERS",
+                                         query=f"event('{event}').count() >= 1", options=None)
+    runs.run(store, audience.id, reason="initial")
+    activate(store, space_id, audience.id, f"{url}/latency/{event}", action, resync=False)
+    worker = Worker(store).start()
+    sent: dict[str, float] = {}
+    per_batch = max(1, rate // 10)
+    batches = int(seconds * 10)
+    offset = 10_000_000 + len(received(url)["arrivals"]) * 10
+    try:
+        started = time.perf_counter()
+        for n in range(batches):
+            time.sleep(max(0.0, started + n * 0.1 - time.perf_counter()))
+            users = range(offset + n * per_batch, offset + (n + 1) * per_batch)
+            at = time.time()
+            accept(store, space_id, signed_up(users, event), "bench")
+            sent.update({f"user-{u}": at for u in users})
+        achieved = len(sent) / (time.perf_counter() - started)
+        deadline = time.monotonic() + 60
+        while not sent.keys() <= received(url)["arrivals"].keys() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    arrivals = received(url)["arrivals"]
+    latencies = sorted(arrivals[user] - at for user, at in sent.items() if user in arrivals)
+
+    def percentile(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
+
+    return {"events_per_s": round(achieved), "events": len(sent), "missing": len(sent) - len(latencies),
+            "latency_ms": {"p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99),
+                           "max": round(latencies[-1] * 1000, 1)}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--members", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=500, help="events per second for the latency run")
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+    receiver, url = start_receiver()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            store = Store(f"sqlite:///{folder}/delivery.db")
+            space_id = spaces.create_space(store, "Delivery").space.id
+            for first in range(0, args.members, 1000):
+                accept(store, space_id, signed_up(range(first, min(args.members, first + 1000))), "bench")
+            members = audiences.create_audience(store, space_id, name="Signed Up", audience_type="USERS",
+                                                query="event('Signed Up').count() >= 1", options=None)
+            runs.run(store, members.id, reason="initial")
+            recompute.process_dirty(store, limit=args.members)
+            reference = anyio.run(reference_rate, url)
+            single = throughput(store, space_id, members.id, f"{url}/single", args.members, SEND)
+            batched = throughput(store, space_id, members.id, f"{url}/batch", args.members, SEND_BATCH)
+            realtime = latency(store, space_id, url, args.rate, args.seconds, "Checked Out", SEND)
+            realtime_batched = latency(store, space_id, url, args.rate, args.seconds, "Subscribed", SEND_BATCH)
+            store.close()
+    finally:
+        receiver.terminate()
+        receiver.wait()
+    figures = {
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
+        "members": args.members,
+        "reference_httpx_requests_per_s": round(reference),
+        "send": {**single, "ratio_to_reference": round(single["deliveries_per_s"] / reference, 2)},
+        "send_batch_100": batched,
+        "realtime_send": realtime,
+        "realtime_send_batch_100": realtime_batched,
+    }
+    print(json.dumps(figures, indent=2))
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
