@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -32,7 +32,6 @@ from store.store import Store
 
 MESSAGE_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4d0e-9d1b-0b7f3c2a9e41")
 LEASE_MS = 60_000
-FINAL_STATES = ("delivered", "dead", "cancelled")
 
 
 def message_id(target_id: str, profile_id: str, transition: str, run_id: str) -> str:
@@ -78,7 +77,7 @@ class Claim:
     rows: list[OutboxMessage]
     job: Job | None
     error: str | None = None
-    outcome: policy.Outcome | None = field(default=None)
+    outcome: policy.Outcome | None = None
 
 
 def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS) -> list[Claim]:

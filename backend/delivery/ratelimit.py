@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+EPSILON = 1e-9  # refill arithmetic in floats: a token short by rounding is a whole token
+
 
 class TokenBucket:
     def __init__(self, rate: float, burst: float | None = None, *,
@@ -32,8 +34,8 @@ class TokenBucket:
                     continue
                 self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
                 self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
+                if self.tokens >= 1 - EPSILON:
+                    self.tokens = max(0.0, self.tokens - 1)
                     return
                 await self.sleep((1 - self.tokens) / self.rate)
 
