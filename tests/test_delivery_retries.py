@@ -7,7 +7,7 @@ import httpx
 import pytest
 import respx
 
-from store import activations, outbox, runs
+from store import activations, audiences, outbox, runs
 from tests.conftest import NOW
 from tests.delivery_helpers import activate, audience, bodies, connect, deliver, outbox_states, sign_up, webhook
 from tests.ingest_helpers import rows, send
@@ -145,5 +145,11 @@ async def test_perform_resync_reads_true_until_the_resync_is_delivered(store, sp
 
 async def test_removing_an_activation_cancels_what_it_had_pending(store, space_id, activation):
     activations.remove_activation(store, space_id, activation.audience_id, activation.id)
+    assert outbox_states(store) == {"cancelled": 1}
+    assert await deliver(store) == {}
+
+
+async def test_removing_the_audience_cancels_what_its_targets_had_pending(store, space_id, activation):
+    audiences.remove_audience(store, space_id, activation.audience_id)
     assert outbox_states(store) == {"cancelled": 1}
     assert await deliver(store) == {}
