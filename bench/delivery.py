@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.ingest import free_port  # noqa: E402
 from server.worker import Worker  # noqa: E402
 from store import activations, audiences, catalog, destinations, recompute, runs, spaces  # noqa: E402
 from store.ingest import accept  # noqa: E402
@@ -40,12 +40,6 @@ REFERENCE_REQUESTS = 10_000
 CONCURRENCY = catalog.BY_SLUG["webhooks-actions"].max_in_flight
 SEND = {"id": "webhooks-send", "settings": {}}
 SEND_BATCH = {"id": "webhooks-send-batch", "settings": {"batchSize": 100}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_receiver() -> tuple[subprocess.Popen, str]:

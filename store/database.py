@@ -28,7 +28,7 @@ class SchemaTooNew(RuntimeError):
 
 
 def default_url() -> str:
-    directory = Path(platformdirs.user_data_dir("segment-audiences", appauthor=False))
+    directory = _user_data_dir()
     directory.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{directory / 'segment-audiences.db'}"
 
@@ -41,6 +41,10 @@ def data_dir(url: str) -> Path:
     database = make_url(url).database
     if url.startswith("sqlite") and database and database != ":memory:":
         return Path(database).resolve().parent
+    return _user_data_dir()
+
+
+def _user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("segment-audiences", appauthor=False))
 
 

@@ -118,7 +118,7 @@ def connect(
             ) from error
         if audience.options.get("includeHistoricalData", True):
             route = routes.resolve(session, {connection.id}).get(connection.id)
-            if route is not None and not entry.actions and route.call_types:
+            if route is not None and route.call_types:
                 outbox.resync(session, route, to_ms(now))
         return ConnectionView(connection, destination)
 

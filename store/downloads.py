@@ -26,13 +26,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
-from sqlalchemy import bindparam, or_
+from sqlalchemy import null, or_
 from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
-from store.bulk import select_in
+from store import external_ids
 from store.errors import InputValidation, NotFound
-from store.models import Audience, ComputedTrait, ComputedValue, Download, Identifier, Membership
+from store.models import Audience, ComputedTrait, ComputedValue, Download, Membership
 from store.store import Store
 
 FORMATS = ("unformatted", "formatted", "single_column")
@@ -161,10 +161,9 @@ def _chunks(session: Session, export: Export) -> Iterator[list[tuple[str, str | 
                                .order_by(_profile_column(export)).limit(CHUNK)).all()
         if not members:
             return
-        rows = [(member, None) if isinstance(member, str) else tuple(member) for member in members]
-        ids = _identifiers(session, [profile_id for profile_id, _ in rows], export.at_ms)
-        yield [(profile_id, value, ids.get(profile_id, {})) for profile_id, value in rows]
-        after = rows[-1][0]
+        ids = external_ids.by_profile(session, [profile_id for profile_id, _ in members], export.at_ms)
+        yield [(profile_id, value, ids.get(profile_id, {})) for profile_id, value in members]
+        after = members[-1][0]
 
 
 def _profile_column(export: Export):
@@ -173,26 +172,12 @@ def _profile_column(export: Export):
 
 def _members(export: Export):
     if export.kind == "audience":
-        return select(Membership.profile_id).where(
+        return select(Membership.profile_id, null().label("value")).where(
             Membership.computation_id == export.collection_id, Membership.entered_at_ms < export.at_ms,
             or_(col(Membership.exited_at_ms).is_(None), Membership.exited_at_ms >= export.at_ms)).distinct()
     return select(ComputedValue.profile_id, ComputedValue.value).where(
         ComputedValue.computation_id == export.collection_id, ComputedValue.from_ms < export.at_ms,
         or_(col(ComputedValue.until_ms).is_(None), ComputedValue.until_ms >= export.at_ms))
-
-
-def _identifiers(session: Session, profile_ids: list[str], at_ms: int) -> dict[str, dict[str, list[str]]]:
-    rows = select_in(
-        session.connection(), "download identifiers",
-        lambda ids: select(Identifier.profile_id, Identifier.type, Identifier.value).where(
-            Identifier.collection == bindparam("collection"), Identifier.created_at_ms < bindparam("at_ms"),
-            col(Identifier.profile_id).in_(ids)).order_by(Identifier.profile_id, Identifier.type,
-                                                          Identifier.created_at_ms, Identifier.id),
-        profile_ids, {"at_ms": at_ms, "collection": "users"})
-    found: dict[str, dict[str, list[str]]] = {}
-    for profile_id, kind, value in rows:
-        found.setdefault(profile_id, {}).setdefault(kind, []).append(value)
-    return found
 
 
 def _cell(value: str | None) -> str:

@@ -154,13 +154,13 @@ def record(store: Store, claims: Sequence[Claim]) -> Counter:
         outcome = item.outcome or policy.Outcome("failed", error=item.error)
         for row in item.rows:
             change = _after(row, outcome, now_ms)
-            counts[change["state"] if change["state"] != "pending" else outcome.kind] += 1
+            kind = "dead" if change["state"] == "dead" else outcome.kind
+            counts[kind] += 1
             updates.append({"b_id": row.id, **change})
-            if outcome.kind != "released":
+            if kind != "released":
                 attempts.append(dict(outbox_id=row.id, space_id=row.space_id, target_id=row.target_id,
                                      message_id=row.message_id, at_ms=now_ms, latency_ms=outcome.latency_ms,
-                                     outcome="dead" if change["state"] == "dead" else outcome.kind,
-                                     status=outcome.status, error=outcome.error))
+                                     outcome=kind, status=outcome.status, error=outcome.error))
     with store.write() as session:
         table = OutboxMessage.__table__
         execute_dicts(session.connection(), "record delivery",

@@ -24,25 +24,25 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from backend.clock import from_ms, iso
 from store.bulk import select_in
-from store.models import Identifier, OutboxMessage, Trait
+from store import external_ids
+from store.external_ids import ExternalIds
+from store.models import OutboxMessage, Trait
 from store.routes import Route
 
 MAX_EVENTS_PER_ROW = 20
 TOP_LEVEL = {"user_id": "userId", "anonymous_id": "anonymousId"}
 EVENT_NAMES = {"entered": "Audience Entered", "exited": "Audience Exited"}
 
-IdValues = dict[str, list[str]]  # external id type -> values, oldest first
 
 
 def build(session: Session, rows: list[OutboxMessage], routes: dict[str, Route]) -> dict[int, list[dict[str, Any]]]:
     """The events of each row (by outbox id), for rows whose target still exists."""
     profile_ids = sorted({row.profile_id for row in rows})
-    identifiers = _identifiers(session, profile_ids)
+    identifiers = external_ids.by_profile(session, profile_ids)
     wanted_traits = {trait for route in routes.values() for trait in _personal_traits(route)}
     traits = _traits(session, profile_ids, wanted_traits) if wanted_traits else {}
     return {row.id: events(row, routes[row.target_id], identifiers.get(row.profile_id, {}),
@@ -50,7 +50,7 @@ def build(session: Session, rows: list[OutboxMessage], routes: dict[str, Route])
             for row in rows if row.target_id in routes}
 
 
-def events(row: OutboxMessage, route: Route, ids: IdValues, traits: dict[str, Any]) -> list[dict[str, Any]]:
+def events(row: OutboxMessage, route: Route, ids: ExternalIds, traits: dict[str, Any]) -> list[dict[str, Any]]:
     """The events for one row: per identity combination, one event per call type of the route."""
     member = row.transition == "entered"
     key = route.audience.key
@@ -85,7 +85,7 @@ def events(row: OutboxMessage, route: Route, ids: IdValues, traits: dict[str, An
     return found
 
 
-def combinations(ids: IdValues, config: list[dict[str, Any]], *, exit_: bool) -> list[list[tuple[str, str, str]]]:
+def combinations(ids: ExternalIds, config: list[dict[str, Any]], *, exit_: bool) -> list[list[tuple[str, str, str]]]:
     """Every (type, value, sent name) combination the ID sync configuration selects."""
     choices = []
     for item in config:
@@ -99,7 +99,7 @@ def combinations(ids: IdValues, config: list[dict[str, Any]], *, exit_: bool) ->
     return [list(combo) for combo in itertools.islice(itertools.product(*choices), MAX_EVENTS_PER_ROW)]
 
 
-def _place_identifiers(event: dict[str, Any], combination: list[tuple[str, str, str]], ids: IdValues,
+def _place_identifiers(event: dict[str, Any], combination: list[tuple[str, str, str]], ids: ExternalIds,
                        profile_id: str) -> dict[str, str]:
     id_traits = {}
     for kind, value, name in combination:
@@ -122,19 +122,6 @@ def _personal_traits(route: Route) -> list[str]:
 def _personalized(route: Route, traits: dict[str, Any]) -> dict[str, Any]:
     mapping = ((route.activation.personalization.get("profile") or {}).get("mapping") or {}) if route.activation else {}
     return {mapping.get(name, name): traits[name] for name in _personal_traits(route) if name in traits}
-
-
-def _identifiers(session: Session, profile_ids: list[str]) -> dict[str, IdValues]:
-    rows = select_in(
-        session.connection(), "payload identifiers",
-        lambda ids: select(Identifier.profile_id, Identifier.type, Identifier.value)
-        .where(Identifier.collection == bindparam("collection"), Identifier.profile_id.in_(ids))
-        .order_by(Identifier.profile_id, Identifier.created_at_ms, Identifier.id),
-        profile_ids, {"collection": "users"})
-    found: dict[str, IdValues] = defaultdict(lambda: defaultdict(list))
-    for profile_id, kind, value in rows:
-        found[profile_id][kind].append(value)
-    return found
 
 
 def _traits(session: Session, profile_ids: list[str], keys: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -49,6 +49,8 @@ class Route:
         """The Segment calls sent per identity: "identify", "track" or both."""
         if self.activation is not None:
             return ("identify",) if self.activation.activation_type == "Audience Membership Changed" else ("track",)
+        if self.entry.actions:
+            return ()
         settings = self.connection.connection_settings
         return tuple(kind for kind, wanted in (("identify", settings.get("sendIdentify", True)),
                                                ("track", settings.get("sendTrack", False))) if wanted)
@@ -67,23 +69,16 @@ class Route:
 
 
 def sending_routes(session: Session, audience_id: str) -> list[Route]:
-    """The enabled targets of an audience that send something, in creation order."""
-    rows = session.exec(
-        select(Connection, Destination, Audience)
-        .join(Destination, Destination.id == Connection.destination_id)
-        .join(Audience, Audience.id == Connection.audience_id)
-        .where(Connection.audience_id == audience_id, Connection.enabled)
-        .order_by(Connection.created_at, Connection.id)
-    ).all()
-    routes = []
-    for connection, destination, audience in rows:
-        if not catalog.BY_SLUG[destination.slug].actions:
-            routes.append(Route("connection", connection.id, audience, connection, destination))
-        activations = session.exec(
-            select(Activation).where(Activation.connection_id == connection.id, Activation.enabled)
-            .order_by(Activation.created_at, Activation.id)
-        )
-        routes.extend(Route("activation", a.id, audience, connection, destination, a) for a in activations)
+    """The enabled targets of an audience that send something: connections, then activations, each
+    oldest first."""
+    connections = session.exec(
+        select(Connection.id).where(Connection.audience_id == audience_id, Connection.enabled)
+        .order_by(Connection.created_at, Connection.id)).all()
+    activations = session.exec(
+        select(Activation.id).where(col(Activation.connection_id).in_(connections), Activation.enabled)
+        .order_by(Activation.created_at, Activation.id)).all()
+    found = resolve(session, {*connections, *activations})
+    routes = [found[target_id] for target_id in (*connections, *activations) if target_id in found]
     return [route for route in routes if route.transitions and route.call_types]
 
 

@@ -1,6 +1,7 @@
 """The real server process: an audience created over MCP follows events sent by Segment's own Python
 library, through the background loop, and membership shows in get_audience and the Profile API."""
 
+import inspect
 import time
 
 import anyio
@@ -28,10 +29,12 @@ async def call(client, tool, **arguments):
 
 
 async def eventually(check, seconds=15):
-    """Poll `check` until it returns a truthy value (tests do not assert on wall time)."""
+    """Poll `check` (plain or async) until it returns a truthy value (tests do not assert on wall time)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        value = await check()
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         await anyio.sleep(0.05)

@@ -75,8 +75,8 @@ async def test_members_entries_and_exits_reach_pendula_and_moengage(server, rece
                    destination={"id": moengage, "type": "destination"},
                    connectionSettings={"sendIdentify": True, "sendTrack": True})
 
-        await eventually(lambda: _async(len(receiver.at("/pendula")) == 1), seconds=30)
-        await eventually(lambda: _async(len(receiver.at("/moe")) == 2))
+        await eventually(lambda: len(receiver.at("/pendula")) == 1, seconds=30)
+        await eventually(lambda: len(receiver.at("/moe")) == 2)
         [flow] = receiver.at("/pendula")
         assert flow.headers["Authorization"] == "Bearer pendula-token"
         assert flow.body["type"] == "identify" and flow.body["userId"] == "u1"
@@ -86,10 +86,10 @@ async def test_members_entries_and_exits_reach_pendula_and_moengage(server, rece
 
         identify(analytics, "u2", "pro")
         identify(analytics, "u1", "free")
-        await eventually(lambda: _async(len(receiver.at("/pendula")) == 3))
+        await eventually(lambda: len(receiver.at("/pendula")) == 3)
         changes = {(r.body["userId"], r.body["traits"]["pro_plan"]) for r in receiver.at("/pendula")[1:]}
         assert changes == {("u2", True), ("u1", False)}
-        await eventually(lambda: _async(len(receiver.at("/moe")) == 6))
+        await eventually(lambda: len(receiver.at("/moe")) == 6)
         events = [r.body["actions"][0]["action"] for r in receiver.at("/moe/v1/event")]
         assert sorted(events) == ["Audience Entered", "Audience Entered", "Audience Exited"]
 
@@ -116,7 +116,3 @@ async def test_members_entries_and_exits_reach_pendula_and_moengage(server, rece
     assert fetched.status_code == 200 and fetched.headers["content-type"].startswith("text/csv")
     assert [row["user_id"] for row in csv.DictReader(io.StringIO(fetched.text))] == ["u2"]
     assert httpx.get(url.replace("/downloads/", "/downloads/x")).status_code == 404
-
-
-async def _async(value):
-    return value

@@ -33,8 +33,7 @@ class Sender:
     def __init__(self, client: httpx.AsyncClient, now_ms: Callable[[], int]):
         self.client = client
         self.now_ms = now_ms
-        self.slots: dict[str, anyio.Semaphore] = {}
-        self.buckets: dict[str, TokenBucket] = {}
+        self.limits: dict[str, tuple[anyio.Semaphore, TokenBucket | None]] = {}
 
     async def send(self, job: Job) -> policy.Outcome:
         """Make the job's requests in order; the first that does not succeed decides the outcome."""
@@ -48,10 +47,8 @@ class Sender:
         return policy.Outcome(outcome.kind, outcome.status, total_ms, outcome.error, outcome.retry_after_ms)
 
     async def _call(self, job: Job, call: HttpCall) -> policy.Outcome:
-        target = job.target
-        slot = self.slots.setdefault(target.destination_id, anyio.Semaphore(target.max_in_flight))
+        slot, bucket = self._limits(job.target)
         async with slot:
-            bucket = self._bucket(target)
             if bucket is not None:
                 await bucket.acquire()
             if self.now_ms() > job.lease_until_ms - LEASE_MARGIN_MS:
@@ -68,13 +65,13 @@ class Sender:
                 bucket.pause(outcome.retry_after_ms / 1000)
             return outcome
 
-    def _bucket(self, target: Target) -> TokenBucket | None:
-        if not target.requests_per_second:
-            return None
-        bucket = self.buckets.get(target.destination_id)
-        if bucket is None:
-            bucket = self.buckets[target.destination_id] = TokenBucket(target.requests_per_second)
-        return bucket
+    def _limits(self, target: Target) -> tuple[anyio.Semaphore, TokenBucket | None]:
+        """The destination instance's in-flight slots and rate bucket, made on first use."""
+        if target.destination_id not in self.limits:
+            rate = target.requests_per_second
+            self.limits[target.destination_id] = (anyio.Semaphore(target.max_in_flight),
+                                                  TokenBucket(rate) if rate else None)
+        return self.limits[target.destination_id]
 
 
 def _elapsed_ms(started: float) -> int:
