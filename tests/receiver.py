@@ -16,9 +16,20 @@ class Received:
     at: float = field(default_factory=time.monotonic)
 
 
+def _complete_json(raw: bytes, length: int) -> object | None:
+    """The JSON body, or None when fewer bytes came than announced or they do not parse."""
+    if length == 0 or len(raw) < length:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
 class Receiver:
     """Answers 200 (or the next of `failures` for a path prefix, e.g. `{"/pendula": [503]}`) after
-    `delay` seconds, and keeps what it got in `received`."""
+    `delay` seconds, and keeps what it got in `received`. A request cut off before its whole body
+    arrived (a sender killed mid-request) is not a delivery: it is dropped unrecorded."""
 
     def __init__(self, failures: dict[str, list[int]] | None = None, delay: float = 0.0):
         self.received: list[Received] = []
@@ -32,13 +43,17 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                body = _complete_json(raw, length)
+                if body is None:
+                    self.close_connection = True
+                    return
                 if delay:
                     time.sleep(delay)
                 status = receiver.answer(self.path)
                 if status == 200:
                     with receiver.lock:
                         receiver.received.append(
-                            Received(self.command, self.path, dict(self.headers), json.loads(raw or b"null")))
+                            Received(self.command, self.path, dict(self.headers), body))
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", "2")
