@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.ingest import free_port  # noqa: E402
 from server.worker import Worker  # noqa: E402
-from store import activations, audiences, catalog, destinations, recompute, runs, spaces  # noqa: E402
+from store import activations, audiences, catalog, destination_instances, destinations, recompute, runs, spaces  # noqa: E402
 from store.ingest import accept  # noqa: E402
 from store.store import Store  # noqa: E402
 
@@ -89,7 +89,7 @@ def delivered(store: Store, target_id: str) -> int:
 
 
 def activate(store: Store, space_id: str, audience_id: str, url: str, action: dict, resync: bool) -> str:
-    destination = destinations.add_destination(store, space_id, "webhooks-actions", "Receiver", {})
+    destination = destination_instances.add_destination(store, space_id, "webhooks-actions", "Receiver", {})
     connection = destinations.connect(store, space_id, audience_id, destination.id, "destination", None, None)
     return activations.add_activation(store, space_id, audience_id, connection.connection.id,
                                       activation_name="Bench", activation_type="Audience Entered",

@@ -14,15 +14,16 @@ a read-only server runs no loop.
 """
 
 import argparse
+import json
 import logging
 import os
 import sys
 
 from server.importer import import_file
 from server.worker import Worker
-from store import destinations, outbox, spaces
+from store import catalog, destination_instances, outbox, spaces
 from store.database import SchemaTooNew
-from store.errors import DomainError
+from store.errors import DomainError, InputValidation
 from store.pagination import PageRequest
 from store.store import DEFAULT_ACTOR, Store
 
@@ -116,22 +117,79 @@ def _spaces_token(store: Store, args: argparse.Namespace) -> int:
 
 
 def _destinations_add(store: Store, args: argparse.Namespace) -> int:
-    settings = {}
-    for item in args.setting:
-        name, separator, value = item.partition("=")
-        if not separator:
-            print(f"error: --setting takes key=value, not {item!r}", file=sys.stderr)
-            return 2
-        settings[name] = _setting_value(value)
-    destination = destinations.add_destination(store, args.space, args.type, args.name, settings)
+    entry = destination_instances.require_entry(args.type, field="--type")
+    settings = _settings(args, entry)
+    destination = destination_instances.add_destination(store, args.space, args.type, args.name, settings)
     print(destination.id)
     return 0
 
 
-def _destinations_list(store: Store, args: argparse.Namespace) -> int:
-    for destination in destinations.list_space_destinations(store, args.space):
-        print(f"{destination.id}\t{destination.slug}\t{destination.name}")
+def _destinations_update(store: Store, args: argparse.Namespace) -> int:
+    current = destination_instances.get_destination(store, args.space, args.id)
+    settings = _settings(args, catalog.BY_SLUG[current.slug]) if args.setting or args.settings_json else None
+    enabled = {"on": True, "off": False}.get(args.enabled or "")
+    destination_instances.update_destination(store, args.space, args.id, name=args.name, enabled=enabled,
+                                             settings=settings)
+    print(args.id)
     return 0
+
+
+def _destinations_remove(store: Store, args: argparse.Namespace) -> int:
+    destination_instances.remove_destination(store, args.space, args.id)
+    print(f"removed {args.id}")
+    return 0
+
+
+def _destinations_list(store: Store, args: argparse.Namespace) -> int:
+    page = destination_instances.list_destinations(store, args.space, PageRequest(count=1000))
+    for destination in page.items:
+        state = "enabled" if destination.enabled else "disabled"
+        print(f"{destination.id}\t{destination.slug}\t{destination.name}\t{state}")
+    return 0
+
+
+def _settings(args: argparse.Namespace, entry: catalog.CatalogEntry) -> dict[str, object]:
+    """`--settings-json` first, then each `--setting key=value` typed by the catalog field it names."""
+    settings: dict[str, object] = {}
+    if args.settings_json:
+        try:
+            settings.update(json.loads(args.settings_json))
+        except (ValueError, TypeError) as error:
+            raise InputValidation(f"--settings-json is not a JSON object: {error}", field="--settings-json") from error
+    fields = {field.name: field for field in entry.settings}
+    for item in args.setting:
+        name, separator, text = item.partition("=")
+        if not separator:
+            raise InputValidation(f"--setting takes key=value, not {item!r}", field="--setting")
+        field = fields.get(name)
+        if field is None:
+            raise InputValidation(f"Unknown setting '{name}'; {entry.slug} takes: {', '.join(fields) or 'none'}.",
+                                  field="--setting")
+        settings[name] = typed_setting(field, text)
+    return settings
+
+
+def typed_setting(field: catalog.SettingField, text: str) -> object:
+    """A `--setting` value as its catalog field's type: text stays text (a JSON string in double
+    quotes is unquoted, so "12345" or a value with an `=` can be written either way), true/false
+    for booleans, digits for integers, JSON for objects."""
+    if field.type == "string":
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            try:
+                return json.loads(text)
+            except ValueError:
+                return text
+        return text
+    if field.type == "boolean" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if field.type == "integer" and text.lstrip("-").isdigit():
+        return int(text)
+    if field.type == "object":
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    raise InputValidation(f"{field.name} takes a {field.type}, not {text!r}.", field="--setting")
 
 
 def _dead_letters(store: Store, args: argparse.Namespace) -> int:
@@ -153,13 +211,6 @@ def _redrive(store: Store, args: argparse.Namespace) -> int:
 def _port_from_env() -> int | None:
     value = os.environ.get("SEGMENT_AUDIENCES_HTTP_PORT")
     return int(value) if value else None
-
-
-def _setting_value(value: str) -> object:
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    return int(value) if value.isdigit() else value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -199,16 +250,28 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("space", help="space id (spa_…)")
     token.set_defaults(run=_spaces_token)
 
-    destination_commands = commands.add_parser("destinations", help="add and list destination instances").add_subparsers(required=True)
+    destination_commands = commands.add_parser(
+        "destinations", help="add, list, update and remove destination instances").add_subparsers(required=True)
     add = destination_commands.add_parser("add", help="add a destination instance to a space")
-    add.add_argument("--space", required=True)
     add.add_argument("--type", required=True, help="catalog slug, e.g. webhooks-actions, pendula, moengage")
     add.add_argument("--name", required=True)
-    add.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE")
     add.set_defaults(run=_destinations_add)
+    update = destination_commands.add_parser("update", help="change a destination instance's name, settings or state")
+    update.add_argument("id", help="destination id (dst_…)")
+    update.add_argument("--name")
+    update.add_argument("--enabled", choices=("on", "off"))
+    update.set_defaults(run=_destinations_update)
+    for command in (add, update):
+        command.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                             help="one setting, typed by the catalog (repeatable)")
+        command.add_argument("--settings-json", metavar="JSON", help="several settings as one JSON object")
+    removing = destination_commands.add_parser("remove", help="remove a destination instance no audience uses")
+    removing.add_argument("id", help="destination id (dst_…)")
+    removing.set_defaults(run=_destinations_remove)
     listing = destination_commands.add_parser("list", help="list a space's destination instances")
-    listing.add_argument("--space", required=True)
     listing.set_defaults(run=_destinations_list)
+    for command in (add, update, removing, listing):
+        command.add_argument("--space", required=True)
 
     delivery_commands = commands.add_parser("deliveries", help="inspect and re-drive dead-lettered deliveries").add_subparsers(required=True)
     dead = delivery_commands.add_parser("dead-letters", help="list messages given up on, with their last error")

@@ -1,5 +1,10 @@
-"""Activations: which events a connection sends for an audience (entered, exited or both), enriched
-with which profile traits (`personalization`) and mapped onto which destination action."""
+"""Activations: which events a connection sends for an audience (entered, exited or both) or a computed
+trait (its value changes), enriched with which profile traits (`personalization`) and mapped onto
+which destination action.
+
+A computed trait's activation is "Audience Membership Changed" (Identify `traits.<key>: <value>`) or
+"All Events" (Track `Trait Computed`), each sent whenever the value changes.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,20 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from store import catalog, outbox, routes
-from store.audiences import require_audience
 from backend.clock import to_ms
 from backend.delivery.adapters import MAX_WEBHOOK_BATCH
-from store.destinations import check_fields, require_connection
+from store import catalog, outbox, owners, routes
+from store.destinations import require_connection, require_owner
 from store.errors import InputValidation, NotFound
 from store.ids import new_id
-from store.models import Activation, Audience, Destination
+from store.models import Activation, Destination
+from store.owners import Owner
 from store.pagination import Page, PageRequest, paginate
 from store.store import Store
 
 MEMBERSHIP_TYPES = ("Audience Entered", "Audience Exited", "Audience Membership Changed")
 ENTITY_TYPES = ("Entity Added", "Entity Removed", "Entity Values Changed", "All Events")
+TRAIT_TYPES = ("Audience Membership Changed", "All Events")
 
 
 def add_activation(
@@ -37,11 +43,11 @@ def add_activation(
     enabled: bool | None = None,
 ) -> Activation:
     with store.write() as session:
-        audience = require_audience(session, space_id, audience_id)
+        owner = require_owner(session, space_id, audience_id)
         connection = require_connection(session, space_id, audience_id, connection_id, field="connectionId")
         destination = session.get(Destination, connection.destination_id)
         assert destination is not None
-        _check_type(audience, activation_type)
+        _check_type(owner, activation_type)
         if not activation_name.strip():
             raise InputValidation("activationName must not be empty.", field="activationName")
         now = store.now()
@@ -53,7 +59,7 @@ def add_activation(
             activation_type=activation_type,
             activation_name=activation_name,
             display_name=display_name,
-            personalization=_check_personalization(audience, activation_type, personalization or {}),
+            personalization=_check_personalization(owner, activation_type, personalization or {}),
             destination_mapping=_check_mapping(destination, destination_mapping, None),
             enabled=True if enabled is None else enabled,
             perform_resync=perform_resync,
@@ -72,7 +78,7 @@ def get_activation(store: Store, space_id: str, audience_id: str, activation_id:
 
 def list_activations(store: Store, space_id: str, audience_id: str, request: PageRequest) -> Page:
     with store.read() as session:
-        require_audience(session, space_id, audience_id)
+        require_owner(session, space_id, audience_id)
         statement = (
             select(Activation)
             .where(Activation.audience_id == audience_id)
@@ -97,10 +103,10 @@ def update_activation(
     """None leaves a field as it is; an empty `activation_name` is ignored and an empty `display_name` clears it."""
     with store.write() as session:
         activation = _require(session, space_id, audience_id, activation_id)
-        audience = session.get(Audience, audience_id)
+        owner = require_owner(session, space_id, audience_id)
         connection = require_connection(session, space_id, audience_id, activation.connection_id)
         destination = session.get(Destination, connection.destination_id)
-        assert audience is not None and destination is not None
+        assert destination is not None
         if activation_name:
             activation.activation_name = activation_name
         if display_name is not None:
@@ -110,7 +116,7 @@ def update_activation(
         if perform_resync is not None:
             activation.perform_resync = perform_resync
         if personalization is not None:
-            activation.personalization = _check_personalization(audience, activation.activation_type, personalization)
+            activation.personalization = _check_personalization(owner, activation.activation_type, personalization)
         if destination_mapping is not None:
             activation.destination_mapping = _check_mapping(
                 destination, destination_mapping, activation.destination_mapping
@@ -141,22 +147,26 @@ def _resync_if_asked(session: Session, activation: Activation, now) -> None:
 
 
 def _require(session: Session, space_id: str, audience_id: str, activation_id: str) -> Activation:
-    require_audience(session, space_id, audience_id)
+    require_owner(session, space_id, audience_id)
     activation = session.get(Activation, activation_id)
     if activation is None or activation.audience_id != audience_id:
-        raise NotFound("activation", activation_id, field="id", scope=f"on audience '{audience_id}'")
+        raise NotFound("activation", activation_id, field="id", scope=f"on '{audience_id}'")
     return activation
 
 
-def _check_type(audience: Audience, activation_type: str) -> None:
-    allowed = MEMBERSHIP_TYPES + (ENTITY_TYPES if audience.audience_type == "LINKED" else ())
+def _check_type(owner: Owner, activation_type: str) -> None:
+    if owners.is_trait(owner):
+        allowed = TRAIT_TYPES
+    else:
+        allowed = MEMBERSHIP_TYPES + (ENTITY_TYPES if owner.audience_type == "LINKED" else ())
     if activation_type not in allowed:
+        kind = "a computed trait" if owners.is_trait(owner) else f"a {owners.profile_type(owner)} audience"
         raise InputValidation(
-            f"activationType must be one of: {', '.join(allowed)}.", field="activationType"
+            f"activationType for {kind} must be one of: {', '.join(allowed)}.", field="activationType"
         )
 
 
-def _check_personalization(audience: Audience, activation_type: str, given: dict[str, Any]) -> dict[str, Any]:
+def _check_personalization(owner: Owner, activation_type: str, given: dict[str, Any]) -> dict[str, Any]:
     profile = given.get("profile") or {}
     properties = list(dict.fromkeys(profile.get("properties") or []))
     mapping = profile.get("mapping") or {}
@@ -167,10 +177,10 @@ def _check_personalization(audience: Audience, activation_type: str, given: dict
             field="personalization.profile.mapping",
         )
     entities = given.get("entities")
-    if entities and audience.audience_type != "LINKED":
+    if entities and owners.profile_type(owner) != "LINKED":
         raise InputValidation(
             "personalization.entities applies only to LINKED audiences; use profile.properties for "
-            f"this {audience.audience_type} audience.",
+            f"this {owners.profile_type(owner)} {'computed trait' if owners.is_trait(owner) else 'audience'}.",
             field="personalization.entities",
         )
     sync_changes = given.get("syncEntityPropertyChanges")
@@ -217,7 +227,7 @@ def _check_mapping(
             f"{', '.join(a.id for a in entry.actions)} (see segment_audiences_list_supported_destinations_from_audience).",
             field="destinationMapping.actionId",
         )
-    settings = check_fields(mapping.get("settings") or {}, action.fields, "destinationMapping.settings", require=True)
+    settings = catalog.check_fields(mapping.get("settings") or {}, action.fields, "destinationMapping.settings", require=True)
     batch_size = settings.get("batchSize")
     if batch_size is not None and not 1 <= batch_size <= MAX_WEBHOOK_BATCH:
         raise InputValidation(f"batchSize must be 1 to {MAX_WEBHOOK_BATCH}.", field="destinationMapping.settings.batchSize")

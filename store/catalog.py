@@ -6,11 +6,17 @@ destinations (MoEngage, the Tracking API forwarder) have no actions: the connect
 Identify and/or Track as its `connectionSettings` say, and any activation on it sends its own events
 as well. Only action destinations can activate LINKED audiences. `secret` settings are never shown
 back. `requests_per_second` and `max_in_flight` bound what the delivery worker sends to one instance.
+`accepts` names the Segment calls a destination takes (Segment's catalog: MoEngage and Pendula take
+Identify and Track); those that take Group offer the `sendGroup` connection setting for ACCOUNTS
+audiences and computed traits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from store.errors import InputValidation
 
 
 @dataclass(frozen=True)
@@ -43,12 +49,16 @@ class CatalogEntry:
     default_id_sync: tuple[tuple[str, str], ...] = (("user_id", "last"), ("email", "last"))
     requests_per_second: float | None = None
     max_in_flight: int = 16
+    accepts: tuple[str, ...] = ("identify", "track")
 
 
 _SEND_IDENTIFY = SettingField("sendIdentify", "Send Identify", "boolean",
                               description="Send membership as Identify traits (default true).")
 _SEND_TRACK = SettingField("sendTrack", "Send Track", "boolean",
                            description="Send Audience Entered/Exited Track events (default false).")
+_SEND_GROUP = SettingField("sendGroup", "Send Group", "boolean",
+                           description="ACCOUNTS audiences and computed traits only: one Group call per account "
+                           "(default false).")
 _WEBHOOK_FIELDS = (
     SettingField("url", "URL", "string", required=True, description="Where the request is sent."),
     SettingField("method", "Method", "string", description="POST (default), PUT or PATCH.",
@@ -73,7 +83,9 @@ CATALOG: tuple[CatalogEntry, ...] = (
                 (*_WEBHOOK_FIELDS, SettingField("batchSize", "Batch size", "integer", description="1 to 1000.")),
             ),
         ),
+        connection_settings=(_SEND_GROUP,),
         default_id_sync=(("user_id", "all"), ("email", "all")),
+        accepts=("identify", "track", "group"),
     ),
     CatalogEntry(
         slug="pendula",
@@ -112,7 +124,8 @@ CATALOG: tuple[CatalogEntry, ...] = (
             SettingField("endpoint", "Endpoint", "string", required=True, description="Base URL, e.g. http://127.0.0.1:8088"),
             SettingField("writeKey", "Write key", "string", required=True, secret=True),
         ),
-        connection_settings=(_SEND_IDENTIFY, _SEND_TRACK),
+        connection_settings=(_SEND_IDENTIFY, _SEND_TRACK, _SEND_GROUP),
+        accepts=("identify", "track", "group"),
     ),
 )
 
@@ -121,3 +134,28 @@ BY_SLUG = {entry.slug: entry for entry in CATALOG}
 
 def supports(entry: CatalogEntry, audience_type: str) -> bool:
     return bool(entry.actions) or audience_type != "LINKED"
+
+
+_TYPES = {"string": str, "boolean": bool, "object": dict, "integer": int}
+
+
+def check_fields(values: dict[str, Any], fields: tuple[SettingField, ...], where: str, require: bool = False) -> dict[str, Any]:
+    """Settings checked against their catalog fields: known names, types, choices, and (with
+    `require`) every required field present."""
+    known = {f.name: f for f in fields}
+    for name, value in values.items():
+        spec = known.get(name)
+        if spec is None:
+            allowed = ", ".join(known) or "none"
+            raise InputValidation(f"Unknown setting '{name}'; this destination takes: {allowed}.", field=f"{where}.{name}")
+        expected = _TYPES[spec.type]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise InputValidation(f"{name} must be a {spec.type}.", field=f"{where}.{name}")
+        if spec.choices and value not in spec.choices:
+            raise InputValidation(f"{name} must be one of {', '.join(spec.choices)}, not '{value}'.",
+                                  field=f"{where}.{name}")
+    if require:
+        missing = [f.name for f in fields if f.required and f.name not in values]
+        if missing:
+            raise InputValidation(f"Missing required setting(s): {', '.join(missing)}.", field=f"{where}.{missing[0]}")
+    return dict(values)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
-from store import definitions
+from store import definitions, outbox
 from store.errors import InputValidation, NotFound
 from store.ids import new_id
 from store.models import ComputedTrait
@@ -120,6 +120,7 @@ def remove_computed_trait(store: Store, space_id: str, trait_id: str) -> None:
         trait.enabled = False
         trait.status = "Disabled"
         definitions.forget_references(session, trait.id)
+        outbox.cancel(session, computation_id=trait.id)
         session.add(trait)
 
 

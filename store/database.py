@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import platformdirs
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, make_url
+from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import Session, SQLModel, select
 
 from store import models
@@ -93,6 +94,7 @@ def writer(engine: Engine) -> Engine:
 
 def initialise(engine: Engine) -> str:
     """Create missing tables, record or check the schema version, and return the workspace id."""
+    _drop_stale_foreign_keys(engine)
     with Session(writer(engine)) as session, session.begin():
         SQLModel.metadata.create_all(session.connection())
         _add_missing_columns(session.connection())
@@ -125,3 +127,73 @@ def _add_missing_columns(connection: Connection) -> None:
         for index in table.indexes:
             if index.name not in existing_indexes:
                 index.create(connection)
+
+
+def _drop_stale_foreign_keys(engine: Engine) -> None:
+    """Remove foreign keys an earlier version declared and this one does not (connections and
+    activations once pointed at audiences only; they now also belong to computed traits).
+
+    SQLite cannot drop a constraint, so such a table is rebuilt the way SQLite documents it: with
+    foreign key enforcement off, copy the rows into a table of the new shape, drop the old one, give
+    the new one its name, recreate its indexes and check every reference before committing."""
+    stale = _tables_with_stale_foreign_keys(engine)
+    if not stale:
+        return
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            for table, names in stale.items():
+                for name in names:
+                    connection.exec_driver_sql(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{name}"')
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            for table in _tables_with_stale_foreign_keys(engine, cursor):
+                _rebuild_sqlite_table(cursor, table, engine)
+            problems = cursor.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise RuntimeError(f"rebuilding tables left broken references: {problems[:5]}")
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        raw.close()
+
+
+def _tables_with_stale_foreign_keys(engine: Engine, cursor=None) -> dict[Table, list[str]]:
+    """Model tables whose stored foreign keys include one the model no longer has, with its names.
+    With `cursor` (SQLite, inside the rebuild's transaction) the catalogue is read through it."""
+    found: dict[Table, list[str]] = {}
+    inspector = inspect(engine) if cursor is None else None
+    for table in SQLModel.metadata.sorted_tables:
+        wanted = {(fk.parent.name, fk.column.table.name) for fk in table.foreign_keys}
+        if inspector is None:
+            stored = [(row[3], row[2], None) for row in cursor.execute(f'PRAGMA foreign_key_list("{table.name}")')]
+        else:
+            if not inspector.has_table(table.name):
+                continue
+            stored = [(column, fk["referred_table"], fk.get("name"))
+                      for fk in inspector.get_foreign_keys(table.name) for column in fk["constrained_columns"]]
+        extra = [name or "" for column, referred, name in stored if (column, referred) not in wanted]
+        if extra:
+            found[table] = extra
+    return found
+
+
+def _rebuild_sqlite_table(cursor, table: Table, engine: Engine) -> None:
+    new_name = f"_new_{table.name}"
+    ddl = str(CreateTable(table).compile(dialect=engine.dialect)).strip()
+    cursor.execute(ddl.replace(f"CREATE TABLE {table.name} ", f'CREATE TABLE "{new_name}" ', 1))
+    stored = {row[1] for row in cursor.execute(f'PRAGMA table_info("{table.name}")')}
+    columns = ", ".join(f'"{column.name}"' for column in table.columns if column.name in stored)
+    cursor.execute(f'INSERT INTO "{new_name}" ({columns}) SELECT {columns} FROM "{table.name}"')
+    cursor.execute(f'DROP TABLE "{table.name}"')
+    cursor.execute(f'ALTER TABLE "{new_name}" RENAME TO "{table.name}"')
+    for index in table.indexes:
+        cursor.execute(str(CreateIndex(index).compile(dialect=engine.dialect)))

@@ -1,5 +1,10 @@
-"""Destination instances in a space (added from the CLI, as in Engage settings) and their
-connections to audiences (`ii_…`), with ID sync configuration and connection settings."""
+"""Connections (`ii_…`) of a space's destination instances to audiences and computed traits, with ID
+sync configuration and connection settings.
+
+A new connection backfills the current members (values, for a computed trait) when its owner
+includes historical data. `sendGroup` is a connection setting of destinations that accept Group
+calls and applies to ACCOUNTS audiences and computed traits only.
+"""
 
 from __future__ import annotations
 
@@ -10,49 +15,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from backend.clock import to_ms
-from store import catalog, outbox, routes
+from store import catalog, outbox, owners, routes
 from store.audiences import AUDIENCE_TYPES, require_audience
+from store.computed_traits import require_computed_trait
+from store.destination_instances import require_destination
 from store.errors import Conflict, InputValidation, NotFound
 from store.ids import new_id
 from store.models import Activation, Connection, Destination
+from store.owners import TRAIT_PREFIX, Owner
 from store.pagination import Page, PageRequest, paginate
-from store.spaces import get_space, require_space
+from store.spaces import get_space
 from store.store import Store
 
 ID_SYNC_STRATEGIES = ("first", "last", "all")
 MAX_ID_SYNC = 5
 MAX_ID_SYNC_ALL = 3
-REDACTED = "********"
 
 
 @dataclass(frozen=True)
 class ConnectionView:
     connection: Connection
     destination: Destination
-
-
-def add_destination(store: Store, space_id: str, slug: str, name: str, settings: dict[str, Any]) -> Destination:
-    entry = catalog.BY_SLUG.get(slug)
-    if entry is None:
-        raise InputValidation(
-            f"Unknown destination type '{slug}'; use one of {', '.join(catalog.BY_SLUG)}.", field="type"
-        )
-    checked = check_fields(settings, entry.settings, "settings", require=True)
-    with store.write() as session:
-        require_space(session, space_id)
-        now = store.now()
-        destination = Destination(
-            id=new_id("dst"), space_id=space_id, slug=slug, name=name, settings=checked, created_at=now, updated_at=now
-        )
-        session.add(destination)
-        return destination
-
-
-def list_space_destinations(store: Store, space_id: str) -> list[Destination]:
-    with store.read() as session:
-        require_space(session, space_id)
-        statement = select(Destination).where(Destination.space_id == space_id).order_by(Destination.created_at)
-        return list(session.exec(statement).all())
 
 
 def supported_destinations(
@@ -75,7 +58,7 @@ def supported_destinations(
 def connect(
     store: Store,
     space_id: str,
-    audience_id: str,
+    owner_id: str,
     destination_id: str,
     destination_type: str,
     id_sync: list[dict[str, Any]] | None,
@@ -87,23 +70,21 @@ def connect(
             field="destination.type",
         )
     with store.write() as session:
-        audience = require_audience(session, space_id, audience_id)
-        destination = session.get(Destination, destination_id)
-        if destination is None or destination.space_id != space_id:
-            raise NotFound("destination", destination_id, field="destination.id", scope=f"in space '{space_id}'")
+        owner = require_owner(session, space_id, owner_id)
+        destination = require_destination(session, space_id, destination_id, field="destination.id")
         entry = catalog.BY_SLUG[destination.slug]
-        if not catalog.supports(entry, audience.audience_type):
+        if not catalog.supports(entry, owners.profile_type(owner)):
             raise InputValidation(
-                f"{entry.name} cannot activate {audience.audience_type} audiences.", field="destination.id"
+                f"{entry.name} cannot activate {owners.profile_type(owner)} audiences.", field="destination.id"
             )
         now = store.now()
         connection = Connection(
             id=new_id("ii"),
             space_id=space_id,
-            audience_id=audience_id,
+            audience_id=owner_id,
             destination_id=destination_id,
             id_sync_configuration=_check_id_sync(id_sync) if id_sync else _default_id_sync(entry),
-            connection_settings=check_fields(connection_settings or {}, entry.connection_settings, "connectionSettings"),
+            connection_settings=_check_connection_settings(owner, entry, connection_settings or {}),
             created_at=now,
             updated_at=now,
         )
@@ -112,25 +93,25 @@ def connect(
             session.flush()
         except IntegrityError as error:
             raise Conflict(
-                f"Destination '{destination_id}' is already connected to audience '{audience_id}'; "
+                f"Destination '{destination_id}' is already connected to '{owner_id}'; "
                 "update that connection instead.",
                 field="destination.id",
             ) from error
-        if audience.options.get("includeHistoricalData", True):
+        if (owner.options or {}).get("includeHistoricalData", True):
             route = routes.resolve(session, {connection.id}).get(connection.id)
             if route is not None and route.call_types:
                 outbox.resync(session, route, to_ms(now))
         return ConnectionView(connection, destination)
 
 
-def list_connections(store: Store, space_id: str, audience_id: str, request: PageRequest) -> Page:
-    """A page of `ConnectionView`s for the audience."""
+def list_connections(store: Store, space_id: str, owner_id: str, request: PageRequest) -> Page:
+    """A page of `ConnectionView`s for the audience or computed trait."""
     with store.read() as session:
-        require_audience(session, space_id, audience_id)
+        require_owner(session, space_id, owner_id)
         statement = (
             select(Connection, Destination)
             .join(Destination)
-            .where(Connection.audience_id == audience_id)
+            .where(Connection.audience_id == owner_id)
             .order_by(Connection.created_at, Connection.id)
         )
         page = paginate(session, statement, request)
@@ -140,7 +121,7 @@ def list_connections(store: Store, space_id: str, audience_id: str, request: Pag
 def update_connection(
     store: Store,
     space_id: str,
-    audience_id: str,
+    owner_id: str,
     connection_id: str,
     id_sync: list[dict[str, Any]] | None,
     connection_settings: dict[str, Any] | None,
@@ -152,24 +133,23 @@ def update_connection(
             field="idSyncConfiguration",
         )
     with store.write() as session:
-        connection = require_connection(session, space_id, audience_id, connection_id)
+        connection = require_connection(session, space_id, owner_id, connection_id)
         destination = session.get(Destination, connection.destination_id)
+        owner = require_owner(session, space_id, owner_id)
         assert destination is not None
         if id_sync:
             connection.id_sync_configuration = _check_id_sync(id_sync)
         if connection_settings:
-            entry = catalog.BY_SLUG[destination.slug]
-            connection.connection_settings = check_fields(
-                connection_settings, entry.connection_settings, "connectionSettings"
-            )
+            connection.connection_settings = _check_connection_settings(
+                owner, catalog.BY_SLUG[destination.slug], connection_settings)
         connection.updated_at = store.now()
         session.add(connection)
         return ConnectionView(connection, destination)
 
 
-def disconnect(store: Store, space_id: str, audience_id: str, connection_id: str) -> None:
+def disconnect(store: Store, space_id: str, owner_id: str, connection_id: str) -> None:
     with store.write() as session:
-        connection = require_connection(session, space_id, audience_id, connection_id)
+        connection = require_connection(session, space_id, owner_id, connection_id)
         activations = session.exec(select(Activation.id).where(Activation.connection_id == connection_id)).all()
         if activations:
             raise Conflict(
@@ -181,18 +161,27 @@ def disconnect(store: Store, space_id: str, audience_id: str, connection_id: str
         outbox.cancel(session, target_id=connection_id)
 
 
-def require_connection(session: Session, space_id: str, audience_id: str, connection_id: str, field: str = "destinationId") -> Connection:
-    require_audience(session, space_id, audience_id)
+def require_owner(session: Session, space_id: str, owner_id: str) -> Owner:
+    """The live audience or computed trait with this id, or NotFound for the kind its prefix names."""
+    if owner_id.startswith(TRAIT_PREFIX):
+        return require_computed_trait(session, space_id, owner_id)
+    return require_audience(session, space_id, owner_id)
+
+
+def require_connection(session: Session, space_id: str, owner_id: str, connection_id: str, field: str = "destinationId") -> Connection:
+    require_owner(session, space_id, owner_id)
     connection = session.get(Connection, connection_id)
-    if connection is None or connection.audience_id != audience_id:
-        raise NotFound("connection", connection_id, field=field, scope=f"on audience '{audience_id}'")
+    if connection is None or connection.audience_id != owner_id:
+        raise NotFound("connection", connection_id, field=field, scope=f"on '{owner_id}'")
     return connection
 
 
-def visible_settings(destination: Destination) -> dict[str, Any]:
-    """The instance settings with secret values masked."""
-    secrets = {f.name for f in catalog.BY_SLUG[destination.slug].settings if f.secret}
-    return {name: REDACTED if name in secrets else value for name, value in destination.settings.items()}
+def _check_connection_settings(owner: Owner, entry: catalog.CatalogEntry, settings: dict[str, Any]) -> dict[str, Any]:
+    checked = catalog.check_fields(settings, entry.connection_settings, "connectionSettings")
+    if checked.get("sendGroup") and owners.profile_type(owner) != "ACCOUNTS":
+        raise InputValidation("sendGroup applies only to ACCOUNTS audiences and computed traits, which send one "
+                              "Group call per account; omit it here.", field="connectionSettings.sendGroup")
+    return checked
 
 
 def _default_id_sync(entry: catalog.CatalogEntry) -> list[dict[str, Any]]:
@@ -224,28 +213,3 @@ def _check_id_sync(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen.add(external_id)
         checked.append({k: v for k, v in {"externalId": external_id, "strategy": strategy, "mapTo": item.get("mapTo")}.items() if v})
     return checked
-
-
-_TYPES = {"string": str, "boolean": bool, "object": dict, "integer": int}
-
-
-def check_fields(values: dict[str, Any], fields: tuple[catalog.SettingField, ...], where: str, require: bool = False) -> dict[str, Any]:
-    """Settings checked against their catalog fields: known names, types, choices, and (with
-    `require`) every required field present."""
-    known = {f.name: f for f in fields}
-    for name, value in values.items():
-        spec = known.get(name)
-        if spec is None:
-            allowed = ", ".join(known) or "none"
-            raise InputValidation(f"Unknown setting '{name}'; this destination takes: {allowed}.", field=f"{where}.{name}")
-        expected = _TYPES[spec.type]
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise InputValidation(f"{name} must be a {spec.type}.", field=f"{where}.{name}")
-        if spec.choices and value not in spec.choices:
-            raise InputValidation(f"{name} must be one of {', '.join(spec.choices)}, not '{value}'.",
-                                  field=f"{where}.{name}")
-    if require:
-        missing = [f.name for f in fields if f.required and f.name not in values]
-        if missing:
-            raise InputValidation(f"Missing required setting(s): {', '.join(missing)}.", field=f"{where}.{missing[0]}")
-    return dict(values)

@@ -113,12 +113,13 @@ class Destination(SQLModel, table=True):
 
 
 class Connection(SQLModel, table=True):
-    """A destination connected to an audience (`ii_…`)."""
+    """A destination connected to an audience or computed trait (`ii_…`); `audience_id` holds either
+    id (`aud_…`, `tra_…`), as the Public API's `audienceId` does."""
 
     __table_args__ = (UniqueConstraint("audience_id", "destination_id"),)
     id: str = Field(primary_key=True)
     space_id: str = Field(foreign_key="space.id", index=True)
-    audience_id: str = Field(foreign_key="audience.id", index=True)
+    audience_id: str = Field(index=True)
     destination_id: str = Field(foreign_key="destination.id")
     id_sync_configuration: list[dict[str, Any]] = Field(sa_type=JSON)
     connection_settings: dict[str, Any] = Field(sa_type=JSON)
@@ -128,9 +129,11 @@ class Connection(SQLModel, table=True):
 
 
 class Activation(SQLModel, table=True):
+    """Which events a connection sends; `audience_id` is the connection's audience or computed trait."""
+
     id: str = Field(primary_key=True)
     space_id: str = Field(foreign_key="space.id", index=True)
-    audience_id: str = Field(foreign_key="audience.id", index=True)
+    audience_id: str = Field(index=True)
     connection_id: str = Field(foreign_key="connection.id", index=True)
     activation_type: str
     activation_name: str
@@ -378,7 +381,7 @@ class OutboxMessage(SQLModel, table=True):
     target_kind: str  # activation | connection
     target_id: str
     profile_id: str
-    transition: str  # entered | exited
+    transition: str  # entered | exited (audiences) | changed (computed traits)
     run_id: str
     message_id: str = Field(unique=True)
     created_at_ms: int = Field(sa_type=BigInteger)
@@ -393,6 +396,7 @@ class OutboxMessage(SQLModel, table=True):
     delivered_at_ms: int | None = Field(default=None, sa_type=BigInteger)
     last_status: int | None = None
     last_error: str | None = Field(default=None, sa_type=Text)
+    value: str | None = Field(default=None, sa_type=Text)  # a computed trait's new value as JSON; NULL when cleared
 
 
 class DeliveryAttempt(SQLModel, table=True):

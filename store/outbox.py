@@ -26,7 +26,7 @@ from backend.delivery.sender import Job
 from store import payloads, routes
 from store.bulk import execute_dicts, insert_dicts
 from store.ids import new_id
-from store.models import Activation, DeliveryAttempt, Membership, OutboxMessage
+from store.models import Activation, DeliveryAttempt, Membership, OutboxMessage, Trait
 from store.routes import Route
 from store.store import Store
 
@@ -40,30 +40,40 @@ def message_id(target_id: str, profile_id: str, transition: str, run_id: str) ->
 
 
 def enqueue(session: Session, space_id: str, computation_id: str, targets: Sequence[Route],
-            changes: dict[str, Sequence[str]], run_id: str, now_ms: int) -> int:
-    """One pending row per (target, transition it takes, changed profile); returns how many."""
+            changes: dict[str, Sequence[str]], run_id: str, now_ms: int,
+            values: dict[str, str | None] | None = None) -> int:
+    """One pending row per (target, transition it takes, changed profile); returns how many. A
+    computed trait's "changed" rows carry the profile's new value (JSON text, None when cleared)."""
+    values = values or {}
     rows = [dict(space_id=space_id, computation_id=computation_id, target_kind=route.target_kind,
                  target_id=route.target_id, profile_id=profile_id, transition=transition, run_id=run_id,
                  message_id=message_id(route.target_id, profile_id, transition, run_id),
-                 created_at_ms=now_ms, state="pending", attempts=0, next_attempt_at_ms=now_ms)
+                 created_at_ms=now_ms, state="pending", attempts=0, next_attempt_at_ms=now_ms,
+                 value=values.get(profile_id))
             for route in targets for transition in route.transitions for profile_id in changes.get(transition, ())]
     insert_dicts(session.connection(), OutboxMessage.__table__, rows)
     return len(rows)
 
 
 def resync(session: Session, route: Route, now_ms: int) -> int:
-    """Queue an entry for every current member of the route's audience (a full resync or a new
-    connection's backfill); its rows carry a run id starting `rsy_`."""
+    """Queue an entry for every current member of the route's audience, or the current value of every
+    profile that has one for a computed trait (a full resync or a new connection's backfill); its
+    rows carry a run id starting `rsy_`."""
+    owner = route.owner
+    if route.is_trait:
+        values = dict(session.exec(select(Trait.profile_id, Trait.value).where(
+            Trait.space_id == owner.space_id, Trait.key == owner.key, Trait.trait_class == "computed_trait")).all())
+        return enqueue(session, owner.space_id, owner.id, [route], {"changed": sorted(values)}, new_id("rsy"),
+                       now_ms, values)
     if "entered" not in route.transitions:
         return 0
     members = session.exec(select(Membership.profile_id).where(
-        Membership.computation_id == route.audience.id, col(Membership.exited_at_ms).is_(None))).all()
-    return enqueue(session, route.audience.space_id, route.audience.id, [route], {"entered": sorted(members)},
-                   new_id("rsy"), now_ms)
+        Membership.computation_id == owner.id, col(Membership.exited_at_ms).is_(None))).all()
+    return enqueue(session, owner.space_id, owner.id, [route], {"entered": sorted(members)}, new_id("rsy"), now_ms)
 
 
 def cancel(session: Session, *, target_id: str | None = None, computation_id: str | None = None) -> None:
-    """Cancel the pending rows of a removed target or audience."""
+    """Cancel the pending rows of a removed target, audience or computed trait."""
     where = OutboxMessage.target_id == target_id if target_id else OutboxMessage.computation_id == computation_id
     session.execute(update(OutboxMessage).where(where, OutboxMessage.state == "pending")
                     .values(state="cancelled", lease_owner=None, lease_until_ms=None))

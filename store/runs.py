@@ -3,8 +3,10 @@ back in one transaction together with the `<key>` trait, the run record and the 
 
 A run over some profile ids (realtime) touches only those profiles; a run over all of them (initial,
 cadence, sweep, schedule, forced) also sets the computation's size. Nothing is sent from here: the
-outbox rows wait for the delivery worker. A run that fails leaves membership and traits as they were,
-records the failed run, and sets the computation's status to `Failed` with the reason.
+outbox rows wait for the delivery worker: an audience's entries and exits, a computed trait's
+changed values (a cleared value goes out as null; a merged-away profile leaves silently). A run that
+fails leaves membership and traits as they were, records the failed run, and sets the computation's
+status to `Failed` with the reason.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from store import computations, outbox, routes
 from store.audiences import get_audience
 from store.bulk import IN_CHUNK, insert_dicts, select_in, upsert_newer
 from store.computations import Computation
-from store.errors import NotFound
+from store.errors import Conflict, NotFound
 from store.ids import new_id
 from store.models import (
     Audience,
@@ -81,8 +83,13 @@ def states(store: Store, computation_ids: list[str]) -> dict[str, ComputeState]:
 
 
 def force_audience_run(store: Store, space_id: str, audience_id: str) -> ComputeRun:
-    """Recompute an audience now (any type), whatever its cadence."""
-    get_audience(store, space_id, audience_id)
+    """Recompute an enabled audience now (any type), whatever its cadence. A disabled audience is
+    not computed and sends nothing, so forcing one is a conflict."""
+    audience = get_audience(store, space_id, audience_id)
+    if not audience.enabled:
+        raise Conflict(f"Audience '{audience_id}' is disabled, so it is not computed and sends nothing. Enable it "
+                       "with segment_audiences_update_audience_for_space {enabled: true} first; that also "
+                       "recomputes it.", field="audienceId")
     return run(store, audience_id, reason="forced")
 
 
@@ -158,6 +165,11 @@ def _apply_trait(session: Session, computation: Computation, statement, run_row:
     for chunk in _chunks(cleared):
         session.execute(delete(Trait).where(Trait.key == computation.key, col(Trait.profile_id).in_(chunk)))
     _write_value_history(session, computation.id, changed, cleared, now_ms)
+    gone = _merged_away(session, cleared)
+    sent = {**changed, **{profile_id: None for profile_id in cleared if profile_id not in gone}}
+    if sent:
+        outbox.enqueue(session, computation.space_id, computation.id, routes.sending_routes(session, computation.id),
+                       {"changed": sorted(sent)}, run_row.id, now_ms, sent)
     run_row.profiles = len(values)
     run_row.entered, run_row.exited = len(changed), len(cleared)
     gained = sum(profile_id not in current for profile_id in changed)

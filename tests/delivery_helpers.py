@@ -6,7 +6,7 @@ from datetime import timedelta
 import httpx
 import orjson
 
-from store import activations, audiences, destinations, runs
+from store import activations, audiences, destination_instances, destinations, runs
 from store.delivery import deliver_once, sender_for
 from tests.conftest import NOW
 from tests.ingest_helpers import rows, send
@@ -29,7 +29,7 @@ def audience(store, space_id, name="Signed Up Users", query=QUERY):
 
 
 def connect(store, space_id, audience_id, slug, settings, *, id_sync=None, connection_settings=None):
-    destination = destinations.add_destination(store, space_id, slug, f"My {slug}", settings)
+    destination = destination_instances.add_destination(store, space_id, slug, f"My {slug}", settings)
     return destinations.connect(store, space_id, audience_id, destination.id, "destination", id_sync,
                                 connection_settings).connection
 

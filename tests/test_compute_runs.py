@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from store import activations, audiences, computed_traits, destinations, recompute, runs, schedules
+from store import activations, audiences, computed_traits, destination_instances, destinations, recompute, runs, schedules
 from store import outbox as outbox_rows
 from tests.conftest import NOW
 from tests.ingest_helpers import profile_of, rows, send, traits_of
@@ -32,7 +32,7 @@ def create(store, space_id, query, name="Buyers", audience_type="USERS", **optio
 
 
 def connect_webhook(store, space_id, audience_id, activation_type="Audience Membership Changed"):
-    destination = destinations.add_destination(store, space_id, slug="webhooks-actions", name="Hook", settings={})
+    destination = destination_instances.add_destination(store, space_id, slug="webhooks-actions", name="Hook", settings={})
     view = destinations.connect(store, space_id, audience_id, destination.id, "destination", None, None)
     return activations.add_activation(
         store, space_id, audience_id, view.connection.id, activation_type=activation_type,
@@ -41,7 +41,7 @@ def connect_webhook(store, space_id, audience_id, activation_type="Audience Memb
 
 
 def connect_moengage(store, space_id, audience_id):
-    destination = destinations.add_destination(store, space_id, slug="moengage", name="MoEngage",
+    destination = destination_instances.add_destination(store, space_id, slug="moengage", name="MoEngage",
                                                settings={"apiId": "APP", "apiKey": "KEY"})
     return destinations.connect(store, space_id, audience_id, destination.id, "destination", None, None).connection
 

@@ -88,8 +88,8 @@ async def test_id_sync_strategies_choose_which_identifiers_go_out(store, space_i
         await deliver(store)
     sent = bodies(route)
     assert [e["context"]["traits"]["Email_Address"] for e in sent] == expected
-    assert all("userId" not in e and e["anonymousId"].startswith("use_") for e in sent), \
-        "no user_id in the ID sync list: the profile id stands in as anonymousId"
+    assert all(e["userId"] == "ann" and "anonymousId" not in e for e in sent), \
+        "no user_id in the ID sync list: the profile's own user id still names it, never an internal id"
 
 
 async def test_webhooks_maps_data_signs_the_body_and_sends_its_headers(store, space_id, members):

@@ -7,7 +7,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from store import destinations
+from store import destination_instances
 from store.models import SQLModel
 
 pytestmark = pytest.mark.anyio
@@ -37,7 +37,7 @@ async def test_random_and_adversarial_arguments_never_crash_or_write(client, sto
     created = await client.call_tool("segment_audiences_create_audience", {
         "spaceId": space_id, "audienceType": "USERS", "name": "Base", "definition": {"query": "event('a').count() >= 1"}})
     audience_id = created.structured_content["audience"]["id"]
-    destination_id = destinations.add_destination(store, space_id, "webhooks-actions", "Hook", {}).id
+    destination_id = destination_instances.add_destination(store, space_id, "webhooks-actions", "Hook", {}).id
     valid = {"spaceId": space_id, "id": audience_id, "audienceId": audience_id, "audienceType": "USERS",
              "name": "Fuzzed", "definition": {"query": "event('b').count() >= 1"}, "destination": {"id": destination_id},
              "strategy": "PERIODIC", "config": {"interval": "1h"}, "scheduleId": "sch_x", "connectionId": "ii_x",

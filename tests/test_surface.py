@@ -27,6 +27,7 @@ SEED_TOOLS = {
     "delete_filter_by_id", "create_audience_preview", "get_audience_preview", "force_execute_audience_run",
     "create_download",
 }
+ADDITIONS = {"create_destination", "list_destinations", "get_destination", "update_destination", "remove_destination"}
 
 
 async def listed_tools(store, read_only=False):
@@ -34,10 +35,16 @@ async def listed_tools(store, read_only=False):
         return (await client.list_tools()).tools
 
 
-async def test_all_thirty_nine_seed_tools_are_offered(store):
+async def test_the_thirty_nine_seed_tools_and_the_destination_additions_are_offered(store):
     names = [tool.name for tool in await listed_tools(store)]
-    assert len(names) == len(set(names)) == 39
-    assert {name.removeprefix("segment_audiences_") for name in names} == SEED_TOOLS
+    assert len(names) == len(set(names)) == 39 + len(ADDITIONS)
+    assert {name.removeprefix("segment_audiences_") for name in names} == SEED_TOOLS | ADDITIONS
+
+
+async def test_every_addition_says_it_is_one(store):
+    for tool in await listed_tools(store):
+        if tool.name.removeprefix("segment_audiences_") in ADDITIONS:
+            assert tool.description.startswith("(Addition to the Public API"), tool.name
 
 
 async def test_every_tool_sets_all_four_hints_truthfully(store):
@@ -54,7 +61,7 @@ async def test_every_tool_sets_all_four_hints_truthfully(store):
 async def test_read_only_mode_registers_only_read_tools(store):
     tools = await listed_tools(store, read_only=True)
     assert tools and all(tool.annotations.read_only_hint for tool in tools)
-    assert len(tools) == 17
+    assert len(tools) == 19
 
 
 async def test_seed_parameter_names_and_required_flags(store):

@@ -1,6 +1,6 @@
 import pytest
 
-from store import destinations
+from store import destination_instances
 
 pytestmark = pytest.mark.anyio
 
@@ -14,12 +14,12 @@ async def audience_id(call, space_id):
 
 @pytest.fixture
 def webhook_id(store, space_id):
-    return destinations.add_destination(store, space_id, "webhooks-actions", "Hook", {"sharedSecret": "s3cret"}).id
+    return destination_instances.add_destination(store, space_id, "webhooks-actions", "Hook", {"sharedSecret": "s3cret"}).id
 
 
 @pytest.fixture
 def moengage_id(store, space_id):
-    return destinations.add_destination(store, space_id, "moengage", "MoE", {"apiId": "A", "apiKey": "K"}).id
+    return destination_instances.add_destination(store, space_id, "moengage", "MoE", {"apiId": "A", "apiKey": "K"}).id
 
 
 async def connect(call, space_id, audience_id, destination_id, **extra):
@@ -63,7 +63,7 @@ async def test_connection_lifecycle(call, space_id, audience_id, webhook_id):
 async def test_connection_rules(call, space_id, audience_id, webhook_id, moengage_id):
     error = await call.error("add_destination_to_audience", spaceId=space_id, audienceId=audience_id,
                              destination={"id": "dst_missing", "type": "destination"})
-    assert error["type"] == "not-found" and "destinations list" in error["message"]
+    assert error["type"] == "not-found" and "segment_audiences_list_destinations" in error["message"]
     too_many_all = [{"externalId": f"id{i}", "strategy": "all"} for i in range(4)]
     error = await call.error("add_destination_to_audience", spaceId=space_id, audienceId=audience_id,
                              destination={"id": webhook_id, "type": "destination"}, idSyncConfiguration=too_many_all)

@@ -1,4 +1,4 @@
-"""Activation tools: which events a destination connection receives for an audience."""
+"""Activation tools: which events a destination connection receives for an audience or computed trait."""
 
 from typing import Annotated, Optional
 
@@ -20,11 +20,13 @@ from tools.models import (
 )
 from tools.registry import read, remove, write
 
-AudienceIdParam = resource_id("Audience id (aud_…).")
+AudienceIdParam = resource_id("Audience id (aud_…), or a computed trait id (tra_…).")
 ActivationId = resource_id("Activation id (act_…).")
 ACTIVATION_TYPES = (
-    "'Audience Entered', 'Audience Exited' or 'Audience Membership Changed' (both); LINKED audiences "
-    "also 'Entity Added', 'Entity Removed', 'Entity Values Changed', 'All Events'."
+    "Audiences: 'Audience Entered', 'Audience Exited' (Track) or 'Audience Membership Changed' (Identify, "
+    "both); LINKED audiences also 'Entity Added', 'Entity Removed', 'Entity Values Changed', 'All Events'. "
+    "Computed traits: 'Audience Membership Changed' (Identify traits.<key>) or 'All Events' (Track Trait "
+    "Computed), sent on every value change."
 )
 
 
@@ -50,8 +52,8 @@ def add_activation_to_audience(
     displayName: Annotated[Optional[str], Field(description="Optional label (warehouses).")] = None,
     enabled: Annotated[Optional[bool], Field(description="Default true.")] = None,
 ) -> ActivationResult:
-    """Add an activation to a destination connection of an audience: which membership events it sends
-    (activationType), with which profile traits (personalization), through which destination action
+    """Add an activation to a destination connection of an audience or computed trait: which events it
+    sends (activationType), with which profile traits (personalization), through which destination action
     (destinationMapping; see segment_audiences_list_supported_destinations_from_audience).
     Returns {activation} with id act_…."""
     row = activations.add_activation(
@@ -73,7 +75,7 @@ def add_activation_to_audience(
 def get_activation_from_audience(
     store: Store, spaceId: SpaceId, audienceId: AudienceIdParam, id: ActivationId
 ) -> ActivationResult:
-    """Get one activation of an audience. performResync reads true while a full resync is pending or
+    """Get one activation of an audience or computed trait. performResync reads true while a full resync is pending or
     still going out; the extra field `delivery` reports pending, retrying, delivered and
     dead-lettered counts and the last error."""
     row = activations.get_activation(store, spaceId, audienceId, id)
@@ -86,7 +88,7 @@ def list_activations_from_audience(
     audienceId: AudienceIdParam,
     pagination: Annotated[Optional[PaginationInput], Field(description="{cursor, count 1..1000}.")] = None,
 ) -> ActivationsOutput:
-    """List the activations of an audience across all its destination connections, each with its
+    """List the activations of an audience or computed trait across all its destination connections, each with its
     delivery health (extra field `delivery`: pending, retrying, delivered, deadLettered, lastError)."""
     page = activations.list_activations(store, spaceId, audienceId, shapes.page_request(pagination))
     health = outbox.health_of(store, [row.id for row in page.items])
@@ -125,7 +127,7 @@ def update_activation_for_audience(
 
 
 def remove_activation_from_audience(store: Store, spaceId: SpaceId, audienceId: AudienceIdParam, id: ActivationId) -> Status:
-    """Remove an activation; the destination stops receiving this audience's events through it."""
+    """Remove an activation; the destination stops receiving this audience's (or computed trait's) events through it."""
     activations.remove_activation(store, spaceId, audienceId, id)
     return Status(status="SUCCESS")
 

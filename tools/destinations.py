@@ -1,5 +1,5 @@
-"""Destination tools: the catalog of supported destinations, and connecting destination instances
-(added to a space with `segment-audiences destinations add`) to audiences."""
+"""Destination connection tools: the catalog of supported destinations, and connecting a space's
+destination instances (segment_audiences_create_destination) to audiences and computed traits."""
 
 from typing import Annotated, Any, Optional
 
@@ -22,7 +22,7 @@ from tools.models import (
 )
 from tools.registry import read, remove, write
 
-AudienceIdParam = resource_id("Audience id (aud_…).")
+AudienceIdParam = resource_id("Audience id (aud_…), or a computed trait id (tra_…) to send its values.")
 ConnectionId = resource_id("Connection id (ii_…) from segment_audiences_list_destinations_from_audience.")
 IdSync = Annotated[
     Optional[list[IdSyncItem]],
@@ -59,11 +59,12 @@ def list_supported_destinations_from_audience(
     slug: Annotated[Optional[str], Field(description="Only this destination, e.g. webhooks-actions.")] = None,
     actionId: Annotated[Optional[str], Field(description="Only destinations offering this action id.")] = None,
 ) -> SupportedDestinationsOutput:
-    """List the destinations audiences of this type can be sent to, keyed by slug: their settings,
-    connectionSettings, actions (ids and fields for destinationMapping) and default ID sync.
+    """List the destinations audiences (and computed traits) of this type can be sent to, keyed by
+    slug: their settings (for segment_audiences_create_destination), connectionSettings, actions (ids
+    and fields for destinationMapping), the Segment calls each accepts and the default ID sync.
     Destinations without actions (MoEngage, Segment Tracking API) are configured with
-    connectionSettings {sendIdentify, sendTrack}. Use it before add_destination_to_audience and
-    add_activation_to_audience."""
+    connectionSettings {sendIdentify, sendTrack, sendGroup (ACCOUNTS only)}. Use it before
+    create_destination, add_destination_to_audience and add_activation_to_audience."""
     entries = destinations.supported_destinations(store, spaceId, audienceType, slug, actionId)
     return SupportedDestinationsOutput(destinations={entry.slug: shapes.catalog_entry(entry) for entry in entries})
 
@@ -76,11 +77,15 @@ def add_destination_to_audience(
     connectionSettings: Annotated[Optional[dict[str, Any]], Field(description="Destination-specific, e.g. {sendIdentify: true}.")] = None,
     idSyncConfiguration: IdSync = None,
 ) -> AddDestinationOutput:
-    """Connect a destination instance of the space to an audience. The instance must exist first:
-    list them with `segment-audiences destinations list --space <spaceId>` or add one with
-    `segment-audiences destinations add`. Omitted idSyncConfiguration takes the destination's
-    default. Returns {connection: {id: ii_…}}; next, add an activation with
-    segment_audiences_add_activation_to_audience using that id as connectionId."""
+    """Connect a destination instance of the space to an audience or a computed trait. The instance
+    must exist first: segment_audiences_list_destinations lists them, segment_audiences_create_destination
+    makes one. With the owner's history on (the default) the current members (or values) are sent
+    at once to destinations that send by themselves. An audience sends Identify traits.<key>:
+    true|false or Track Audience Entered/Exited; a computed trait sends Identify traits.<key>:
+    <value> or Track Trait Computed on every change; an ACCOUNTS one sends Group per account
+    (connectionSettings.sendGroup) and Identify/Track per user of the account. Omitted
+    idSyncConfiguration takes the destination's default. Returns {connection: {id: ii_…}}; next,
+    add an activation with segment_audiences_add_activation_to_audience using that id as connectionId."""
     view = destinations.connect(
         store,
         spaceId,
@@ -103,9 +108,9 @@ def list_destinations_from_audience(
     audienceId: AudienceIdParam,
     pagination: Annotated[Optional[PaginationInput], Field(description="{cursor, count 1..1000}.")] = None,
 ) -> ListDestinationsOutput:
-    """List the destination connections of an audience (id ii_…, destination instance, settings with
-    secrets masked, idSyncConfiguration, connectionSettings) with their delivery health (extra field
-    `delivery`, counting the connection's own events and its activations')."""
+    """List the destination connections of an audience or computed trait (id ii_…, destination
+    instance, settings with secrets masked, idSyncConfiguration, connectionSettings) with their
+    delivery health (extra field `delivery`, counting the connection's own events and its activations')."""
     page = destinations.list_connections(store, spaceId, audienceId, shapes.page_request(pagination))
     health = outbox.connection_health(store, [view.connection.id for view in page.items])
     return ListDestinationsOutput(
@@ -144,8 +149,8 @@ def update_destination_for_audience(
 def remove_destination_from_audience(
     store: Store, spaceId: SpaceId, audienceId: AudienceIdParam, destinationId: ConnectionId
 ) -> Status:
-    """Disconnect a destination from an audience. Refused with a conflict while the connection still
-    has activations: remove those first. Returns {status: SUCCESS}."""
+    """Disconnect a destination from an audience or computed trait. Refused with a conflict while the
+    connection still has activations: remove those first. Returns {status: SUCCESS}."""
     destinations.disconnect(store, spaceId, audienceId, destinationId)
     return Status(status="SUCCESS")
 

@@ -92,7 +92,7 @@ class SpecificDaysConfig(Input):
 
 
 class DestinationInput(Input):
-    id: str = Field(min_length=1, description="The destination instance id (dst_…) from `segment-audiences destinations list`.")
+    id: str = Field(min_length=1, description="The destination instance id (dst_…) from segment_audiences_list_destinations.")
     type: Literal["destination", "warehouse"] = "destination"
 
 
@@ -289,6 +289,17 @@ class DeliveryHealth(Output):
     deadLettered: int = Field(description="Rows given up on; re-drive them with `segment-audiences deliveries redrive`.")
     lastError: Optional[str] = None
     lastErrorAt: Optional[str] = None
+
+
+class Destination(Output):
+    """A destination instance of the space (the Public API's Destination; secrets show as ********)."""
+
+    id: str = Field(description="The instance id (dst_…), given as destination.id to add_destination_to_audience.")
+    name: str
+    enabled: bool
+    metadata: DestinationMetadata = Field(description="The catalog entry: id and slug are the metadataId.")
+    settings: dict[str, Any]
+    sourceId: str = Field(description="The space whose events feed it.")
 
 
 class SimpleDestination(Output):

@@ -29,8 +29,8 @@ LISTING_HINTS = {
     "schedule": "Call segment_audiences_list_audience_schedules_from_space_and_audience to see valid schedule ids.",
     "connection": "Call segment_audiences_list_destinations_from_audience to see this audience's connection ids (ii_…).",
     "activation": "Call segment_audiences_list_activations_from_audience to see valid activation ids.",
-    "destination": "Run `segment-audiences destinations list --space <spaceId>` to see destination ids, "
-    "or add one with `segment-audiences destinations add`.",
+    "destination": "Call segment_audiences_list_destinations to see the space's destination ids (dst_…), "
+    "or create one with segment_audiences_create_destination.",
 }
 
 

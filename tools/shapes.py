@@ -7,7 +7,8 @@ from backend import clock
 from store import catalog
 from store.computations import Computation
 from store import models as rows
-from store.destinations import ConnectionView, visible_settings
+from store.destination_instances import visible_settings
+from store.destinations import ConnectionView
 from store.outbox import Health
 from store.pagination import Page, PageRequest
 from tools import models as api
@@ -140,6 +141,13 @@ def delivery(health: Health) -> api.DeliveryHealth:
     )
 
 
+def destination(row: rows.Destination) -> api.Destination:
+    entry = catalog.BY_SLUG[row.slug]
+    return api.Destination(id=row.id, name=row.name, enabled=row.enabled, sourceId=row.space_id,
+                           metadata=api.DestinationMetadata(id=entry.slug, name=entry.name, slug=entry.slug),
+                           settings=visible_settings(row))
+
+
 def connection(view: ConnectionView, health: Health | None = None) -> api.SimpleDestination:
     entry = catalog.BY_SLUG[view.destination.slug]
     row = view.connection
@@ -195,4 +203,5 @@ def catalog_entry(entry: catalog.CatalogEntry) -> dict[str, Any]:
             {"id": a.id, "name": a.name, "description": a.description, "fields": fields(a.fields)} for a in entry.actions
         ],
         "defaultIdSyncConfiguration": [{"externalId": e, "strategy": s} for e, s in entry.default_id_sync],
+        "accepts": list(entry.accepts),
     }
