@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from backend.clock import to_ms
 from backend.delivery.adapters import MAX_WEBHOOK_BATCH
-from store import catalog, outbox, owners, routes
+from store import catalog, definitions, outbox, owners, routes
 from store.destinations import require_connection, require_owner
 from store.errors import InputValidation, NotFound
 from store.ids import new_id
@@ -69,6 +69,15 @@ def add_activation(
         session.add(activation)
         _resync_if_asked(session, activation, now)
         return activation
+
+
+def personalization_warnings(store: Store, space_id: str, personalization: dict[str, Any] | None) -> list[str]:
+    """Personalization traits no profile of the space has (yet): events leave them out until one does."""
+    properties = ((personalization or {}).get("profile") or {}).get("properties") or []
+    with store.read() as session:
+        unknown = definitions.unknown_traits(session, space_id, properties)
+    return [f"personalization.profile.properties: no profile has the trait '{key}' yet, so events leave it "
+            f"out{definitions.suggestion(close)}" for key, close in unknown.items()]
 
 
 def get_activation(store: Store, space_id: str, audience_id: str, activation_id: str) -> Activation:

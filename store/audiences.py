@@ -5,15 +5,15 @@ Choices where the Public API is silent, each defended in README "Behaviour notes
 - options: `filterByExternalIds` defaults to user_id, email, android.idfa, ios.idfa;
   `includeAnonymousUsers: true` adds anonymous_id. `includeHistoricalData` defaults to true (the
   builder's default, so a new audience reflects the events already stored) and is forced to true for
-  BATCH audiences (Segment includes history for batch audiences).
-  `backfillEventDataDays` defaults to the largest window in days, or 7, and needs history on.
+  BATCH audiences (Segment includes history for batch audiences). History means all stored events,
+  bounded only by the definition's own windows; `backfillEventDataDays`, when given, limits it to
+  that many days before creation, and needs history on.
 - an update cannot turn a REALTIME audience into a BATCH one or back (Segment: recreate it instead).
 - removal is a soft delete: the row, its key and its history stay; it disappears from reads.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,6 @@ from store.store import Store
 
 AUDIENCE_TYPES = ("USERS", "ACCOUNTS", "LINKED")
 DEFAULT_EXTERNAL_IDS = ["user_id", "email", "android.idfa", "ios.idfa"]
-DEFAULT_BACKFILL_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -154,6 +153,7 @@ def update_audience(
 def remove_audience(store: Store, space_id: str, audience_id: str) -> None:
     with store.write() as session:
         audience = require_audience(session, space_id, audience_id)
+        definitions.refuse_removal_if_read(session, space_id, audience.key, f"Audience '{audience_id}'")
         audience.deleted_at = store.now()
         audience.enabled = False
         audience.status = "Disabled"
@@ -251,13 +251,10 @@ def resolve_options(given: dict[str, Any], current: dict[str, Any], analysis: cq
         raise InputValidation(
             "backfillEventDataDays needs includeHistoricalData: true.", field="options.backfillEventDataDays"
         )
-    if backfill is None:
-        window = analysis.largest_window_hours
-        backfill = current.get("backfillEventDataDays") or (
-            math.ceil(window / 24) if window else DEFAULT_BACKFILL_DAYS
-        )
+    if backfill is None and historical:
+        backfill = current.get("backfillEventDataDays")
     return {
         "includeHistoricalData": historical,
         "filterByExternalIds": list(dict.fromkeys(external_ids)),
-        "backfillEventDataDays": backfill,
+        **({"backfillEventDataDays": backfill} if backfill is not None else {}),
     }

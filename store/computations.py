@@ -5,9 +5,10 @@ Choices where Segment's documents are silent:
 - Eligibility: a USERS audience considers only profiles with an external id of a type in
   `filterByExternalIds`; a computed trait, profiles with a non-anonymous id unless
   `includeAnonymousUsers` is set; accounts are always eligible.
-- Event horizon: with `includeHistoricalData`, an audience reads events received after its creation
-  and those whose timestamp is at most `backfillEventDataDays` before it; without, only the former.
-  Computed traits read all history.
+- Event horizon: with `includeHistoricalData`, an audience reads every stored event (its windows
+  still apply), or, when `backfillEventDataDays` is given, events received after its creation and
+  those whose timestamp is at most that many days before it; without history, only events received
+  after its creation. Computed traits read all history.
 - LINKED audiences compute like USERS audiences over profiles; `entity()` fails their run with the
   reason, since this engine has no warehouse data graph.
 """
@@ -74,7 +75,9 @@ class Computation:
         created, options = self.created_at_ms, self.options
         if not options.get("includeHistoricalData"):
             return lambda event: event.c.received_at_ms >= created
-        backfill = created - int(options.get("backfillEventDataDays") or 0) * DAY_MS
+        if not options.get("backfillEventDataDays"):
+            return None
+        backfill = created - int(options["backfillEventDataDays"]) * DAY_MS
         return lambda event: or_(event.c.received_at_ms >= created, event.c.timestamp_ms >= backfill)
 
 

@@ -116,6 +116,7 @@ def update_computed_trait(
 def remove_computed_trait(store: Store, space_id: str, trait_id: str) -> None:
     with store.write() as session:
         trait = require_computed_trait(session, space_id, trait_id)
+        definitions.refuse_removal_if_read(session, space_id, trait.key, f"Computed trait '{trait_id}'")
         trait.deleted_at = store.now()
         trait.enabled = False
         trait.status = "Disabled"

@@ -2,17 +2,23 @@
 
 Both kinds live in one trait namespace per space (membership is the boolean trait `<key>`), so a key
 is reserved across both, forever. `trait('<key>')` references are recorded per definition; they give
-the consumers of an audience and refuse a definition that would make a cycle.
+the consumers of an audience, refuse a definition that would make a cycle, and refuse removing a
+definition others still read. A definition may read a trait nobody has yet (it is accepted, with a
+warning naming the closest known keys), since profiles may gain it later.
 """
 
 from __future__ import annotations
 
-from sqlmodel import Session, delete, select
+import difflib
+from collections.abc import Iterable
+
+from sqlmodel import Session, col, delete, select
 
 from backend import cql
-from store.errors import InputValidation
-from store.models import ComputeState, DefinitionReference, TraitKey
+from store.errors import Conflict, InputValidation
+from store.models import Audience, ComputedTrait, ComputeState, DefinitionReference, Trait, TraitKey
 from store.naming import first_free, snake_case
+from store.store import Store
 
 
 def check_definition(query: str, *, kind: str, audience_type: str) -> cql.Analysis:
@@ -91,3 +97,43 @@ def _reaches(session: Session, space_id: str, start: str, target: str) -> bool:
             statement = select(DefinitionReference.key).where(DefinitionReference.owner_id == owner.owner_id)
             pending.extend(session.exec(statement).all())
     return False
+
+
+def definition_warnings(store: Store, space_id: str, query: str, *, kind: str, audience_type: str) -> list[str]:
+    """What looks wrong in a saved definition without being an error: `trait('<key>')` for a key no
+    audience or computed trait of the space owns and no profile has."""
+    keys = cql.validate(query, kind=kind, audience_type=audience_type).referenced_traits
+    with store.read() as session:
+        unknown = unknown_traits(session, space_id, keys)
+    return [f"trait('{key}') is no audience or computed trait key of this space and no profile has that trait, "
+            f"so it has no value for anyone yet{suggestion(close)}" for key, close in unknown.items()]
+
+
+def unknown_traits(session: Session, space_id: str, keys: Iterable[str]) -> dict[str, list[str]]:
+    """Each of `keys` that no live audience or computed trait owns and no profile has, with up to
+    three close known keys."""
+    live = set(session.exec(select(Audience.key).where(Audience.space_id == space_id, col(Audience.deleted_at).is_(None))))
+    live |= set(session.exec(select(ComputedTrait.key).where(ComputedTrait.space_id == space_id,
+                                                             col(ComputedTrait.deleted_at).is_(None))))
+    unknown = [key for key in dict.fromkeys(keys) if key not in live and session.exec(
+        select(Trait.key).where(Trait.space_id == space_id, Trait.key == key).limit(1)).first() is None]
+    if not unknown:
+        return {}
+    known = sorted(live | set(session.exec(select(Trait.key).where(Trait.space_id == space_id).distinct())))
+    return {key: difflib.get_close_matches(key, known, n=3, cutoff=0.6) for key in unknown}
+
+
+def suggestion(close: list[str]) -> str:
+    """The end of a warning sentence: the closest known keys, if any."""
+    return f"; did you mean {' or '.join(repr(key) for key in close)}?" if close else "."
+
+
+def refuse_removal_if_read(session: Session, space_id: str, key: str, what: str) -> None:
+    """A definition others read cannot be removed: their `trait('<key>')` would freeze on its last values."""
+    readers = consumers_of(session, space_id, key)
+    if readers:
+        raise Conflict(
+            f"{what} is read by {', '.join(sorted(readers))} through trait('{key}'); remove those or edit their "
+            "definitions first (segment_audiences_list_audience_consumers_from_space_and_audience lists audiences).",
+            field="id",
+        )

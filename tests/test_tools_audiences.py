@@ -28,8 +28,9 @@ async def test_create_audience_returns_the_audience_summary(call, space_id):
     assert audience["definition"] == {"query": QUERY}
     assert audience["status"] == "Preparing" and audience["enabled"] is True
     assert audience["createdBy"] == "tester" and audience["createdAt"].endswith("Z")
-    assert audience["options"] == {"includeHistoricalData": True, "backfillEventDataDays": 30,
-                                   "filterByExternalIds": ["user_id", "email", "android.idfa", "ios.idfa"]}
+    assert audience["options"] == {"includeHistoricalData": True,
+                                   "filterByExternalIds": ["user_id", "email", "android.idfa", "ios.idfa"]}, \
+        "history means all history: no backfill limit unless one is given"
 
 
 async def test_get_audience_reports_cadence_and_schedules(call, space_id):
@@ -121,7 +122,7 @@ async def test_options_defaults_and_rules(call, space_id):
                          query="event('a').where(event('b').within(parent: 1 days).count() = 0).within(14 days).count() >= 1",
                          options={"includeAnonymousUsers": True})
     assert batch["options"]["includeHistoricalData"] is True
-    assert batch["options"]["backfillEventDataDays"] == 14
+    assert "backfillEventDataDays" not in batch["options"]
     assert batch["options"]["filterByExternalIds"][-1] == "anonymous_id"
     error = await call.error("create_audience", spaceId=space_id, audienceType="USERS", name="x",
                              definition={"query": QUERY},

@@ -16,6 +16,7 @@ from tools.models import (
     PersonalizationInput,
     SpaceId,
     Status,
+    Warnings,
     resource_id,
 )
 from tools.registry import read, remove, write
@@ -32,6 +33,7 @@ ACTIVATION_TYPES = (
 
 class ActivationResult(BaseModel):
     activation: ActivationOutput
+    warnings: Warnings = None
 
 
 class ActivationsOutput(BaseModel):
@@ -55,6 +57,7 @@ def add_activation_to_audience(
     """Add an activation to a destination connection of an audience or computed trait: which events it
     sends (activationType), with which profile traits (personalization), through which destination action
     (destinationMapping; see segment_audiences_list_supported_destinations_from_audience).
+    A personalization trait no profile has yet is accepted and named in `warnings`.
     Returns {activation} with id act_…."""
     row = activations.add_activation(
         store,
@@ -69,7 +72,7 @@ def add_activation_to_audience(
         display_name=displayName,
         enabled=enabled,
     )
-    return _result(store, row)
+    return _result(store, row, activations.personalization_warnings(store, spaceId, row.personalization))
 
 
 def get_activation_from_audience(
@@ -123,7 +126,7 @@ def update_activation_for_audience(
         personalization=personalization.model_dump(exclude_none=True) if personalization else None,
         destination_mapping=destinationMapping.model_dump(exclude_none=True) if destinationMapping else None,
     )
-    return _result(store, row)
+    return _result(store, row, activations.personalization_warnings(store, spaceId, row.personalization))
 
 
 def remove_activation_from_audience(store: Store, spaceId: SpaceId, audienceId: AudienceIdParam, id: ActivationId) -> Status:
@@ -141,5 +144,6 @@ TOOLS = [
 ]
 
 
-def _result(store: Store, row: Activation) -> ActivationResult:
-    return ActivationResult(activation=shapes.activation(row, store.workspace_id, outbox.health_of(store, [row.id])[row.id]))
+def _result(store: Store, row: Activation, warnings: Optional[list[str]] = None) -> ActivationResult:
+    health = outbox.health_of(store, [row.id])[row.id]
+    return ActivationResult(activation=shapes.activation(row, store.workspace_id, health), warnings=warnings or None)

@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from store import audiences, computations, runs
+from store import audiences, computations, definitions, runs
 from store.store import Store
 from tools import shapes
 from tools.models import (
@@ -21,6 +21,7 @@ from tools.models import (
     PaginationOutput,
     SpaceId,
     Status,
+    Warnings,
     resource_id,
 )
 from tools.registry import read, remove, write
@@ -31,6 +32,7 @@ Include = Annotated[Optional[Literal["schedules"]], Field(description="'schedule
 
 class AudienceOutput(BaseModel):
     audience: AudienceSummary
+    warnings: Warnings = None
 
 
 class GetAudienceOutput(BaseModel):
@@ -60,8 +62,11 @@ def create_audience(
     """Create an audience from a CQL definition, e.g. {"query": "event('Order Completed').within(30 days).count() >= 3"}.
 
     The query must be a condition (true/false per profile). A mistake is reported with its line and
-    column and what was expected there. The key (the trait that carries membership, usable as
-    trait('<key>') in other audiences) is the snake_case of the name and never changes. Returns
+    column and what was expected there; a trait('<key>') that no audience, computed trait or profile
+    has is accepted and named in `warnings`. The key (the trait that carries membership, usable as
+    trait('<key>') in other audiences) is the snake_case of the name and never changes. With
+    includeHistoricalData (the default) every stored event counts, bounded only by the definition's
+    own windows (backfillEventDataDays limits it); false counts only events from now on. Returns
     {audience} with id aud_…; next, connect a destination with
     segment_audiences_add_destination_to_audience or read it with segment_audiences_get_audience."""
     row = audiences.create_audience(
@@ -76,7 +81,7 @@ def create_audience(
         enabled=enabled,
         options=options.model_dump(exclude_none=True) if options else None,
     )
-    return AudienceOutput(audience=shapes.audience(row))
+    return _with_warnings(store, row)
 
 
 def get_audience(
@@ -133,7 +138,9 @@ def update_audience_for_space(
 ) -> AudienceOutput:
     """Update an audience; only the fields given change. A new definition is checked like on create
     and may not switch the audience between REALTIME and BATCH (create a new audience instead).
-    The key never changes. Returns {audience}."""
+    The key never changes. enabled: false stops computing and sending (a one-off campaign's end);
+    enabled: true recomputes at once and sends destinations only the differences from the members
+    stored when it was disabled. Returns {audience} (and `warnings`, as on create)."""
     row = audiences.update_audience(
         store,
         spaceId,
@@ -145,12 +152,14 @@ def update_audience_for_space(
         target_entity=definition.targetEntity if definition else None,
         options=options.model_dump(exclude_none=True) if options else None,
     )
-    return AudienceOutput(audience=shapes.audience(row))
+    return _with_warnings(store, row)
 
 
 def remove_audience_from_space(store: Store, spaceId: SpaceId, id: AudienceIdParam) -> Status:
     """Remove an audience. It stops computing and disappears from reads; its key stays reserved and
-    its history is kept. Returns {status: SUCCESS}; removing it again answers not-found."""
+    its history is kept. Refused with a conflict while other audiences or computed traits read it
+    (trait('<its key>')): remove or edit those first. Returns {status: SUCCESS}; removing it again
+    answers not-found."""
     audiences.remove_audience(store, spaceId, id)
     return Status(status="SUCCESS")
 
@@ -174,6 +183,12 @@ def list_audience_consumers_from_space_and_audience(
         shapes.page_request(pagination),
     )
     return ConsumersOutput(audiences=[shapes.audience(row) for row in page.items], pagination=shapes.pagination(page))
+
+
+def _with_warnings(store: Store, row) -> AudienceOutput:
+    warnings = definitions.definition_warnings(store, row.space_id, row.query, kind="audience",
+                                               audience_type=row.audience_type)
+    return AudienceOutput(audience=shapes.audience(row), warnings=warnings or None)
 
 
 def _search(search: Optional[AudienceSearchInput]) -> Optional[audiences.Search]:

@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, Field
 
-from store import computed_traits
+from store import computed_traits, definitions
 from store.store import Store
 from tools import shapes
 from tools.models import (
@@ -15,6 +15,7 @@ from tools.models import (
     Status,
     TraitDefinitionInput,
     TraitOptionsInput,
+    Warnings,
     resource_id,
 )
 from tools.registry import read, remove, write
@@ -24,6 +25,7 @@ TraitId = resource_id("Computed trait id (tra_…).")
 
 class ComputedTraitOutput(BaseModel):
     computedTrait: ComputedTraitSummary
+    warnings: Warnings = None
 
 
 class ComputedTraitsOutput(BaseModel):
@@ -44,7 +46,9 @@ def create_computed_trait(
     event('Order Completed').within(30 days).sum(property('revenue')), .count(), .avg(...),
     .mode(property('category'), 2), .last(property('plan')), .unique(property('sku')).count().
     The value is stored as trait '<key>' (snake_case of the name) and can be used in audiences as
-    trait('<key>'). Returns {computedTrait} with id tra_…."""
+    trait('<key>'); a trait('<key>') nobody has is accepted and named in `warnings`. Send its values
+    to destinations with segment_audiences_add_destination_to_audience (audienceId = the tra_… id).
+    Returns {computedTrait} with id tra_…."""
     row = computed_traits.create_computed_trait(
         store,
         spaceId,
@@ -55,7 +59,7 @@ def create_computed_trait(
         enabled=enabled,
         options=options.model_dump(exclude_none=True) if options else None,
     )
-    return ComputedTraitOutput(computedTrait=shapes.computed_trait(row))
+    return _with_warnings(store, row)
 
 
 def get_computed_trait(store: Store, spaceId: SpaceId, id: TraitId) -> ComputedTraitOutput:
@@ -95,13 +99,20 @@ def update_computed_trait_for_space(
         query=definition.query if definition else None,
         definition_type=definition.type if definition else None,
     )
-    return ComputedTraitOutput(computedTrait=shapes.computed_trait(row))
+    return _with_warnings(store, row)
 
 
 def remove_computed_trait_from_space(store: Store, spaceId: SpaceId, id: TraitId) -> Status:
-    """Remove a computed trait; its key stays reserved. Returns {status: SUCCESS}."""
+    """Remove a computed trait; its key stays reserved. Refused with a conflict while audiences or
+    computed traits read it (trait('<its key>')): remove or edit those first. Returns {status: SUCCESS}."""
     computed_traits.remove_computed_trait(store, spaceId, id)
     return Status(status="SUCCESS")
+
+
+def _with_warnings(store: Store, row) -> ComputedTraitOutput:
+    warnings = definitions.definition_warnings(store, row.space_id, row.query, kind="computed_trait",
+                                               audience_type=row.definition_type)
+    return ComputedTraitOutput(computedTrait=shapes.computed_trait(row), warnings=warnings or None)
 
 
 TOOLS = [

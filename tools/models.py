@@ -62,11 +62,11 @@ class AudienceDefinitionUpdate(Input):
 
 
 class AudienceOptionsInput(Input):
-    includeHistoricalData: Optional[bool] = Field(None, description="Include events from before the audience was created (default true; forced true for BATCH audiences).")
+    includeHistoricalData: Optional[bool] = Field(None, description="Include every stored event from before the audience was created, bounded only by the definition's windows (default true; forced true for BATCH audiences). false: only events received from now on.")
     filterByExternalIds: Optional[list[str]] = Field(
         None, min_length=1, description="Profiles need one of these identifier types to be members. Default: user_id, email, android.idfa, ios.idfa."
     )
-    backfillEventDataDays: Optional[int] = Field(None, ge=1, description="Days of history to include; needs includeHistoricalData: true.")
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, description="Limit history to this many days before creation (default: all stored events); needs includeHistoricalData: true.")
     includeAnonymousUsers: Optional[bool] = Field(None, description="Older option: true adds anonymous_id to filterByExternalIds.")
 
 
@@ -147,11 +147,15 @@ class Output(BaseModel):
     pass
 
 
+Warnings = Annotated[Optional[list[str]], Field(
+    description="Addition to the Public API: what was accepted but looks wrong, e.g. a trait no profile has.")]
+
+
 class PreviewOptionsInput(Input):
     filterByExternalIds: Optional[list[str]] = Field(
         None, min_length=1, description="Profiles need one of these identifier types. Default: user_id, email, android.idfa, ios.idfa."
     )
-    backfillEventDataDays: Optional[int] = Field(None, ge=1, description="Days of history to read (default: the largest window, or 7).")
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, description="Days of history to read (default: all stored events).")
 
 
 class PaginationOutput(Output):
