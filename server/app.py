@@ -16,7 +16,8 @@ logger = logging.getLogger("segment_audiences")
 INSTRUCTIONS = """\
 segment-audiences computes Segment Engage audiences and computed traits from the events it ingests.
 Start with segment_audiences_list_spaces to find a spaceId (spa_…). Create audiences with CQL, e.g.
-event('Order Completed').within(30 days).count() >= 3, then connect a destination
+event('Order Completed').within(30 days).count() >= 3, or computed traits, then create a destination
+instance (segment_audiences_create_destination), connect it to the audience or computed trait
 (segment_audiences_add_destination_to_audience) and add an activation. Errors come back as
 {"errors": [{"type", "message", "field"}]} and say what to change."""
 

@@ -1,11 +1,10 @@
-"""The Pendula and MoEngage walk-throughs end to end: destinations added with the CLI, connected and
-activated over MCP, events sent with Segment's own Python library, and every entry and exit arriving
-at a real local receiver standing in for both services; then the members exported as CSV over HTTP."""
+"""The seeds' walk-throughs end to end through MCP tool calls alone, once the space's write key is
+known: destinations created, audiences and computed traits defined, connected and activated over MCP,
+events sent with Segment's own Python library, and every entry, exit and value change arriving at a
+real local receiver standing in for Pendula, MoEngage and a webhook; then members exported as CSV."""
 
 import csv
 import io
-import subprocess
-import sys
 from datetime import datetime, timezone
 
 import httpx
@@ -35,11 +34,10 @@ def server(tmp_path):
     process.stop()
 
 
-def add_destination(server, slug, *settings):
-    added = subprocess.run([sys.executable, "-m", "server", "destinations", "add", "--space", server.space_id,
-                            "--type", slug, "--name", slug, *[f"--setting={s}" for s in settings]],
-                           env=server.env, capture_output=True, text=True, check=True)
-    return added.stdout.strip()
+async def create_destination(client, server, slug, **settings):
+    created = await call(client, "create_destination", spaceId=server.space_id, metadataId=slug, name=slug,
+                         settings=settings)
+    return created["destination"]["id"]
 
 
 def identify(analytics, user, plan):
@@ -51,12 +49,13 @@ async def test_members_entries_and_exits_reach_pendula_and_moengage(server, rece
     analytics = Analytics(server.write_key, host=server.base, on_error=lambda e, b: pytest.fail(str(e)))
     identify(analytics, "u1", "pro")
     identify(analytics, "u2", "free")
-    pendula = add_destination(server, "pendula", f"flowTriggerUrl={receiver.url}/pendula/flow-1",
-                              "apiToken=Bearer pendula-token")
-    moengage = add_destination(server, "moengage", "apiId=APP1", "apiKey=secret", f"endpoint={receiver.url}/moe")
 
     async with Client(f"{server.base}/mcp") as client:
         space = server.space_id
+        pendula = await create_destination(client, server, "pendula", flowTriggerUrl=f"{receiver.url}/pendula/flow-1",
+                                           apiToken="Bearer pendula-token")
+        moengage = await create_destination(client, server, "moengage", apiId="APP1", apiKey="secret",
+                                            endpoint=f"{receiver.url}/moe")
         audience = (await call(client, "create_audience", spaceId=space, audienceType="USERS", name="Pro Plan",
                                definition={"query": "trait('plan') = 'pro'"}))["audience"]
 
@@ -116,3 +115,111 @@ async def test_members_entries_and_exits_reach_pendula_and_moengage(server, rece
     assert fetched.status_code == 200 and fetched.headers["content-type"].startswith("text/csv")
     assert [row["user_id"] for row in csv.DictReader(io.StringIO(fetched.text))] == ["u2"]
     assert httpx.get(url.replace("/downloads/", "/downloads/x")).status_code == 404
+
+
+async def test_computed_trait_values_reach_moengage_and_a_webhook(server, receiver):
+    analytics = Analytics(server.write_key, host=server.base, on_error=lambda e, b: pytest.fail(str(e)))
+    identify(analytics, "u1", "pro")
+    analytics.track("u1", "Order Completed", {"revenue": 100})
+    analytics.track("u1", "Order Completed", {"revenue": 60})
+    analytics.flush()
+    async with Client(f"{server.base}/mcp") as client:
+        space = server.space_id
+        moengage = await create_destination(client, server, "moengage", apiId="APP1", apiKey="secret",
+                                            endpoint=f"{receiver.url}/moe")
+        hook = await create_destination(client, server, "webhooks-actions")
+        trait = (await call(client, "create_computed_trait", spaceId=space, name="Total Revenue",
+                            definition={"query": "event('Order Completed').sum(property('revenue'))",
+                                        "type": "USERS"}))["computedTrait"]
+
+        async def live():
+            got = (await call(client, "get_computed_trait", spaceId=space, id=trait["id"]))["computedTrait"]
+            return got["status"] == "Live"
+
+        await eventually(live)
+        await call(client, "add_destination_to_audience", spaceId=space, audienceId=trait["id"],
+                   destination={"id": moengage, "type": "destination"},
+                   connectionSettings={"sendIdentify": True, "sendTrack": True})
+        connection = (await call(client, "add_destination_to_audience", spaceId=space, audienceId=trait["id"],
+                                 destination={"id": hook, "type": "destination"}))["connection"]["id"]
+        await call(client, "add_activation_to_audience", spaceId=space, audienceId=trait["id"], connectionId=connection,
+                   activationName="Revenue", activationType="All Events", performResync=True,
+                   personalization={"profile": {"properties": ["plan"]}},
+                   destinationMapping={"actionId": "webhooks-send", "settings": {"url": f"{receiver.url}/hook"}})
+        await eventually(lambda: len(receiver.at("/moe")) == 2 and len(receiver.at("/hook")) == 1)
+
+        analytics.track("u1", "Order Completed", {"revenue": 300})
+        analytics.flush()
+        await eventually(lambda: len(receiver.at("/moe")) == 4 and len(receiver.at("/hook")) == 2)
+
+    customers = [r.body for r in receiver.at("/moe/v1/customer")]
+    assert [(c["customer_id"], c["attributes"]["total_revenue"]) for c in customers] == [("u1", 160), ("u1", 460)]
+    assert [r.body["actions"][0] for r in receiver.at("/moe/v1/event")][-1]["attributes"] == {
+        "trait_key": "total_revenue", "total_revenue": 460}
+    computed = receiver.at("/hook")[-1].body
+    assert computed["event"] == "Trait Computed" and computed["userId"] == "u1"
+    assert computed["properties"] == {"plan": "pro", "trait_key": "total_revenue", "total_revenue": 460}
+    assert computed["context"]["personas"]["computation_class"] == "trait"
+
+
+async def test_an_account_audience_sends_group_per_account_and_identify_per_user(server, receiver):
+    analytics = Analytics(server.write_key, host=server.base, on_error=lambda e, b: pytest.fail(str(e)))
+    for user in ("ann", "bob", "cat"):
+        identify(analytics, user, "pro")
+    analytics.group("ann", "acme", {"plan": "enterprise"})
+    analytics.group("bob", "acme", {})
+    analytics.group("cat", "globex", {"plan": "free"})
+    analytics.flush()
+    async with Client(f"{server.base}/mcp") as client:
+        space = server.space_id
+        hook = await create_destination(client, server, "webhooks-actions", sharedSecret="s3cret")
+        audience = (await call(client, "create_audience", spaceId=space, audienceType="ACCOUNTS",
+                               name="Enterprise Accounts",
+                               definition={"query": "trait('plan') = 'enterprise'"}))["audience"]
+        connection = (await call(client, "add_destination_to_audience", spaceId=space, audienceId=audience["id"],
+                                 destination={"id": hook, "type": "destination"},
+                                 connectionSettings={"sendGroup": True}))["connection"]["id"]
+        await call(client, "add_activation_to_audience", spaceId=space, audienceId=audience["id"],
+                   connectionId=connection, activationName="Accounts", activationType="Audience Membership Changed",
+                   performResync=True, personalization={"profile": {"properties": []}},
+                   destinationMapping={"actionId": "webhooks-send-batch",
+                                       "settings": {"url": f"{receiver.url}/accounts"}})
+        await eventually(lambda: len(receiver.at("/accounts")) == 1, seconds=30)
+
+        analytics.group("ann", "acme", {"plan": "free"})
+        analytics.flush()
+
+        run = await call(client, "force_execute_audience_run", spaceId=space, audienceId=audience["id"])
+        assert run["run"]["exited"] == 1
+        await eventually(lambda: len(receiver.at("/accounts")) == 2)
+
+    entered, left = [r.body for r in receiver.at("/accounts")]
+    assert [(e["type"], e.get("groupId"), e["userId"], e["traits"]["enterprise_accounts"]) for e in entered] == [
+        ("group", "acme", "ann", True), ("identify", None, "ann", True), ("identify", None, "bob", True)]
+    assert [(e["type"], e["traits"]["enterprise_accounts"]) for e in left] == [
+        ("group", False), ("identify", False), ("identify", False)]
+
+
+async def test_destination_lifecycle_over_mcp_with_the_removal_conflict(server, receiver):
+    async with Client(f"{server.base}/mcp") as client:
+        space = server.space_id
+        pendula = await create_destination(client, server, "pendula", flowTriggerUrl=f"{receiver.url}/wrong",
+                                           apiToken="Bearer old")
+        fixed = await call(client, "update_destination", spaceId=space, destinationId=pendula,
+                           settings={"flowTriggerUrl": f"{receiver.url}/pendula/flow-2", "apiToken": "Bearer new"})
+        assert fixed["destination"]["settings"] == {"flowTriggerUrl": f"{receiver.url}/pendula/flow-2",
+                                                    "apiToken": "********"}
+        listed = await call(client, "list_destinations", spaceId=space)
+        assert [d["id"] for d in listed["destinations"]] == [pendula]
+        audience = (await call(client, "create_audience", spaceId=space, audienceType="USERS", name="Everyone",
+                               definition={"query": "trait('plan') = 'pro'"}))["audience"]
+        connection = (await call(client, "add_destination_to_audience", spaceId=space, audienceId=audience["id"],
+                                 destination={"id": pendula, "type": "destination"}))["connection"]["id"]
+        refused = await client.call_tool("segment_audiences_remove_destination",
+                                         {"spaceId": space, "destinationId": pendula})
+        assert refused.is_error and refused.structured_content["errors"][0]["type"] == "conflict"
+        assert connection in refused.structured_content["errors"][0]["message"]
+        await call(client, "remove_destination_from_audience", spaceId=space, audienceId=audience["id"],
+                   destinationId=connection)
+        assert await call(client, "remove_destination", spaceId=space, destinationId=pendula) == {"status": "SUCCESS"}
+        assert (await call(client, "list_destinations", spaceId=space))["destinations"] == []
