@@ -2,8 +2,9 @@
 and the profile rows (`store.profile_writer`), all in one transaction per batch.
 
 A batch is stored completely or not at all. Space filters drop matching messages before identity
-resolution and count what they drop. messageIds are de-duplicated per space for as long as events
-are kept.
+resolution and count what they drop; they are evaluated before the write transaction begins, with
+the filters enabled at that moment, so no space waits on another's filter evaluation. messageIds are
+de-duplicated per space for as long as events are kept; a duplicate is never counted as dropped.
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ def accept(
 
 def ingest(store: Store, space_id: str, messages: list[Message], source_id: str) -> IngestResult:
     """Store a batch of validated messages for a space in one transaction."""
+    verdicts = _filter_verdicts(store, space_id, messages)
     with store.write() as session:
         connection = session.connection()
         result = IngestResult()
         unseen = _deduplicate(connection, space_id, messages, result)
-        fresh = _apply_filters(connection, space_id, unseen, result, to_ms(store.now()))
+        fresh = _apply_filters(connection, unseen, verdicts, result, to_ms(store.now()))
         if fresh:
             writer = BatchWriter(connection, space_id, source_id, to_ms(store.now()))
             extracted = [(message, extract(message)) for message in fresh]
@@ -86,22 +88,30 @@ def ingest(store: Store, space_id: str, messages: list[Message], source_id: str)
         return result
 
 
-def _apply_filters(connection: Connection, space_id: str, messages: list[Message], result: IngestResult, now_ms: int) -> list[Message]:
-    active = [(filter_id, _parse_condition(condition)) for filter_id, condition in filters.dropping_filters(connection, space_id)]
+def _filter_verdicts(store: Store, space_id: str, messages: list[Message]) -> dict[int, str]:
+    """The dropping filter each message matches (by its position in `messages`), if any."""
+    with store.read() as session:
+        active = [(filter_id, _parse_condition(condition))
+                  for filter_id, condition in filters.dropping_filters(session.connection(), space_id)]
     if not active:
-        return messages
-    kept, drops = [], Counter()
-    for message in messages:
+        return {}
+    verdicts = {}
+    for index, message in enumerate(messages):
         document = message.document()
         hit = next((filter_id for filter_id, condition in active if fql.matches(condition, document)), None)
-        if hit is None:
-            kept.append(message)
-        else:
-            drops[hit] += 1
+        if hit is not None:
+            verdicts[index] = hit
+    return verdicts
+
+
+def _apply_filters(connection: Connection, messages: list[tuple[int, Message]], verdicts: dict[int, str],
+                   result: IngestResult, now_ms: int) -> list[Message]:
+    """The messages no filter drops; each drop is counted on its filter."""
+    drops = Counter(verdicts[index] for index, _ in messages if index in verdicts)
     for filter_id, count in drops.items():
         filters.count_drops(connection, filter_id, count, now_ms)
     result.dropped = sum(drops.values())
-    return kept
+    return [message for index, message in messages if index not in verdicts]
 
 
 @lru_cache(maxsize=256)
@@ -109,7 +119,9 @@ def _parse_condition(condition: str) -> fql.Node:
     return fql.parse(condition)
 
 
-def _deduplicate(connection: Connection, space_id: str, messages: list[Message], result: IngestResult) -> list[Message]:
+def _deduplicate(connection: Connection, space_id: str, messages: list[Message],
+                 result: IngestResult) -> list[tuple[int, Message]]:
+    """The messages (with their positions) whose messageId is new to the space and to the batch."""
     seen = {row[0] for row in bulk.select_in(
         connection,
         "stored message ids",
@@ -118,10 +130,10 @@ def _deduplicate(connection: Connection, space_id: str, messages: list[Message],
         {"space": space_id},
     )}
     fresh = []
-    for message in messages:
+    for index, message in enumerate(messages):
         if message.message_id in seen:
             result.duplicates += 1
         else:
             seen.add(message.message_id)
-            fresh.append(message)
+            fresh.append((index, message))
     return fresh

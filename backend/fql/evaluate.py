@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from functools import lru_cache
 
 from backend.fql.ast import Binary, Call, Literal, MatchAll, Node, Not, Path
+from backend.fql.glob import glob_match
+
 
 def matches(node: Node, event: dict) -> bool:
     """True when the expression evaluates to exactly `true` for the event."""
@@ -119,48 +119,7 @@ def _words(text: str) -> list[str]:
 
 
 def _match(text: object, pattern: object) -> bool:
-    if not isinstance(text, str) or not isinstance(pattern, str):
-        return False
-    compiled = glob_regex(pattern)
-    return compiled is not None and compiled.fullmatch(text) is not None
-
-
-@lru_cache(maxsize=512)
-def glob_regex(pattern: str) -> re.Pattern | None:
-    """The regular expression of a glob: `*` any run (including `/`), `?` one character, `[abc]`,
-    `[a-z]`, `[^…]` or `[!…]` classes, and `\\x` for a literal x. A malformed glob gives None."""
-    parts: list[str] = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "*":
-            parts.append(".*")
-        elif char == "?":
-            parts.append(".")
-        elif char == "\\":
-            if index + 1 >= len(pattern):
-                return None
-            index += 1
-            parts.append(re.escape(pattern[index]))
-        elif char == "[":
-            end = pattern.find("]", index + 2 if pattern[index + 1 : index + 2] in ("^", "!") else index + 1)
-            if end < 0:
-                return None
-            body = pattern[index + 1 : end]
-            negated = body[:1] in ("^", "!")
-            body = body[1:] if negated else body
-            if not body:
-                return None
-            escaped = "".join("\\" + c if c in "\\^[]" else c for c in body)
-            parts.append(f"[{'^' if negated else ''}{escaped}]")
-            index = end
-        else:
-            parts.append(re.escape(char))
-        index += 1
-    try:
-        return re.compile("".join(parts), re.DOTALL)
-    except re.error:
-        return None
+    return isinstance(text, str) and isinstance(pattern, str) and glob_match(pattern, text)
 
 
 def _to_bool(value: object) -> bool:
