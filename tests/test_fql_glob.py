@@ -4,6 +4,7 @@ and `?` matching `/`) on random patterns and texts, and adversarial ones cannot 
 import threading
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -218,3 +219,33 @@ def test_a_space_filter_is_evaluated_outside_the_write_lock(store, monkeypatch):
     release.set()
     worker.join(10)
     assert rows(store, "select count(*) from event where space_id = :s", s=slow) == [(1,)]
+
+
+@pytest.mark.parametrize(("pattern", "text", "expected"), [
+    ("a*/b", "a/c/b", True),
+    ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", True),
+    ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", False),
+    ("a*b?c*x", "abxbbxdbxebxczzx", True),
+    ("a*b?c*x", "abxbbxdbxebxczzy", False),
+    ("ab[^b-d]", "abc", False),
+    ("a?b", "a☺b", True),
+    ("a???b", "a☺b", False),
+    ("[a-ζ]*", "α", True),
+    ("[\\]a]", "]", True),
+    ("[x\\-]", "-", True),
+    ("[]a]", "]", False),
+    ("[x-]", "x", False),
+    ("[a-b-c]", "a", False),
+    ("[^bc", "a", False),
+    ("*x", "xxx", True),
+])
+def test_the_path_match_cases_segment_s_matchers_are_checked_against(pattern, text, expected):
+    assert glob_match(pattern, text) is expected
+    assert reference_match(pattern, text) is expected
+
+
+def test_lists_may_hold_field_paths():
+    event = {"type": "track", "event": "Clicked"}
+    assert matches(parse('"track" in [event, type]'), event)
+    assert matches(parse('"Clicked" in [event, "x", 1]'), event)
+    assert not matches(parse('"identify" in [event, type]'), event)

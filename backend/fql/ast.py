@@ -20,6 +20,13 @@ class Path:
 
 
 @dataclass(frozen=True)
+class ListOf:
+    """A list written with field paths among its items (`[event, type]`): each read from the event."""
+
+    items: tuple[Literal | Path, ...]
+
+
+@dataclass(frozen=True)
 class Call:
     name: str
     arguments: tuple[Node, ...]
@@ -44,4 +51,4 @@ class MatchAll:
     """The literal `all`: every event matches."""
 
 
-Node = Literal | Path | Call | Not | Binary | MatchAll
+Node = Literal | Path | ListOf | Call | Not | Binary | MatchAll

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 
-from backend.fql.ast import Binary, Call, Literal, MatchAll, Node, Not, Path
+from backend.fql.ast import Binary, Call, ListOf, Literal, MatchAll, Node, Not, Path
 from backend.fql.glob import glob_match
 
 
@@ -29,6 +29,8 @@ def evaluate(node: Node, event: dict) -> object:
         return node.value
     if isinstance(node, Path):
         return lookup(event, node.segments)
+    if isinstance(node, ListOf):
+        return [evaluate(item, event) for item in node.items]
     if isinstance(node, Not):
         value = evaluate(node.operand, event)
         if value is True:

@@ -8,7 +8,7 @@ text `all` matches every event. Functions are checked by name and number of argu
 
 from __future__ import annotations
 
-from backend.fql.ast import Binary, Call, Literal, MatchAll, Node, Not, Path
+from backend.fql.ast import Binary, Call, ListOf, Literal, MatchAll, Node, Not, Path
 from backend.fql.errors import FQLError
 from backend.fql.lexer import Kind, Token, tokenize
 
@@ -123,18 +123,22 @@ class _Parser:
             return Path(token.value)
         raise self.error("expected a value, a field path, a function call or '('", ("value", "field", "("))
 
-    def list_literal(self) -> Literal:
+    def list_literal(self) -> Literal | ListOf:
+        """A list of values and field paths (`"track" in [event, type]`, as Segment's matchers allow)."""
         self.expect(Kind.PUNCT, "[")
-        items: list[object] = []
+        items: list[Literal | Path] = []
         while not self.at(Kind.PUNCT, "]"):
             node = self.operand()
-            if not isinstance(node, Literal):
-                raise FQLError("lists may only hold literal values", self.tokens[self.index - 1].position, ("value",))
-            items.append(node.value)
+            if not isinstance(node, (Literal, Path)):
+                raise FQLError("lists may only hold values and field paths", self.tokens[self.index - 1].position,
+                               ("value", "field"))
+            items.append(node)
             if not self.at(Kind.PUNCT, "]"):
                 self.expect(Kind.PUNCT, ",")
         self.advance()
-        return Literal(items)
+        if all(isinstance(item, Literal) for item in items):
+            return Literal([item.value for item in items])
+        return ListOf(tuple(items))
 
     def call(self, name: Token) -> Call:
         function = name.text
