@@ -9,7 +9,7 @@ download links, when the server is reached through another address; default its 
 or file URLs under stdio), SEGMENT_AUDIENCES_DATA_DIR (where download files go; default beside a
 SQLite database). The background loop reads
 SEGMENT_AUDIENCES_BATCH_HOURS (batch cadence, default 8), SEGMENT_AUDIENCES_SWEEP_MINUTES (window
-sweeps, default 15), SEGMENT_AUDIENCES_DELIVERY_LANES and SEGMENT_AUDIENCES_LEASE_SECONDS (delivery);
+sweeps, default 15) and SEGMENT_AUDIENCES_LEASE_SECONDS (delivery leases);
 a read-only server runs no loop.
 """
 

@@ -3,9 +3,11 @@ one thread, and outbox delivery in another with its own event loop.
 
 They run inside `serve` (or alone as `segment-audiences worker`). Each step is a store service that
 takes `now` from the store's clock, so tests call the same services directly. A step that fails is
-logged and retried on the next tick; the loops themselves never stop on an error. Delivery reads
-SEGMENT_AUDIENCES_DELIVERY_LANES (concurrent claim-send-record passes, default 2) and
-SEGMENT_AUDIENCES_LEASE_SECONDS (how long a claimed row is held, default 60).
+logged and retried on the next tick; the loops themselves never stop on an error.
+
+Delivery runs one lane per activation or connection with rows due: each lane claims, sends and
+records only its own rows, so a slow, failing or paused destination holds up nothing but itself.
+SEGMENT_AUDIENCES_LEASE_SECONDS sets how long a claimed row is held without a heartbeat (default 60).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import uuid
 import anyio
 import httpx
 
+from backend.delivery.sender import DEADLINE_SECONDS
 from store import outbox, previews, recompute
 from store.delivery import deliver_once, sender_for
 from store.runs import Cadence
@@ -74,13 +77,14 @@ class Worker:
 
 
 class DeliveryWorker:
-    """Sends the outbox: `lanes` passes run side by side on one shared `httpx.AsyncClient`, each
-    claiming its own rows under a lease held by this process's owner id."""
+    """Sends the outbox on one shared `httpx.AsyncClient`: a supervisor looks for targets with rows
+    due and starts a lane for each that has none running; a lane runs passes over its target's rows
+    until none are left. Leases are held under this process's owner id."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, deadline_seconds: float = DEADLINE_SECONDS):
         self.store = store
-        self.lanes = int(os.environ.get("SEGMENT_AUDIENCES_DELIVERY_LANES", "2"))
         self.lease_ms = int(float(os.environ.get("SEGMENT_AUDIENCES_LEASE_SECONDS", outbox.LEASE_MS / 1000)) * 1000)
+        self.deadline_seconds = deadline_seconds
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=lambda: anyio.run(self.main), name="segment-audiences-delivery",
@@ -95,18 +99,32 @@ class DeliveryWorker:
         self.thread.join(timeout=15)
 
     async def main(self) -> None:
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        async with httpx.AsyncClient(limits=limits) as client, anyio.create_task_group() as group:
-            sender = sender_for(self.store, client)
-            for lane in range(self.lanes):
-                group.start_soon(self.lane, sender, f"{self.owner}-{lane}")
-
-    async def lane(self, sender, owner: str) -> None:
-        while not self.stopping.is_set():
-            try:
-                sent = await deliver_once(self.store, sender, owner, lease_ms=self.lease_ms)
-            except Exception:  # the loop's boundary: log, and try again next tick
-                logger.exception("background delivery failed; retrying")
-                sent = None
-            if not sent:
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        running: set[str] = set()
+        async with httpx.AsyncClient(limits=limits) as client, anyio.create_task_group() as lanes:
+            sender = sender_for(self.store, client, self.deadline_seconds)
+            while not self.stopping.is_set():
+                try:
+                    due = await anyio.to_thread.run_sync(outbox.due_targets, self.store)
+                except Exception:  # the loop's boundary: log, and look again next tick
+                    logger.exception("background delivery failed to look for due rows; retrying")
+                    due = set()
+                for target_id in due - running:
+                    running.add(target_id)
+                    lanes.start_soon(self.lane, sender, target_id, running)
                 await anyio.sleep(TICK_SECONDS)
+            lanes.cancel_scope.cancel()
+
+    async def lane(self, sender, target_id: str, running: set[str]) -> None:
+        try:
+            while not self.stopping.is_set():
+                try:
+                    sent = await deliver_once(self.store, sender, self.owner, lease_ms=self.lease_ms,
+                                              target_id=target_id)
+                except Exception:  # the lane's boundary: log, and let the supervisor start it again
+                    logger.exception("delivery to %s failed; retrying", target_id)
+                    return
+                if not sent:
+                    return
+        finally:
+            running.discard(target_id)

@@ -1,8 +1,11 @@
-"""One delivery pass: claim due outbox rows, send them, record what happened.
+"""One delivery pass: claim due outbox rows (of one target, for a lane), send them, record what
+happened, and keep the lease of what is still in flight.
 
 Outcomes are written back every RECORD_SECONDS while the pass is still sending, so a worker that dies
 mid-pass resends only the rows in flight (or finished in the last moment) when its lease runs out.
-Database work runs in a worker thread so the event loop keeps sending while SQLite writes.
+While requests are in flight their lease is extended every third of its length, so no other worker
+takes a row that is still being sent. Database work runs in a worker thread so the event loop keeps
+sending while the database writes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections import Counter
 import anyio
 
 from backend.clock import to_ms
-from backend.delivery.sender import Sender
+from backend.delivery.sender import DEADLINE_SECONDS, Sender
 from store import outbox
 from store.outbox import Claim
 from store.store import Store
@@ -22,11 +25,13 @@ RECORD_SECONDS = 0.05
 
 
 async def deliver_once(store: Store, sender: Sender, owner: str, limit: int = BATCH,
-                       lease_ms: int = outbox.LEASE_MS) -> Counter:
-    """Send what is due now; returns the number of rows per outcome (empty when nothing was due)."""
-    claims = await anyio.to_thread.run_sync(outbox.claim, store, owner, limit, lease_ms)
+                       lease_ms: int = outbox.LEASE_MS, target_id: str | None = None) -> Counter:
+    """Send what is due now (for one target, if given); returns the number of rows per outcome
+    (empty when nothing was due)."""
+    claims = await anyio.to_thread.run_sync(outbox.claim, store, owner, limit, lease_ms, target_id)
     counts: Counter = Counter()
     done: list[Claim] = [claim for claim in claims if claim.job is None]
+    in_flight = {id(claim): claim for claim in claims if claim.job is not None}
     sending = anyio.Event()
 
     async def record() -> None:
@@ -37,6 +42,7 @@ async def deliver_once(store: Store, sender: Sender, owner: str, limit: int = BA
 
     async def send(claim: Claim) -> None:
         claim.outcome = await sender.send(claim.job)
+        in_flight.pop(id(claim), None)
         done.append(claim)
 
     async def record_while_sending() -> None:
@@ -45,8 +51,17 @@ async def deliver_once(store: Store, sender: Sender, owner: str, limit: int = BA
                 await sending.wait()
             await record()
 
-    async with anyio.create_task_group() as recorder:
-        recorder.start_soon(record_while_sending)
+    async def keep_leases() -> None:
+        while not sending.is_set():
+            with anyio.move_on_after(lease_ms / 3000):
+                await sending.wait()
+            leases = list({id(claim.lease): claim.lease for claim in in_flight.values()}.values())
+            if leases and not sending.is_set():
+                await anyio.to_thread.run_sync(outbox.heartbeat, store, leases, lease_ms)
+
+    async with anyio.create_task_group() as background:
+        background.start_soon(record_while_sending)
+        background.start_soon(keep_leases)
         async with anyio.create_task_group() as senders:
             for claim in claims:
                 if claim.job is not None:
@@ -56,6 +71,6 @@ async def deliver_once(store: Store, sender: Sender, owner: str, limit: int = BA
     return counts
 
 
-def sender_for(store: Store, client) -> Sender:
+def sender_for(store: Store, client, deadline_seconds: float = DEADLINE_SECONDS) -> Sender:
     """A sender whose lease checks read the store's clock."""
-    return Sender(client, lambda: to_ms(store.now()))
+    return Sender(client, lambda: to_ms(store.now()), deadline_seconds)

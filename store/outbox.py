@@ -5,10 +5,17 @@ A row is claimable when it is pending, due, not leased by a live worker, its tar
 no earlier row for the same target and profile is still pending, so each destination sees a
 profile's entries and exits in order. Rows of a disabled target wait (nothing is lost); rows of a
 removed activation, connection or audience are cancelled.
+
+Each claim leases its rows under a fresh token. The worker extends the lease while it still sends
+(a heartbeat), and an outcome is written only for rows that still carry the worker's token and are
+still pending: a late outcome from a worker that lost its lease is dropped and logged, so it can
+never turn a delivered row back to pending or dead-letter it. Error texts are stored with every
+destination secret masked.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -22,9 +29,9 @@ from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
 from backend.delivery import adapters, policy
-from backend.delivery.sender import Job
+from backend.delivery.sender import Job, Lease
 from store import payloads, routes
-from store.bulk import execute_dicts, insert_dicts
+from store.bulk import execute_dicts, insert_dicts, select_in
 from store.ids import new_id
 from store.models import Activation, DeliveryAttempt, Membership, OutboxMessage, Trait
 from store.routes import Route
@@ -32,6 +39,7 @@ from store.store import Store
 
 MESSAGE_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4d0e-9d1b-0b7f3c2a9e41")
 LEASE_MS = 60_000
+logger = logging.getLogger("segment_audiences.outbox")
 
 
 def message_id(target_id: str, profile_id: str, transition: str, run_id: str) -> str:
@@ -81,43 +89,68 @@ def cancel(session: Session, *, target_id: str | None = None, computation_id: st
 
 @dataclass
 class Claim:
-    """Rows (in order) that go out together, and the job that sends them; `error` when the rows
-    cannot be sent at all (a destination missing a setting)."""
+    """Rows (in order) that go out together under `lease`, and the job that sends them; `error` when
+    the rows cannot be sent at all (a destination missing a setting)."""
 
     rows: list[OutboxMessage]
     job: Job | None
+    lease: Lease
     error: str | None = None
     outcome: policy.Outcome | None = None
+    secrets: tuple[str, ...] = ()
 
 
-def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS) -> list[Claim]:
-    """Lease up to `limit` claimable rows to `owner`, build their payloads if not built yet, and group
-    them into jobs."""
+def _claimable(now_ms: int):
+    earlier = aliased(OutboxMessage)
+    return (OutboxMessage.state == "pending", OutboxMessage.next_attempt_at_ms <= now_ms,
+            or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
+            col(OutboxMessage.target_id).in_(routes.enabled_target_ids()),
+            ~exists().where(earlier.target_id == OutboxMessage.target_id,
+                            earlier.profile_id == OutboxMessage.profile_id,
+                            earlier.state == "pending", earlier.id < OutboxMessage.id))
+
+
+def due_targets(store: Store) -> set[str]:
+    """The activations and connections that have rows to send now (each is delivered in its own lane)."""
     now_ms = to_ms(store.now())
+    with store.read() as session:
+        return set(session.exec(select(OutboxMessage.target_id).where(*_claimable(now_ms)).distinct()))
+
+
+def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS, target_id: str | None = None) -> list[Claim]:
+    """Lease up to `limit` claimable rows (of one target, if given) to `owner` under a fresh token,
+    build their payloads if not built yet, and group them into jobs."""
+    now_ms = to_ms(store.now())
+    lease = Lease(f"{owner}:{uuid.uuid4().hex[:12]}", now_ms + lease_ms, lease_ms)
     with store.write() as session:
-        earlier = aliased(OutboxMessage)
+        statement = select(OutboxMessage.id).where(*_claimable(now_ms))
+        if target_id is not None:
+            statement = statement.where(OutboxMessage.target_id == target_id)
         candidates = session.exec(
-            select(OutboxMessage.id).where(
-                OutboxMessage.state == "pending", OutboxMessage.next_attempt_at_ms <= now_ms,
-                or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
-                col(OutboxMessage.target_id).in_(routes.enabled_target_ids()),
-                ~exists().where(earlier.target_id == OutboxMessage.target_id,
-                                earlier.profile_id == OutboxMessage.profile_id,
-                                earlier.state == "pending", earlier.id < OutboxMessage.id))
-            .order_by(OutboxMessage.next_attempt_at_ms, OutboxMessage.id).limit(limit)
-        ).all()
+            statement.order_by(OutboxMessage.next_attempt_at_ms, OutboxMessage.id).limit(limit)).all()
         if not candidates:
             return []
         session.execute(update(OutboxMessage).where(
             col(OutboxMessage.id).in_(candidates),
             or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
-        ).values(lease_owner=owner, lease_until_ms=now_ms + lease_ms))
+        ).values(lease_owner=lease.token, lease_until_ms=lease.until_ms))
         rows = list(session.exec(select(OutboxMessage).where(
-            col(OutboxMessage.id).in_(candidates), OutboxMessage.lease_owner == owner,
-            OutboxMessage.lease_until_ms == now_ms + lease_ms).order_by(OutboxMessage.id)))
+            col(OutboxMessage.id).in_(candidates), OutboxMessage.lease_owner == lease.token).order_by(OutboxMessage.id)))
         found = routes.resolve(session, {row.target_id for row in rows})
         _store_payloads(session, [row for row in rows if row.payload is None], found)
-    return _group(rows, found, now_ms + lease_ms)
+    return _group(rows, found, lease)
+
+
+def heartbeat(store: Store, leases: Sequence[Lease], lease_ms: int = LEASE_MS) -> None:
+    """Extend the leases of rows still being sent; a lease that holds no row any more (it ran out and
+    another worker took its rows) is marked lost, so nothing more is sent under it."""
+    now_ms = to_ms(store.now())
+    with store.write() as session:
+        for lease in leases:
+            held = session.execute(update(OutboxMessage).where(
+                OutboxMessage.lease_owner == lease.token, OutboxMessage.state == "pending",
+            ).values(lease_until_ms=now_ms + lease_ms)).rowcount
+            lease.until_ms = now_ms + lease_ms if held else 0
 
 
 def _store_payloads(session: Session, rows: list[OutboxMessage], found: dict[str, Route]) -> None:
@@ -131,7 +164,7 @@ def _store_payloads(session: Session, rows: list[OutboxMessage], found: dict[str
                   [{"b_id": row.id, "b_payload": row.payload} for row in rows if row.id in built])
 
 
-def _group(rows: list[OutboxMessage], found: dict[str, Route], lease_until_ms: int) -> list[Claim]:
+def _group(rows: list[OutboxMessage], found: dict[str, Route], lease: Lease) -> list[Claim]:
     by_target: dict[str, list[OutboxMessage]] = {}
     for row in rows:
         by_target.setdefault(row.target_id, []).append(row)
@@ -139,39 +172,49 @@ def _group(rows: list[OutboxMessage], found: dict[str, Route], lease_until_ms: i
     for target_id, group in by_target.items():
         route = found.get(target_id)
         if route is None:
-            claims.append(Claim(group, None, "its activation or connection no longer exists"))
+            claims.append(Claim(group, None, lease, "its activation or connection no longer exists"))
             continue
         target = route.target()
+        secrets = tuple(adapters.secret_forms(target))
         size = adapters.group_size(target)
         for start in range(0, len(group), size):
             part = group[start:start + size]
-            events = [event for row in part for event in orjson.loads(row.payload or "[]")]
             try:
-                claims.append(Claim(part, Job(target, adapters.calls(target, events), lease_until_ms)))
-            except (KeyError, ValueError) as error:
-                claims.append(Claim(part, None, f"cannot build the request: missing or bad setting {error}"))
+                events = [event for row in part for event in orjson.loads(row.payload or "[]")]
+                claims.append(Claim(part, Job(target, adapters.calls(target, events), lease), lease, secrets=secrets))
+            except Exception as error:  # a row's boundary: a request that cannot be built fails that row only
+                claims.append(Claim(part, None, lease, f"cannot build the request: {type(error).__name__}: {error}",
+                                    secrets=secrets))
     return claims
 
 
 def record(store: Store, claims: Sequence[Claim]) -> Counter:
-    """Write back what happened to each claimed row and log one attempt per row sent; returns the
-    number of rows per outcome kind."""
+    """Write back what happened to each claimed row that still carries its claim's lease token, and
+    log one attempt per row sent; returns the number of rows per outcome kind. Rows whose lease was
+    lost are left to the worker holding them now."""
     now_ms = to_ms(store.now())
-    updates: list[dict[str, Any]] = []
-    attempts: list[dict[str, Any]] = []
     counts: Counter = Counter()
-    for item in claims:
-        outcome = item.outcome or policy.Outcome("failed", error=item.error)
-        for row in item.rows:
-            change = _after(row, outcome, now_ms)
-            kind = "dead" if change["state"] == "dead" else outcome.kind
-            counts[kind] += 1
-            updates.append({"b_id": row.id, **change})
-            if kind != "released":
-                attempts.append(dict(outbox_id=row.id, space_id=row.space_id, target_id=row.target_id,
-                                     message_id=row.message_id, at_ms=now_ms, latency_ms=outcome.latency_ms,
-                                     outcome=kind, status=outcome.status, error=outcome.error))
     with store.write() as session:
+        held = _still_held(session, claims)
+        updates: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
+        for item in claims:
+            outcome = item.outcome or policy.Outcome("failed", error=item.error)
+            error = scrub(outcome.error, item.secrets)
+            for row in item.rows:
+                if (row.id, item.lease.token) not in held:
+                    logger.warning("dropped a late outcome (%s) for outbox row %s: its lease was lost", outcome.kind,
+                                   row.id)
+                    counts["stale"] += 1
+                    continue
+                change = _after(row, outcome, error, now_ms)
+                kind = "dead" if change["state"] == "dead" else outcome.kind
+                counts[kind] += 1
+                updates.append({"b_id": row.id, **change})
+                if kind != "released":
+                    attempts.append(dict(outbox_id=row.id, space_id=row.space_id, target_id=row.target_id,
+                                         message_id=row.message_id, at_ms=now_ms, latency_ms=outcome.latency_ms,
+                                         outcome=kind, status=outcome.status, error=error))
         table = OutboxMessage.__table__
         execute_dicts(session.connection(), "record delivery",
                       lambda: update(table).where(table.c.id == bindparam("b_id")).values(
@@ -180,11 +223,30 @@ def record(store: Store, claims: Sequence[Claim]) -> Counter:
     return counts
 
 
+def _still_held(session: Session, claims: Sequence[Claim]) -> set[tuple[int, str]]:
+    """(row id, lease token) of the claimed rows that are pending and still leased under that token."""
+    ids = [row.id for item in claims for row in item.rows]
+    found = select_in(session.connection(), "held outbox rows",
+                      lambda placeholders: select(OutboxMessage.id, OutboxMessage.lease_owner).where(
+                          OutboxMessage.state == bindparam("state"), col(OutboxMessage.id).in_(placeholders)),
+                      ids, {"state": "pending"})
+    return {(row_id, token) for row_id, token in found}
+
+
+def scrub(text: str | None, secrets: Sequence[str]) -> str | None:
+    """`text` with every secret form replaced by a mask (longest first, so no part of one survives)."""
+    if text is None:
+        return None
+    for secret in secrets:
+        text = text.replace(secret, "********")
+    return text
+
+
 _CHANGED = ("state", "attempts", "next_attempt_at_ms", "lease_owner", "lease_until_ms", "first_attempt_at_ms",
             "last_attempt_at_ms", "delivered_at_ms", "last_status", "last_error")
 
 
-def _after(row: OutboxMessage, outcome: policy.Outcome, now_ms: int) -> dict[str, Any]:
+def _after(row: OutboxMessage, outcome: policy.Outcome, error: str | None, now_ms: int) -> dict[str, Any]:
     """The row's new state after `outcome` (released rows only lose their lease)."""
     change = {name: getattr(row, name) for name in _CHANGED}
     change.update(lease_owner=None, lease_until_ms=None)
@@ -195,7 +257,7 @@ def _after(row: OutboxMessage, outcome: policy.Outcome, now_ms: int) -> dict[str
     if outcome.kind == "delivered":
         change.update(state="delivered", attempts=row.attempts + 1, delivered_at_ms=now_ms, last_error=None)
         return change
-    change["last_error"] = outcome.error
+    change["last_error"] = error
     if outcome.kind == "throttled":
         wait = outcome.retry_after_ms or 0
     elif outcome.kind == "retry":

@@ -76,15 +76,29 @@ class Route:
 
     def target(self) -> Target:
         mapping = (self.activation.destination_mapping if self.activation else None) or {}
+        action_settings = mapping.get("settings") or {}
+        secrets = tuple(str(self.destination.settings[f.name]) for f in self.entry.settings
+                        if f.secret and self.destination.settings.get(f.name))
         return Target(
             slug=self.destination.slug,
             destination_id=self.destination.id,
             settings=self.destination.settings,
             action_id=mapping.get("actionId"),
-            action_settings=mapping.get("settings") or {},
+            action_settings=action_settings,
             requests_per_second=self.entry.requests_per_second,
             max_in_flight=self.entry.max_in_flight,
+            lane=self.lane,
+            secrets=secrets,
         )
+
+    @property
+    def lane(self) -> str:
+        """What this route shares limits and a delivery lane with: an activation that names its own
+        URL is a lane of its own; everything else shares its destination instance's lane."""
+        mapping = (self.activation.destination_mapping if self.activation else None) or {}
+        if (mapping.get("settings") or {}).get("url"):
+            return self.target_id
+        return self.destination.id
 
 
 def sending_routes(session: Session, owner_id: str) -> list[Route]:

@@ -27,7 +27,9 @@ TRACKING_API_BATCH = 100
 
 @dataclass(frozen=True)
 class Target:
-    """Where a group of rows goes: a destination instance and, for action destinations, the action."""
+    """Where a group of rows goes: a destination instance and, for action destinations, the action.
+    `lane` names what shares concurrency and rate limits (the instance, or an activation with its
+    own URL); `secrets` are the setting values never to show in an error."""
 
     slug: str
     destination_id: str
@@ -36,6 +38,8 @@ class Target:
     action_settings: dict[str, Any] = field(default_factory=dict)
     requests_per_second: float | None = None
     max_in_flight: int = 16
+    lane: str = ""
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,25 @@ def group_size(target: Target) -> int:
 
 
 def calls(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
-    """The requests that deliver `events` (in order) to `target`."""
+    """The requests that deliver `events` (in order) to `target`; none for no events."""
     build = _BUILDERS.get(target.slug)
     if build is None:
         raise ValueError(f"no adapter for destination type '{target.slug}'")
-    return build(target, events)
+    return build(target, events) if events else []
+
+
+def secret_forms(target: Target) -> list[str]:
+    """Every text a secret of the target can appear as in an error: as set, trimmed, escaped as
+    Python and httpx print header values, and inside the Basic credentials built from it."""
+    forms = []
+    credentials = [f"{target.settings.get('apiId', '')}:{secret}" for secret in target.secrets] + \
+                  [f"{secret}:" for secret in target.secrets]
+    for secret in (*target.secrets, *(base64.b64encode(c.encode()).decode() for c in credentials)):
+        for form in (secret, secret.strip(), repr(secret)[1:-1], repr(secret.encode())[2:-1],
+                     secret.encode("unicode_escape").decode()):
+            if len(form) >= 4:
+                forms.append(form)
+    return sorted(set(forms), key=len, reverse=True)
 
 
 def _webhooks(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:

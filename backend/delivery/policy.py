@@ -9,9 +9,12 @@ dead-lettered.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+
+import httpx
 
 RETRY_WINDOW_MS = 4 * 3_600_000
 BASE_BACKOFF_MS = 5_000
@@ -45,24 +48,44 @@ def classify(status: int, headers: dict[str, str], body: str, latency_ms: int, n
     return Outcome("failed", status, latency_ms, error)
 
 
-def transport_error(error: Exception, latency_ms: int) -> Outcome:
-    return Outcome("retry", None, latency_ms, f"{type(error).__name__}: {error}"[:EXCERPT_CHARS])
+# Requests that can never succeed as configured: a malformed or unsupported URL, a header value that
+# cannot be sent, a body or setting of the wrong type. Their rows are dead-lettered at once.
+NEVER_SUCCEEDS = (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError, UnicodeError, ValueError,
+                  TypeError)
+DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
+
+
+def request_error(error: Exception, latency_ms: int) -> Outcome:
+    """The outcome of a request that raised: final when it can never succeed, else retried (network
+    errors, timeouts, resets, and anything unforeseen)."""
+    kind = "failed" if isinstance(error, NEVER_SUCCEEDS) else "retry"
+    return Outcome(kind, None, latency_ms, f"{type(error).__name__}: {error}"[:EXCERPT_CHARS])
+
+
+def deadline_passed(seconds: float, latency_ms: int) -> Outcome:
+    return Outcome("retry", None, latency_ms, f"no complete response within {seconds:g} s")
 
 
 def retry_after_ms(value: str | None, now: datetime) -> int | None:
-    """A Retry-After header (seconds, or an HTTP date) as milliseconds from `now`."""
+    """A Retry-After header as milliseconds from `now`: delta-seconds in ASCII digits, or an HTTP
+    date; anything else counts as absent. Waits beyond the retry window are cut to it."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return int(value) * 1000
+    if DELTA_SECONDS.fullmatch(value):
+        return min(int(value) * 1000, RETRY_WINDOW_MS)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0, int((when - now).total_seconds() * 1000))
+    try:
+        return min(max(0, int((when - now).total_seconds() * 1000)), RETRY_WINDOW_MS)
+    except OverflowError:
+        return None
 
 
 def backoff_ms(attempts: int, rng: random.Random | None = None) -> int:

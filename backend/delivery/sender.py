@@ -1,6 +1,12 @@
-"""Sends groups of outbox rows with one shared `httpx.AsyncClient`: at most `max_in_flight` requests
-at a time and `requests_per_second` on average per destination, and never after a lease has run out
-(so a row another worker has taken over is not sent twice by us)."""
+"""Sends groups of outbox rows with one shared `httpx.AsyncClient`: per lane (a destination instance,
+or an activation with its own URL) at most `max_in_flight` requests at a time and
+`requests_per_second` on average, each request within a total deadline, and never after its lease has
+run out (so a row another worker has taken over is not sent twice by us).
+
+Whatever goes wrong with one request (a malformed URL, a header that cannot be encoded, a dripping
+response, a connection reset) ends that request's attempt with an outcome; nothing escapes to stop
+other requests or other lanes.
+"""
 
 from __future__ import annotations
 
@@ -18,21 +24,37 @@ from backend.delivery.ratelimit import TokenBucket
 
 LEASE_MARGIN_MS = 2_000
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DEADLINE_SECONDS = 20.0  # connect, send and the whole response, however slowly it arrives
+
+
+@dataclass
+class Lease:
+    """The claim a worker holds on rows: its fencing token, until when (a heartbeat moves `until_ms`),
+    and how long it lasts from a claim or heartbeat."""
+
+    token: str
+    until_ms: int
+    length_ms: int
+
+    def nearly_over(self, now_ms: int) -> bool:
+        """Too close to its end to start a request: another worker may take the rows soon."""
+        return now_ms > self.until_ms - min(LEASE_MARGIN_MS, self.length_ms // 4)
 
 
 @dataclass(frozen=True)
 class Job:
-    """The requests for one group of rows, all of them leased until `lease_until_ms`."""
+    """The requests for one group of rows, all of them held under `lease`."""
 
     target: Target
     calls: Sequence[HttpCall]
-    lease_until_ms: int
+    lease: Lease
 
 
 class Sender:
-    def __init__(self, client: httpx.AsyncClient, now_ms: Callable[[], int]):
+    def __init__(self, client: httpx.AsyncClient, now_ms: Callable[[], int], deadline_seconds: float = DEADLINE_SECONDS):
         self.client = client
         self.now_ms = now_ms
+        self.deadline_seconds = deadline_seconds
         self.limits: dict[str, tuple[anyio.Semaphore, TokenBucket | None]] = {}
 
     async def send(self, job: Job) -> policy.Outcome:
@@ -51,14 +73,18 @@ class Sender:
         async with slot:
             if bucket is not None:
                 await bucket.acquire()
-            if self.now_ms() > job.lease_until_ms - LEASE_MARGIN_MS:
+            if job.lease.nearly_over(self.now_ms()):
                 return policy.Outcome("released")
             started = time.perf_counter()
+            response = None
             try:
-                response = await self.client.request(call.method, call.url, headers=call.headers,
-                                                     content=call.body, timeout=TIMEOUT)
-            except httpx.HTTPError as error:
-                return policy.transport_error(error, _elapsed_ms(started))
+                with anyio.move_on_after(self.deadline_seconds):
+                    response = await self.client.request(call.method, call.url, headers=call.headers,
+                                                         content=call.body, timeout=TIMEOUT)
+            except Exception as error:  # one request's boundary: its failure is this attempt's outcome
+                return policy.request_error(error, _elapsed_ms(started))
+            if response is None:
+                return policy.deadline_passed(self.deadline_seconds, _elapsed_ms(started))
             outcome = policy.classify(response.status_code, dict(response.headers), response.text,
                                       _elapsed_ms(started), from_ms(self.now_ms()))
             if outcome.kind == "throttled" and bucket is not None and outcome.retry_after_ms:
@@ -66,12 +92,11 @@ class Sender:
             return outcome
 
     def _limits(self, target: Target) -> tuple[anyio.Semaphore, TokenBucket | None]:
-        """The destination instance's in-flight slots and rate bucket, made on first use."""
-        if target.destination_id not in self.limits:
+        """The lane's in-flight slots and rate bucket, made on first use."""
+        if target.lane not in self.limits:
             rate = target.requests_per_second
-            self.limits[target.destination_id] = (anyio.Semaphore(target.max_in_flight),
-                                                  TokenBucket(rate) if rate else None)
-        return self.limits[target.destination_id]
+            self.limits[target.lane] = (anyio.Semaphore(target.max_in_flight), TokenBucket(rate) if rate else None)
+        return self.limits[target.lane]
 
 
 def _elapsed_ms(started: float) -> int:
