@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -84,7 +84,7 @@ def _traits(store: Store, profile: Profile, request: Request, name: str) -> dict
 
 def _external_ids(store: Store, profile: Profile, request: Request, name: str) -> dict:
     limit = _limit(request, name)
-    offset = int(_cursor(request) or 0)
+    offset = _cursor_number(_cursor(request) or "0")
     page = profiles.external_ids(store, profile.id, include=_list(request, "include"), limit=limit, offset=offset)
     return {"data": [_identifier(row) for row in page.rows], "cursor": _cursor_out(request, page.next, limit)}
 
@@ -97,9 +97,7 @@ def _events(store: Store, profile: Profile, request: Request, name: str) -> dict
     after = None
     if (cursor := _cursor(request)) is not None:
         at, _, row_id = cursor.partition("::")
-        if not (at.lstrip("-").isdigit() and row_id.isdigit()):
-            raise _RequestError(400, "validation_error", "next is not a cursor this API returned.")
-        after = (int(at), int(row_id))
+        after = (_cursor_number(at, signed=True), _cursor_number(row_id))
     page = profiles.events(
         store,
         profile.id,
@@ -206,11 +204,24 @@ def _cursor(request: Request) -> str | None:
         raise _RequestError(400, "validation_error", "next is not a cursor this API returned.") from None
 
 
+def _cursor_number(text: str, signed: bool = False) -> int:
+    """A whole number inside a cursor, within what the database stores (64-bit)."""
+    digits = text[1:] if signed and text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
+        raise _RequestError(400, "validation_error", "next is not a cursor this API returned.")
+    return int(text)
+
+
 def _cursor_out(request: Request, following: str | None, limit: int) -> dict:
     token = base64.urlsafe_b64encode(following.encode()).decode() if following else ""
     return {"url": request.url.path, "has_more": following is not None, "next": token, "limit": limit}
 
 
 def _iso_ms(millis: int) -> str:
-    moment: datetime = from_ms(millis)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """A stored time as Segment writes it; one outside what a datetime holds (stored before event
+    times were limited to 1900–2200) shows as the nearest representable time."""
+    try:
+        moment: datetime = from_ms(millis)
+    except OverflowError:
+        moment = datetime.min.replace(tzinfo=timezone.utc) if millis < 0 else datetime.max.replace(tzinfo=timezone.utc)
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

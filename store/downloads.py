@@ -92,12 +92,12 @@ def find_file(store: Store, token: str) -> Path | None:
 def _hour(text: str, now: datetime) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputValidation(f"hour must be an ISO-8601 time such as 2025-05-07T23:00:00Z, not '{text}'.",
-                              field="hour") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    start = moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        start = moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    except (ValueError, OverflowError):
+        raise InputValidation(f"hour must be an ISO-8601 time such as 2025-05-07T23:00:00Z within the last 30 "
+                              f"days, not '{text[:40]}'.", field="hour") from None
     if start > now:
         raise InputValidation(f"hour {start:%Y-%m-%dT%H:00:00Z} is in the future.", field="hour")
     if start < now - RETENTION:

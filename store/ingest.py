@@ -21,6 +21,7 @@ from backend.tracking.messages import (
     MAX_MESSAGE_BYTES,
     Message,
     MessageError,
+    check_depth,
     message_size,
     normalise,
     parse_time,
@@ -61,6 +62,7 @@ def accept(
         return IngestResult(), [Rejection(index, f"the batch's {error}") for index in range(len(raws))]
     for index, raw in enumerate(raws):
         try:
+            check_depth(raw)
             if message_size(raw) > MAX_MESSAGE_BYTES:
                 raise MessageError(f"message is larger than {MAX_MESSAGE_BYTES // 1024} KB")
             messages.append(normalise(raw, received_at, batch_sent_at=batch_sent_at, batch_context=context))

@@ -66,7 +66,7 @@ class AudienceOptionsInput(Input):
     filterByExternalIds: Optional[list[str]] = Field(
         None, min_length=1, description="Profiles need one of these identifier types to be members. Default: user_id, email, android.idfa, ios.idfa."
     )
-    backfillEventDataDays: Optional[int] = Field(None, ge=1, description="Limit history to this many days before creation (default: all stored events); needs includeHistoricalData: true.")
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Limit history to this many days before creation, 1 to 36500 (default: all stored events); needs includeHistoricalData: true.")
     includeAnonymousUsers: Optional[bool] = Field(None, description="Older option: true adds anonymous_id to filterByExternalIds.")
 
 
@@ -78,7 +78,7 @@ class TraitDefinitionInput(Input):
 class TraitOptionsInput(Input):
     includeHistoricalData: Optional[bool] = None
     includeAnonymousUsers: Optional[bool] = None
-    backfillDurationDays: Optional[int] = Field(None, ge=1)
+    backfillDurationDays: Optional[int] = Field(None, ge=1, le=36_500)
 
 
 class PeriodicConfig(Input):
@@ -155,7 +155,7 @@ class PreviewOptionsInput(Input):
     filterByExternalIds: Optional[list[str]] = Field(
         None, min_length=1, description="Profiles need one of these identifier types. Default: user_id, email, android.idfa, ios.idfa."
     )
-    backfillEventDataDays: Optional[int] = Field(None, ge=1, description="Days of history to read (default: all stored events).")
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Days of history to read, 1 to 36500 (default: all stored events).")
 
 
 class PaginationOutput(Output):

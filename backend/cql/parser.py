@@ -11,6 +11,7 @@ may stand where it stands (boolean vs scalar, `property()` placement, ...) is de
 from __future__ import annotations
 
 import difflib
+import math
 import re
 
 from backend.cql import ast
@@ -77,6 +78,9 @@ UNITS = {
 KNOWN_FUNCTIONS = sorted(
     set(COMPARATORS) | set(COMPARATOR_ALIASES) | STREAM_FILTERS | REDUCERS | STREAM_EXTRACTORS | SCALAR_EXTRACTORS
 )
+MAX_DEPTH = 32  # parentheses, NOT/ANY/ALL and nested where() together
+MAX_NUMBER = 2**53 - 1  # every whole number a JSON client and a 64-bit database hold exactly
+MAX_DURATION_HOURS = 100 * 366 * 24  # a century
 _UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
 _ESCAPED_DOT = re.compile(r"\\+\.")
 
@@ -101,6 +105,7 @@ class _Parser:
     def __init__(self, text: str):
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
 
     # token helpers
 
@@ -125,6 +130,13 @@ class _Parser:
             self.fail(f"expected {text!r}", (text,))
         return self.advance()
 
+    def enter(self) -> None:
+        """One level deeper; refuses a definition nested beyond MAX_DEPTH."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.fail(f"definitions may nest at most {MAX_DEPTH} levels deep (parentheses, NOT, ANY/ALL and "
+                      "where() together)")
+
     def fail(self, wanted: str, expected: tuple[str, ...] = ()) -> None:
         token = self.peek()
         raise CQLError(f"{wanted} but found {token.describe()}", token.position, expected)
@@ -140,11 +152,13 @@ class _Parser:
         return node
 
     def or_expression(self) -> ast.Node:
+        self.enter()
         position = self.peek().position
         operands = [self.and_expression()]
         while self.at_keyword("OR"):
             self.advance()
             operands.append(self.and_expression())
+        self.depth -= 1
         return operands[0] if len(operands) == 1 else ast.Or(tuple(operands), position)
 
     def and_expression(self) -> ast.Node:
@@ -157,12 +171,14 @@ class _Parser:
 
     def prefixed(self) -> ast.Node:
         token = self.peek()
-        if self.at_keyword("NOT"):
+        if self.at_keyword("NOT", "ANY", "ALL"):
             self.advance()
-            return ast.Not(self.prefixed(), token.position)
-        if self.at_keyword("ANY", "ALL"):
-            self.advance()
-            return ast.Quantified(token.text.upper(), self.prefixed(), token.position)
+            self.enter()
+            operand = self.prefixed()
+            self.depth -= 1
+            if token.text.upper() == "NOT":
+                return ast.Not(operand, token.position)
+            return ast.Quantified(token.text.upper(), operand, token.position)
         if self.at("("):
             self.advance()
             inner = self.or_expression()
@@ -370,6 +386,7 @@ class _Parser:
         token = self.peek()
         kinds = {Kind.STRING: "string", Kind.DATE: "date", Kind.TIMESTAMP: "timestamp"}
         if token.kind is Kind.NUMBER:
+            self.check_number(token)
             self.advance()
             return ast.Literal(token.value, "float" if isinstance(token.value, float) else "int", token.position)
         if token.kind in kinds:
@@ -400,8 +417,14 @@ class _Parser:
         token = self.peek()
         if token.kind is not Kind.NUMBER or not isinstance(token.value, int):
             self.fail(f"expected a whole number for {what}")
+        self.check_number(token)
         self.advance()
         return int(token.value)  # type: ignore[arg-type]
+
+    def check_number(self, token: Token) -> None:
+        value = token.value
+        if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_NUMBER:  # type: ignore[arg-type]
+            raise CQLError(f"numbers may be at most {MAX_NUMBER} in size", token.position)
 
     def duration(self) -> ast.Duration:
         position = self.peek().position
@@ -410,7 +433,10 @@ class _Parser:
         if unit.kind is not Kind.IDENT or unit.text.lower() not in UNITS:
             self.fail("expected a time unit (hours or days)", ("hours", "days"))
         self.advance()
-        return ast.Duration(amount, UNITS[unit.text.lower()], position)
+        duration = ast.Duration(amount, UNITS[unit.text.lower()], position)
+        if duration.hours > MAX_DURATION_HOURS:
+            raise CQLError(f"a duration may be at most 100 years ({MAX_DURATION_HOURS} hours)", position)
+        return duration
 
     def parent_prefix(self) -> bool:
         if self.at_word("parent") and self.at(":", 1):

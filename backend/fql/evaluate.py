@@ -83,9 +83,9 @@ def strictly_equal(left: object, right: object) -> bool:
 def _binary(node: Binary, event: dict) -> object:
     operator = node.operator
     if operator == "and":
-        return evaluate(node.left, event) is True and evaluate(node.right, event) is True
+        return all(evaluate(operand, event) is True for operand in _chain(node, "and"))
     if operator == "or":
-        return evaluate(node.left, event) is True or evaluate(node.right, event) is True
+        return any(evaluate(operand, event) is True for operand in _chain(node, "or"))
     left, right = evaluate(node.left, event), evaluate(node.right, event)
     if operator == "=":
         return strictly_equal(left, right)
@@ -96,6 +96,17 @@ def _binary(node: Binary, event: dict) -> object:
     if type_name(left) != "number" or type_name(right) != "number":
         return False
     return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[operator]
+
+
+def _chain(node: Binary, operator: str) -> list[Node]:
+    """The operands of a run of one junction (`a or b or c` parses as ((a or b) or c)), in order,
+    gathered without recursion so a long run cannot exhaust the stack."""
+    operands: list[Node] = []
+    while isinstance(node, Binary) and node.operator == operator:
+        operands.append(node.right)
+        node = node.left
+    operands.append(node)
+    return operands[::-1]
 
 
 def _contains(text: object, part: object) -> bool:

@@ -26,6 +26,7 @@ ARITY = {
     "string": 1,
     "number": 1,
 }
+MAX_DEPTH = 32
 _COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 _CONSTANTS = {"null": None, "true": True, "false": False}
 
@@ -39,6 +40,7 @@ def parse(text: str) -> Node:
 
 class _Parser:
     def __init__(self, tokens: list[Token]):
+        self.depth = 0
         self.tokens = tokens
         self.index = 0
 
@@ -60,6 +62,12 @@ class _Parser:
             raise self.error(f"expected {text!r}", (text,))
         return self.advance()
 
+    def enter(self) -> None:
+        """One level deeper (a parenthesis or a '!'); refuses what would nest beyond MAX_DEPTH."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"expressions may nest at most {MAX_DEPTH} levels deep (parentheses and '!')")
+
     def error(self, message: str, expected: tuple[str, ...] = ()) -> FQLError:
         return FQLError(f"{message}, found {self.current.describe()}", self.current.position, expected)
 
@@ -72,10 +80,12 @@ class _Parser:
         return node
 
     def disjunction(self) -> Node:
+        self.enter()
         node = self.conjunction()
         while self.at(Kind.KEYWORD, "or"):
             self.advance()
             node = Binary("or", node, self.conjunction())
+        self.depth -= 1
         return node
 
     def conjunction(self) -> Node:
@@ -98,7 +108,10 @@ class _Parser:
     def unary(self) -> Node:
         if self.at(Kind.OP, "!"):
             self.advance()
-            return Not(self.unary())
+            self.enter()
+            node = Not(self.unary())
+            self.depth -= 1
+            return node
         return self.operand()
 
     def operand(self) -> Node:

@@ -8,7 +8,8 @@ needs `groupId`, `alias` needs `previousId`; `properties`, `traits` and `context
 The event time corrects client clock skew: `timestamp = receivedAt - (sentAt - originalTimestamp)`,
 where the client's own time is `originalTimestamp`, or `timestamp` when that is what it sent (as the
 server libraries do). Without `sentAt` the client's time is taken as is; with no client time at all,
-the time of receipt.
+the time of receipt. An event time outside the years 1900 to 2200, after that correction, is refused,
+as is a message nested deeper than MAX_DEPTH levels (objects and lists).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ MAX_BATCH_BYTES = 500 * 1024
 MAX_MESSAGE_ID = 100
 MAX_GROUP_ID = 500
 MAX_FIELDS = 300
+MAX_DEPTH = 64
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2201, 1, 1, tzinfo=timezone.utc)
 
 
 class MessageError(ValueError):
@@ -121,8 +125,20 @@ def normalise(
     )
 
 
+def check_depth(raw: object) -> None:
+    """Refuse a message nested deeper than MAX_DEPTH levels (walked without recursion)."""
+    pending = [(raw, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise MessageError(f"message is nested deeper than {MAX_DEPTH} levels")
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
 def message_size(raw: object) -> int:
-    """Bytes of the message as compact JSON."""
+    """Bytes of the message as compact JSON (its depth already checked)."""
     try:
         return len(orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS))
     except (TypeError, orjson.JSONEncodeError):
@@ -147,9 +163,14 @@ def _event_time(raw: dict, received_at: datetime, batch_sent_at: datetime | None
     sent_at = parse_time(raw.get("sentAt"), "sentAt") or batch_sent_at
     if original is None:
         return to_ms(received_at)
-    if sent_at is None:
-        return to_ms(original)
-    return to_ms(received_at - (sent_at - original))
+    try:
+        moment = original if sent_at is None else received_at - (sent_at - original)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise MessageError("the event time (after correcting the client's clock by sentAt) is outside the "
+                           "years 1900 to 2200; check timestamp, originalTimestamp and sentAt")
+    return to_ms(moment)
 
 
 def _identifier(raw: dict, field: str) -> str | None:
