@@ -249,3 +249,12 @@ def test_lists_may_hold_field_paths():
     assert matches(parse('"track" in [event, type]'), event)
     assert matches(parse('"Clicked" in [event, "x", 1]'), event)
     assert not matches(parse('"identify" in [event, type]'), event)
+
+
+def test_one_evaluation_reads_a_bounded_amount_of_text():
+    many = parse(" or ".join([f"match(properties.t, '*{n}')" for n in range(199)] + ["match(properties.t, '*!')"]))
+    assert matches(many, {"properties": {"t": "a" * 100 + "!"}}), "small texts: every call runs"
+    assert not matches(many, {"properties": {"t": "a" * 32_000 + "!"}}), \
+        "the budget ran out before the last call could match: no match, and the filter keeps the event"
+    assert slowest_evaluation(" or ".join(f"match(properties.t, '{'*a' * 2000}{n}')" for n in range(200)),
+                              [{"properties": {"t": "a" * 32_000}}]) < 0.5

@@ -6,22 +6,42 @@ exactly `true`; a bare field is true only when it holds `true`; `=` needs the sa
 comparisons are false unless both sides are numbers; `in` compares strictly against each element of
 a list; `contains` and `match` are false unless both sides are strings; missing fields are `null`.
 `!` turns `true` into `false` and `false` or `null` into `true`; on any other type it yields `null`.
+
+Every evaluation is bounded: `match()` costs time linear in its text (times one more for every 1,024
+characters of pattern), and all the `match()` calls of one evaluation may spend MATCH_BUDGET of that
+cost; an evaluation that would spend more stops and does not match (a filter then keeps the event),
+so no expression and no message can make one evaluation take long.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from contextvars import ContextVar
 
 from backend.fql.ast import Binary, Call, ListOf, Literal, MatchAll, Node, Not, Path
 from backend.fql.glob import glob_match
 
 
+MATCH_BUDGET = 256 * 1024
+_budget: ContextVar[list[int]] = ContextVar("match_budget")
+
+
+class BudgetSpent(Exception):
+    """The evaluation's `match()` calls would read more text than MATCH_BUDGET allows."""
+
+
 def matches(node: Node, event: dict) -> bool:
-    """True when the expression evaluates to exactly `true` for the event."""
+    """True when the expression evaluates to exactly `true` for the event (within the budget)."""
     if isinstance(node, MatchAll):
         return True
-    return evaluate(node, event) is True
+    token = _budget.set([MATCH_BUDGET])
+    try:
+        return evaluate(node, event) is True
+    except BudgetSpent:
+        return False
+    finally:
+        _budget.reset(token)
 
 
 def evaluate(node: Node, event: dict) -> object:
@@ -132,7 +152,14 @@ def _words(text: str) -> list[str]:
 
 
 def _match(text: object, pattern: object) -> bool:
-    return isinstance(text, str) and isinstance(pattern, str) and glob_match(pattern, text)
+    if not isinstance(text, str) or not isinstance(pattern, str):
+        return False
+    left = _budget.get(None)
+    if left is not None:
+        left[0] -= len(text) * (1 + len(pattern) // 1024)
+        if left[0] < 0:
+            raise BudgetSpent
+    return glob_match(pattern, text)
 
 
 def _to_bool(value: object) -> bool:
