@@ -1,7 +1,10 @@
-"""A destination stand-in for the delivery benchmark: counts every event it is sent (a JSON object or
+"""A destination stand-in for the delivery benchmarks: counts every event it is sent (a JSON object or
 an array of them) and, for paths under /latency, records when each userId arrived. `GET /stats`
-answers {"count", "arrivals"}. Runs in its own process: python bench/receiver.py PORT"""
+answers {"count", "arrivals"}. Misbehaving neighbours for bench/isolation.py: under /drip the answer
+trickles out one byte every 3 seconds; under /busy it is 429 with Retry-After: 40.
+Runs in its own process: python bench/receiver.py PORT"""
 
+import asyncio
 import sys
 import time
 
@@ -18,6 +21,20 @@ async def app(scope, receive, send):
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
+    if scope["path"].startswith("/busy"):
+        await send({"type": "http.response.start", "status": 429,
+                    "headers": [(b"retry-after", b"40"), (b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+        return
+    if scope["path"].startswith("/drip"):
+        answer = b'{"slowly": true}'
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(answer)).encode())]})
+        for index in range(len(answer)):
+            await asyncio.sleep(3)
+            await send({"type": "http.response.body", "body": answer[index:index + 1], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
     if scope["path"] == "/stats":
         answer = orjson.dumps(state)
     else:

@@ -19,7 +19,6 @@ import threading
 import uuid
 
 import anyio
-import httpx
 
 from backend.delivery.sender import DEADLINE_SECONDS
 from store import outbox, previews, recompute
@@ -77,9 +76,9 @@ class Worker:
 
 
 class DeliveryWorker:
-    """Sends the outbox on one shared `httpx.AsyncClient`: a supervisor looks for targets with rows
-    due and starts a lane for each that has none running; a lane runs passes over its target's rows
-    until none are left. Leases are held under this process's owner id."""
+    """Sends the outbox: a supervisor looks for targets with rows due and starts a lane for each that
+    has none running; a lane runs passes over its target's rows until none are left, through the
+    sender's client for its destination lane. Leases are held under this process's owner id."""
 
     def __init__(self, store: Store, *, deadline_seconds: float = DEADLINE_SECONDS):
         self.store = store
@@ -99,10 +98,8 @@ class DeliveryWorker:
         self.thread.join(timeout=15)
 
     async def main(self) -> None:
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
         running: set[str] = set()
-        async with httpx.AsyncClient(limits=limits) as client, anyio.create_task_group() as lanes:
-            sender = sender_for(self.store, client, self.deadline_seconds)
+        async with sender_for(self.store, self.deadline_seconds) as sender, anyio.create_task_group() as lanes:
             while not self.stopping.is_set():
                 try:
                     due = await anyio.to_thread.run_sync(outbox.due_targets, self.store)
@@ -117,14 +114,12 @@ class DeliveryWorker:
 
     async def lane(self, sender, target_id: str, running: set[str]) -> None:
         try:
+            size = await anyio.to_thread.run_sync(outbox.pass_size, self.store, target_id)
             while not self.stopping.is_set():
-                try:
-                    sent = await deliver_once(self.store, sender, self.owner, lease_ms=self.lease_ms,
-                                              target_id=target_id)
-                except Exception:  # the lane's boundary: log, and let the supervisor start it again
-                    logger.exception("delivery to %s failed; retrying", target_id)
+                if not await deliver_once(self.store, sender, self.owner, size, lease_ms=self.lease_ms,
+                                          target_id=target_id):
                     return
-                if not sent:
-                    return
+        except Exception:  # the lane's boundary: log, and let the supervisor start it again
+            logger.exception("delivery to %s failed; retrying", target_id)
         finally:
             running.discard(target_id)

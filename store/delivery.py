@@ -71,6 +71,6 @@ async def deliver_once(store: Store, sender: Sender, owner: str, limit: int = BA
     return counts
 
 
-def sender_for(store: Store, client, deadline_seconds: float = DEADLINE_SECONDS) -> Sender:
-    """A sender whose lease checks read the store's clock."""
-    return Sender(client, lambda: to_ms(store.now()), deadline_seconds)
+def sender_for(store: Store, deadline_seconds: float = DEADLINE_SECONDS) -> Sender:
+    """A sender whose lease checks read the store's clock (use it as an async context manager)."""
+    return Sender(lambda: to_ms(store.now()), deadline_seconds)

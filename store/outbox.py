@@ -111,15 +111,33 @@ def _claimable(now_ms: int):
 
 
 def due_targets(store: Store) -> set[str]:
-    """The activations and connections that have rows to send now (each is delivered in its own lane)."""
+    """The enabled activations and connections with rows due and not leased (each is delivered in its
+    own lane). Cheaper than the claim's test: a row held back behind an earlier one of its profile
+    still counts, and its lane finds nothing to claim yet."""
     now_ms = to_ms(store.now())
     with store.read() as session:
-        return set(session.exec(select(OutboxMessage.target_id).where(*_claimable(now_ms)).distinct()))
+        return set(session.exec(select(OutboxMessage.target_id).where(
+            OutboxMessage.state == "pending", OutboxMessage.next_attempt_at_ms <= now_ms,
+            or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
+            col(OutboxMessage.target_id).in_(routes.enabled_target_ids())).distinct()))
+
+
+def pass_size(store: Store, target_id: str, rounds: int = 8, most: int = 500) -> int:
+    """How many rows one pass of a target's lane claims: its requests in flight `rounds` times over
+    (at most `most`), so a slow or stuck lane holds few rows and a busy one claims in steps that
+    interleave with other work."""
+    with store.read() as session:
+        route = routes.resolve(session, {target_id}).get(target_id)
+    if route is None:
+        return 100
+    target = route.target()
+    return max(1, min(most, target.max_in_flight * adapters.group_size(target) * rounds))
 
 
 def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS, target_id: str | None = None) -> list[Claim]:
     """Lease up to `limit` claimable rows (of one target, if given) to `owner` under a fresh token,
-    build their payloads if not built yet, and group them into jobs."""
+    build their payloads if not built yet, and group them into jobs. Only the leasing and the storing
+    of new payloads hold the write lock; payloads are built in between, from a read."""
     now_ms = to_ms(store.now())
     lease = Lease(f"{owner}:{uuid.uuid4().hex[:12]}", now_ms + lease_ms, lease_ms)
     with store.write() as session:
@@ -136,9 +154,28 @@ def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS, target
         ).values(lease_owner=lease.token, lease_until_ms=lease.until_ms))
         rows = list(session.exec(select(OutboxMessage).where(
             col(OutboxMessage.id).in_(candidates), OutboxMessage.lease_owner == lease.token).order_by(OutboxMessage.id)))
+    with store.read() as session:
         found = routes.resolve(session, {row.target_id for row in rows})
-        _store_payloads(session, [row for row in rows if row.payload is None], found)
+        unbuilt = [row for row in rows if row.payload is None]
+        built = payloads.build(session, unbuilt, found)
+    if built:
+        _store_payloads(store, unbuilt, built, lease)
     return _group(rows, found, lease)
+
+
+def _store_payloads(store: Store, rows: list[OutboxMessage], built: dict[int, list], lease: Lease) -> None:
+    """Keep each row's events, built once, so every retry sends the same bytes."""
+    for row in rows:
+        if row.id in built:
+            row.payload = orjson.dumps(built[row.id]).decode()
+    with store.write() as session:
+        execute_dicts(session.connection(), "store payloads",
+                      lambda: update(OutboxMessage.__table__).where(
+                          OutboxMessage.__table__.c.id == bindparam("b_id"),
+                          OutboxMessage.__table__.c.lease_owner == bindparam("b_token"))
+                      .values(payload=bindparam("b_payload")),
+                      [{"b_id": row.id, "b_token": lease.token, "b_payload": row.payload}
+                       for row in rows if row.id in built])
 
 
 def heartbeat(store: Store, leases: Sequence[Lease], lease_ms: int = LEASE_MS) -> None:
@@ -151,17 +188,6 @@ def heartbeat(store: Store, leases: Sequence[Lease], lease_ms: int = LEASE_MS) -
                 OutboxMessage.lease_owner == lease.token, OutboxMessage.state == "pending",
             ).values(lease_until_ms=now_ms + lease_ms)).rowcount
             lease.until_ms = now_ms + lease_ms if held else 0
-
-
-def _store_payloads(session: Session, rows: list[OutboxMessage], found: dict[str, Route]) -> None:
-    built = payloads.build(session, rows, found)
-    for row in rows:
-        if row.id in built:
-            row.payload = orjson.dumps(built[row.id]).decode()
-    execute_dicts(session.connection(), "store payloads",
-                  lambda: update(OutboxMessage.__table__).where(OutboxMessage.__table__.c.id == bindparam("b_id"))
-                  .values(payload=bindparam("b_payload")),
-                  [{"b_id": row.id, "b_payload": row.payload} for row in rows if row.id in built])
 
 
 def _group(rows: list[OutboxMessage], found: dict[str, Route], lease: Lease) -> list[Claim]:

@@ -3,7 +3,6 @@
 from collections import Counter
 from datetime import timedelta
 
-import httpx
 import orjson
 
 from store import activations, audiences, destination_instances, destinations, runs
@@ -46,8 +45,8 @@ def webhook(url="https://hooks.example.com/in", **settings):
 
 
 async def deliver(store, owner="worker-1") -> Counter:
-    async with httpx.AsyncClient() as client:
-        return await deliver_once(store, sender_for(store, client), owner)
+    async with sender_for(store) as sender:
+        return await deliver_once(store, sender, owner)
 
 
 def bodies(route) -> list:

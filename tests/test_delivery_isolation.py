@@ -173,3 +173,13 @@ def test_destination_secrets_never_leave(live_store, caplog, capsys):
     for surface in surfaces:
         assert "s3cr3t" not in surface and "T0ken" not in surface, surface
     activations.remove_activation(store, space_id, members.id, activation.id)
+
+
+async def test_a_retry_after_pauses_the_lane_without_more_requests(store, space_id):
+    members_with_activation(store, space_id, [f"user-{n}" for n in range(5)], webhook(HEALTHY))
+    with respx.mock:
+        route = respx.post(HEALTHY).respond(429, headers={"Retry-After": "30"})
+        assert await deliver(store) == {"throttled": 5}
+    assert 1 <= len(route.calls) < 5, "once the destination asked to wait, the lane stopped asking"
+    assert {wait for (wait,) in rows(store, "select next_attempt_at_ms - :now from outbox",
+                                     now=int(NOW.timestamp() * 1000))} == {30_000}

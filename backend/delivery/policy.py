@@ -62,6 +62,11 @@ def request_error(error: Exception, latency_ms: int) -> Outcome:
     return Outcome(kind, None, latency_ms, f"{type(error).__name__}: {error}"[:EXCERPT_CHARS])
 
 
+def paused(wait_ms: int) -> Outcome:
+    """Not sent: the destination asked, in an earlier answer's Retry-After, to wait this long."""
+    return Outcome("throttled", None, 0, "not sent: the destination asked to wait (Retry-After)", wait_ms)
+
+
 def deadline_passed(seconds: float, latency_ms: int) -> Outcome:
     return Outcome("retry", None, latency_ms, f"no complete response within {seconds:g} s")
 

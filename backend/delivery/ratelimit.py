@@ -1,5 +1,5 @@
 """A token bucket per destination: at most `rate` requests per second on average, bursts of up to
-`burst`, and a pause (from a Retry-After) that holds every request to that destination."""
+`burst`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ class TokenBucket:
         self.clock = clock
         self.sleep = sleep
         self.updated = clock()
-        self.paused_until = 0.0
         self.lock = anyio.Lock()
 
     async def acquire(self) -> None:
@@ -29,16 +28,9 @@ class TokenBucket:
         async with self.lock:
             while True:
                 now = self.clock()
-                if now < self.paused_until:
-                    await self.sleep(self.paused_until - now)
-                    continue
                 self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
                 self.updated = now
                 if self.tokens >= 1 - EPSILON:
                     self.tokens = max(0.0, self.tokens - 1)
                     return
                 await self.sleep((1 - self.tokens) / self.rate)
-
-    def pause(self, seconds: float) -> None:
-        """Hold every request for `seconds` (the destination asked us to wait)."""
-        self.paused_until = max(self.paused_until, self.clock() + seconds)

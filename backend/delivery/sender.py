@@ -1,7 +1,9 @@
-"""Sends groups of outbox rows with one shared `httpx.AsyncClient`: per lane (a destination instance,
-or an activation with its own URL) at most `max_in_flight` requests at a time and
+"""Sends groups of outbox rows: per lane (a destination instance, or an activation with its own URL)
+its own `httpx.AsyncClient` and connection pool, at most `max_in_flight` requests at a time and
 `requests_per_second` on average, each request within a total deadline, and never after its lease has
-run out (so a row another worker has taken over is not sent twice by us).
+run out (so a row another worker has taken over is not sent twice by us). A pool per lane keeps a
+destination that holds connections open from slowing every other request's pool bookkeeping. A
+`Retry-After` pauses the lane: until then its requests are not made and their rows wait as asked.
 
 Whatever goes wrong with one request (a malformed URL, a header that cannot be encoded, a dripping
 response, a connection reset) ends that request's attempt with an outcome; nothing escapes to stop
@@ -50,12 +52,30 @@ class Job:
     lease: Lease
 
 
+@dataclass
+class Lane:
+    """What requests to one lane share; a Retry-After pauses the lane until `paused_until_ms`."""
+
+    client: httpx.AsyncClient
+    slots: anyio.Semaphore
+    bucket: TokenBucket | None
+    paused_until_ms: int = 0
+
+
 class Sender:
-    def __init__(self, client: httpx.AsyncClient, now_ms: Callable[[], int], deadline_seconds: float = DEADLINE_SECONDS):
-        self.client = client
+    """Use as `async with Sender(now_ms) as sender:`; closes every lane's client on the way out."""
+
+    def __init__(self, now_ms: Callable[[], int], deadline_seconds: float = DEADLINE_SECONDS):
         self.now_ms = now_ms
         self.deadline_seconds = deadline_seconds
-        self.limits: dict[str, tuple[anyio.Semaphore, TokenBucket | None]] = {}
+        self.lanes: dict[str, Lane] = {}
+
+    async def __aenter__(self) -> Sender:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        for lane in self.lanes.values():
+            await lane.client.aclose()
 
     async def send(self, job: Job) -> policy.Outcome:
         """Make the job's requests in order; the first that does not succeed decides the outcome."""
@@ -69,17 +89,20 @@ class Sender:
         return policy.Outcome(outcome.kind, outcome.status, total_ms, outcome.error, outcome.retry_after_ms)
 
     async def _call(self, job: Job, call: HttpCall) -> policy.Outcome:
-        slot, bucket = self._limits(job.target)
-        async with slot:
-            if bucket is not None:
-                await bucket.acquire()
-            if job.lease.nearly_over(self.now_ms()):
+        lane = self._lane(job.target)
+        async with lane.slots:
+            if lane.bucket is not None:
+                await lane.bucket.acquire()
+            now_ms = self.now_ms()
+            if job.lease.nearly_over(now_ms):
                 return policy.Outcome("released")
+            if now_ms < lane.paused_until_ms:
+                return policy.paused(lane.paused_until_ms - now_ms)
             started = time.perf_counter()
             response = None
             try:
                 with anyio.move_on_after(self.deadline_seconds):
-                    response = await self.client.request(call.method, call.url, headers=call.headers,
+                    response = await lane.client.request(call.method, call.url, headers=call.headers,
                                                          content=call.body, timeout=TIMEOUT)
             except Exception as error:  # one request's boundary: its failure is this attempt's outcome
                 return policy.request_error(error, _elapsed_ms(started))
@@ -87,16 +110,18 @@ class Sender:
                 return policy.deadline_passed(self.deadline_seconds, _elapsed_ms(started))
             outcome = policy.classify(response.status_code, dict(response.headers), response.text,
                                       _elapsed_ms(started), from_ms(self.now_ms()))
-            if outcome.kind == "throttled" and bucket is not None and outcome.retry_after_ms:
-                bucket.pause(outcome.retry_after_ms / 1000)
+            if outcome.kind == "throttled" and outcome.retry_after_ms:
+                lane.paused_until_ms = max(lane.paused_until_ms, self.now_ms() + outcome.retry_after_ms)
             return outcome
 
-    def _limits(self, target: Target) -> tuple[anyio.Semaphore, TokenBucket | None]:
-        """The lane's in-flight slots and rate bucket, made on first use."""
-        if target.lane not in self.limits:
+    def _lane(self, target: Target) -> Lane:
+        """The lane's client, in-flight slots and rate bucket, made on first use."""
+        if target.lane not in self.lanes:
             rate = target.requests_per_second
-            self.limits[target.lane] = (anyio.Semaphore(target.max_in_flight), TokenBucket(rate) if rate else None)
-        return self.limits[target.lane]
+            limits = httpx.Limits(max_connections=target.max_in_flight, max_keepalive_connections=target.max_in_flight)
+            self.lanes[target.lane] = Lane(httpx.AsyncClient(limits=limits), anyio.Semaphore(target.max_in_flight),
+                                           TokenBucket(rate) if rate else None)
+        return self.lanes[target.lane]
 
 
 def _elapsed_ms(started: float) -> int:
