@@ -1,5 +1,6 @@
 """Shared set-up for delivery tests: members in an audience, destinations connected, one pass sent."""
 
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -55,3 +56,13 @@ def bodies(route) -> list:
 
 def outbox_states(store) -> Counter:
     return Counter(state for (state,) in rows(store, "select state from outbox"))
+
+
+def wait_until(check, seconds=60):
+    """Poll a condition until it holds, failing after `seconds` (tests wait on conditions, not sleeps)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")

@@ -5,14 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 
 import orjson
 
 from store import spaces
 from store.store import Store
-from tests.delivery_helpers import activate, audience, connect, sign_up, webhook
+from tests.delivery_helpers import activate, audience, connect, sign_up, wait_until, webhook
 from tests.ingest_helpers import rows
 from tests.receiver import Receiver
 
@@ -24,15 +23,6 @@ def start_worker(url):
     env = {**os.environ, "SEGMENT_AUDIENCES_DB": url, "SEGMENT_AUDIENCES_LEASE_SECONDS": LEASE_SECONDS}
     return subprocess.Popen([sys.executable, "-m", "server", "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_until(check, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def test_a_killed_worker_loses_nothing_and_resends_only_what_was_in_flight(tmp_path):

@@ -15,7 +15,8 @@ from server.worker import DeliveryWorker
 from store import activations, outbox, spaces
 from store.store import Store
 from tests.conftest import NOW
-from tests.delivery_helpers import activate, audience, connect, deliver, outbox_states, sign_up, webhook
+from tests.delivery_helpers import (activate, audience, connect, deliver, outbox_states, sign_up, wait_until,
+                                    webhook)
 from tests.ingest_helpers import rows
 from tests.receiver import Receiver
 
@@ -90,15 +91,6 @@ async def test_a_heartbeat_keeps_a_row_in_flight_from_other_workers(store, space
     assert taken.rows[0].id == claim.rows[0].id
 
 
-def eventually(check, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
 @pytest.fixture
 def live_store(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'live.db'}")
@@ -120,11 +112,11 @@ def test_slow_paused_and_broken_destinations_do_not_delay_a_healthy_one(live_sto
         connection = connect(store, space_id, members.id, "webhooks-actions", {})
         queued = time.monotonic()
         activate(store, space_id, members.id, connection.id, mapping=webhook(f"{receiver.url}/ok"))
-        eventually(lambda: len(receiver.at("/ok")) == 30)
+        wait_until(lambda: len(receiver.at("/ok")) == 30)
         slowest = max(item.at for item in receiver.at("/ok")) - queued
         assert slowest < 4, f"the healthy destination waited {slowest:.1f} s on neighbours that drip for 8 s " \
                             "and pause for 40 s"
-        eventually(lambda: rows(store, "select count(*) from outbox where state = 'dead'") == [(10,)])
+        wait_until(lambda: rows(store, "select count(*) from outbox where state = 'dead'") == [(10,)])
     finally:
         worker.stop()
         receiver.close()
@@ -138,7 +130,7 @@ def test_a_request_outliving_its_lease_is_sent_once(live_store, monkeypatch):
     workers = [DeliveryWorker(store).start() for _ in range(2)]
     try:
         members_with_activation(store, space_id, [f"user-{n}" for n in range(5)], webhook(f"{receiver.url}/slow"))
-        eventually(lambda: rows(store, "select count(*) from outbox where state = 'delivered'") == [(5,)])
+        wait_until(lambda: rows(store, "select count(*) from outbox where state = 'delivered'") == [(5,)])
     finally:
         for worker in workers:
             worker.stop()
@@ -160,7 +152,7 @@ def test_destination_secrets_never_leave(live_store, caplog, capsys):
     worker = DeliveryWorker(store).start()
     caplog.set_level(logging.DEBUG, logger="segment_audiences")
     try:
-        eventually(lambda: rows(store, "select state from outbox") == [("dead",)])
+        wait_until(lambda: rows(store, "select state from outbox") == [("dead",)])
     finally:
         worker.stop()
         receiver.close()

@@ -258,3 +258,30 @@ def test_one_evaluation_reads_a_bounded_amount_of_text():
         "the budget ran out before the last call could match: no match, and the filter keeps the event"
     assert slowest_evaluation(" or ".join(f"match(properties.t, '{'*a' * 2000}{n}')" for n in range(200)),
                               [{"properties": {"t": "a" * 32_000}}]) < 0.5
+
+
+@pytest.mark.parametrize(("condition", "event", "expected"), [
+    ('properties.value = true', {"properties": {"value": True}}, True),
+    ('properties.value = false', {"properties": {"value": True}}, False),
+    ('properties.value = "x"', {"properties": {"value": "y"}}, False),
+    ('properties.value != "x"', {"properties": {"value": "y"}}, True),
+    ('properties.value < 10', {"properties": {"value": 5}}, True),
+    ('properties.value >= 10', {"properties": {"value": 10}}, True),
+    ('contains(properties.value, "b")', {"properties": {"value": "abc"}}, True),
+    ('!contains(properties.value, "b")', {"properties": {"value": "xyz"}}, True),
+    ('match(properties.value, "x*")', {"properties": {"value": "xabc"}}, True),
+    ('!match(properties.value, "x*")', {"properties": {"value": "xabc"}}, False),
+    ('match(properties.value, "*x")', {"properties": {"value": "abcx"}}, True),
+    ('properties.value != null', {"properties": {"value": None}}, False),
+    ('properties.value = null', {"properties": {}}, True),
+    ('type = "track" or type = "identify"', {"type": "group"}, False),
+    ('event = "Page Viewed" and (properties.name = "Catalog" or properties.name = "Home")',
+     {"event": "Page Viewed", "properties": {"name": "Home"}}, True),
+    ('event = "Page Viewed" and context.ip = "1.1.1.1"', {"event": "Page Viewed"}, False),
+    # Dialect difference: Segment's FQL (Go, tsub) is strictly typed, so a string never equals or
+    # orders against a number; the Actions subscription validator compares them loosely.
+    ('properties.value = 123', {"properties": {"value": "123"}}, False),
+    ('properties.value < 10', {"properties": {"value": "5"}}, False),
+])
+def test_the_subscription_conditions_segment_s_builder_writes(condition, event, expected):
+    assert matches(parse(condition), event) is expected
