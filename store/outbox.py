@@ -100,11 +100,17 @@ class Claim:
     secrets: tuple[str, ...] = ()
 
 
-def _claimable(now_ms: int):
-    earlier = aliased(OutboxMessage)
+def _due(now_ms: int) -> tuple:
+    """Pending rows whose time has come, not leased, of an enabled target."""
     return (OutboxMessage.state == "pending", OutboxMessage.next_attempt_at_ms <= now_ms,
             or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
-            col(OutboxMessage.target_id).in_(routes.enabled_target_ids()),
+            col(OutboxMessage.target_id).in_(routes.enabled_target_ids()))
+
+
+def _claimable(now_ms: int) -> tuple:
+    """Due rows with no earlier row of the same target and profile still pending."""
+    earlier = aliased(OutboxMessage)
+    return (*_due(now_ms),
             ~exists().where(earlier.target_id == OutboxMessage.target_id,
                             earlier.profile_id == OutboxMessage.profile_id,
                             earlier.state == "pending", earlier.id < OutboxMessage.id))
@@ -116,10 +122,7 @@ def due_targets(store: Store) -> set[str]:
     still counts, and its lane finds nothing to claim yet."""
     now_ms = to_ms(store.now())
     with store.read() as session:
-        return set(session.exec(select(OutboxMessage.target_id).where(
-            OutboxMessage.state == "pending", OutboxMessage.next_attempt_at_ms <= now_ms,
-            or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
-            col(OutboxMessage.target_id).in_(routes.enabled_target_ids())).distinct()))
+        return set(session.exec(select(OutboxMessage.target_id).where(*_due(now_ms)).distinct()))
 
 
 def pass_size(store: Store, target_id: str, rounds: int = 8, most: int = 500) -> int:

@@ -90,12 +90,17 @@ def events(row: OutboxMessage, route: Route, facts: Facts) -> list[dict[str, Any
     }
     if route.activation is not None:
         personas["event_emitter_id"] = route.activation.id
-    stamp = {"timestamp": iso(from_ms(row.created_at_ms)), "context": {"personas": personas},
-             "integrations": {"All": False, route.entry.name: True}}
+    timestamp = iso(from_ms(row.created_at_ms))
+    integrations = {"All": False, route.entry.name: True}
+
+    def stamped(event: dict[str, Any], context_traits: dict[str, str]) -> dict[str, Any]:
+        context = {"personas": personas, **({"traits": context_traits} if context_traits else {})}
+        return {**event, "timestamp": timestamp, "context": context, "integrations": integrations}
+
     people = facts.users.get(row.profile_id, [])[:MAX_ACCOUNT_USERS] if route.accounts else [row.profile_id]
     found = []
     if "group" in route.call_types:
-        found.extend(_stamped(event, stamp, {}) for event in _group(row.profile_id, people, owner.key, value, facts))
+        found.extend(stamped(event, {}) for event in _group(row.profile_id, people, owner.key, value, facts))
     per_identity = [call for call in route.call_types if call != "group"]
     for person in people:
         ids = facts.ids.get(person, {})
@@ -112,7 +117,7 @@ def events(row: OutboxMessage, route: Route, facts: Facts) -> list[dict[str, Any
                     event["event"] = EVENT_NAMES[row.transition]
                     key_name = "trait_key" if route.is_trait else "audience_key"
                     event["properties"] = {**personal, key_name: owner.key, owner.key: value}
-                found.append(_stamped(event, stamp, id_traits if call == "track" else {}))
+                found.append(stamped(event, id_traits if call == "track" else {}))
     for index, event in enumerate(found):
         event["messageId"] = row.message_id if len(found) == 1 else str(uuid.uuid5(uuid.UUID(row.message_id), str(index)))
     return found
@@ -132,11 +137,6 @@ def _group(account: str, people: list[str], key: str, value: Any, facts: Facts) 
         event["anonymousId"] = group_ids[0]
     event["traits"] = {key: value}
     return [event]
-
-
-def _stamped(event: dict[str, Any], stamp: dict[str, Any], context_traits: dict[str, str]) -> dict[str, Any]:
-    context = {"personas": dict(stamp["context"]["personas"]), **({"traits": context_traits} if context_traits else {})}
-    return {**event, "timestamp": stamp["timestamp"], "context": context, "integrations": dict(stamp["integrations"])}
 
 
 def combinations(ids: ExternalIds, config: list[dict[str, Any]], *, exit_: bool) -> list[list[tuple[str, str, str]]]:
