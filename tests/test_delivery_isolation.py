@@ -127,23 +127,6 @@ def test_slow_paused_and_broken_destinations_do_not_delay_a_healthy_one(live_sto
         receiver.close()
 
 
-def test_a_request_outliving_its_lease_is_sent_once(live_store, monkeypatch):
-    monkeypatch.setenv("SEGMENT_AUDIENCES_LEASE_SECONDS", "6")
-    store = live_store
-    space_id = spaces.create_space(store, "Slow").space.id
-    receiver = Receiver(delays={"/slow": 10.0})
-    workers = [DeliveryWorker(store).start() for _ in range(2)]
-    try:
-        members_with_activation(store, space_id, [f"user-{n}" for n in range(5)], webhook(f"{receiver.url}/slow"))
-        wait_until(lambda: rows(store, "select count(*) from outbox where state = 'delivered'") == [(5,)])
-    finally:
-        for worker in workers:
-            worker.stop()
-        receiver.close()
-    assert len(receiver.received) == 5, "each row was sent once although every request outlived its first lease"
-    assert rows(store, "select count(*) from delivery_attempt") == [(5,)]
-
-
 def test_destination_secrets_never_leave(live_store, caplog, capsys):
     store = live_store
     space_id = spaces.create_space(store, "Secrets").space.id
