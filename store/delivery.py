@@ -4,7 +4,8 @@ happened, and keep the lease of what is still in flight.
 Outcomes are written back every RECORD_SECONDS while the pass is still sending, so a worker that dies
 mid-pass resends only the rows in flight (or finished in the last moment) when its lease runs out.
 While requests are in flight their lease is extended every third of its length, so no other worker
-takes a row that is still being sent. Database work runs in a worker thread so the event loop keeps
+takes a row that is still being sent; a request whose lease is about to end all the same is abandoned
+by the sender (see `backend.delivery.sender`). Database work runs in a worker thread so the event loop keeps
 sending while the database writes.
 """
 
@@ -57,7 +58,9 @@ async def deliver_once(store: Store, sender: Sender, owner: str, limit: int = BA
                 await sending.wait()
             leases = list({id(claim.lease): claim.lease for claim in in_flight.values()}.values())
             if leases and not sending.is_set():
-                await anyio.to_thread.run_sync(outbox.heartbeat, store, leases, lease_ms)
+                ends, now_ms = await anyio.to_thread.run_sync(outbox.heartbeat, store, leases, lease_ms)
+                for lease in leases:
+                    lease.extend(ends[lease.token], now_ms)
 
     async with anyio.create_task_group() as background:
         background.start_soon(record_while_sending)

@@ -181,16 +181,19 @@ def _store_payloads(store: Store, rows: list[OutboxMessage], built: dict[int, li
                        for row in rows if row.id in built])
 
 
-def heartbeat(store: Store, leases: Sequence[Lease], lease_ms: int = LEASE_MS) -> None:
-    """Extend the leases of rows still being sent; a lease that holds no row any more (it ran out and
-    another worker took its rows) is marked lost, so nothing more is sent under it."""
+def heartbeat(store: Store, leases: Sequence[Lease], lease_ms: int = LEASE_MS) -> tuple[dict[str, int], int]:
+    """Extend the leases of rows still being sent; returns each lease's new end by token (0 for a
+    lease that holds no row any more: it ran out and another worker took its rows, so nothing more
+    may be sent under it) and the time of the extension."""
     now_ms = to_ms(store.now())
+    ends = {}
     with store.write() as session:
         for lease in leases:
             held = session.execute(update(OutboxMessage).where(
                 OutboxMessage.lease_owner == lease.token, OutboxMessage.state == "pending",
             ).values(lease_until_ms=now_ms + lease_ms)).rowcount
-            lease.until_ms = now_ms + lease_ms if held else 0
+            ends[lease.token] = now_ms + lease_ms if held else 0
+    return ends, now_ms
 
 
 def _group(rows: list[OutboxMessage], found: dict[str, Route], lease: Lease) -> list[Claim]:
@@ -249,7 +252,25 @@ def record(store: Store, claims: Sequence[Claim]) -> Counter:
                       lambda: update(table).where(table.c.id == bindparam("b_id")).values(
                           {name: bindparam(name) for name in _CHANGED}), updates)
         insert_dicts(session.connection(), DeliveryAttempt.__table__, attempts)
+        _hold_back_while_paused(session, claims, now_ms)
     return counts
+
+
+def _hold_back_while_paused(session: Session, claims: Sequence[Claim], now_ms: int) -> None:
+    """A destination that answered with a Retry-After gets nothing before then: its target's other
+    queued rows wait as well, so its lane does not claim them only to find itself paused."""
+    until: dict[str, int] = {}
+    for item in claims:
+        outcome = item.outcome
+        if outcome is not None and outcome.kind == "throttled" and outcome.retry_after_ms:
+            target_id = item.rows[0].target_id
+            until[target_id] = max(until.get(target_id, 0), now_ms + outcome.retry_after_ms)
+    for target_id, until_ms in until.items():
+        session.execute(update(OutboxMessage).where(
+            OutboxMessage.target_id == target_id, OutboxMessage.state == "pending",
+            OutboxMessage.next_attempt_at_ms < until_ms,
+            or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
+        ).values(next_attempt_at_ms=until_ms))
 
 
 def _still_held(session: Session, claims: Sequence[Claim]) -> set[tuple[int, str]]:

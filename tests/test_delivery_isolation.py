@@ -4,11 +4,13 @@ paused destinations, leases outlived by slow requests, and secrets kept out of e
 import logging
 from datetime import timedelta
 
+import anyio
 import httpx
 import pytest
 import respx
 
 from backend.delivery import policy
+from backend.delivery.sender import Lease
 from server.cli import main
 from server.worker import DeliveryWorker
 from store import activations, outbox, spaces
@@ -62,6 +64,16 @@ async def test_a_malformed_retry_after_is_a_plain_retry(store, space_id):
     assert rows(store, "select attempts, state from outbox where target_id = :t", t=activation.id) == [(1, "pending")]
 
 
+async def test_a_retry_after_holds_back_the_rest_of_the_queue_unclaimed(store, space_id):
+    activation = members_with_activation(store, space_id, ["ann", "bob", "cy"], webhook(HEALTHY))
+    [first] = outbox.claim(store, "worker-1", 1)
+    first.outcome = policy.Outcome("throttled", 429, error="slow down", retry_after_ms=30_000)
+    outbox.record(store, [first])
+    assert rows(store, "select next_attempt_at_ms - :now, attempts from outbox where target_id = :t",
+                now=int(NOW.timestamp() * 1000), t=activation.id) == [(30_000, 0)] * 3
+    assert outbox.claim(store, "worker-1", 3) == [], "nothing of the paused destination is claimed before then"
+
+
 async def test_a_late_outcome_never_undoes_a_delivery(store, space_id):
     members_with_activation(store, space_id, ["ann"], webhook(HEALTHY))
     [stale] = outbox.claim(store, "worker-1", 10)
@@ -85,9 +97,22 @@ async def test_a_heartbeat_keeps_a_row_in_flight_from_other_workers(store, space
     assert outbox.claim(store, "worker-2", 10) == [], "the lease was extended while the request was in flight"
     store.clock.set(NOW + timedelta(seconds=101))
     [taken] = outbox.claim(store, "worker-2", 10)
-    outbox.heartbeat(store, [claim.lease])
-    assert claim.lease.until_ms == 0, "a lease another worker took over is lost: nothing more is sent under it"
+    ends, _ = outbox.heartbeat(store, [claim.lease])
+    assert ends == {claim.lease.token: 0}, "a lease another worker took over is lost: nothing more is sent under it"
     assert taken.rows[0].id == claim.rows[0].id
+
+
+async def test_a_request_is_abandoned_when_its_lease_is_about_to_end():
+    lease = Lease("worker-1:abc", until_ms=10_000, length_ms=4_000)
+    started = anyio.current_time()
+    with lease.bounding(now_ms=9_500) as scope:
+        await anyio.sleep(5)
+    assert scope.cancel_called and anyio.current_time() - started < 1, "0.5 s left, less the 1 s margin: at once"
+    lease = Lease("worker-1:abc", until_ms=10_000, length_ms=4_000)
+    with lease.bounding(now_ms=8_900) as scope:
+        lease.extend(until_ms=0, now_ms=8_900)
+        await anyio.sleep(5)
+    assert scope.cancel_called and anyio.current_time() - started < 2, "a lost lease stops what is open under it"
 
 
 @pytest.fixture
@@ -125,6 +150,23 @@ def test_slow_paused_and_broken_destinations_do_not_delay_a_healthy_one(live_sto
     finally:
         worker.stop()
         receiver.close()
+
+
+def test_a_request_outliving_its_lease_is_sent_once(live_store, monkeypatch):
+    monkeypatch.setenv("SEGMENT_AUDIENCES_LEASE_SECONDS", "6")
+    store = live_store
+    space_id = spaces.create_space(store, "Slow").space.id
+    receiver = Receiver(delays={"/slow": 9.0})
+    workers = [DeliveryWorker(store, deadline_seconds=30).start() for _ in range(2)]
+    try:
+        members_with_activation(store, space_id, [f"user-{n}" for n in range(5)], webhook(f"{receiver.url}/slow"))
+        wait_until(lambda: rows(store, "select count(*) from outbox where state = 'delivered'") == [(5,)], seconds=60)
+    finally:
+        for worker in workers:
+            worker.stop()
+        receiver.close()
+    assert len(receiver.received) == 5, "each row was sent once although every request outlived its first lease"
+    assert rows(store, "select count(*) from delivery_attempt") == [(5,)]
 
 
 def test_destination_secrets_never_leave(live_store, caplog, capsys):

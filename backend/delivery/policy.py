@@ -71,6 +71,12 @@ def deadline_passed(seconds: float, latency_ms: int) -> Outcome:
     return Outcome("retry", None, latency_ms, f"no complete response within {seconds:g} s")
 
 
+def lease_ending(latency_ms: int) -> Outcome:
+    """Abandoned: the request was still open when its lease was about to end (its heartbeats did not
+    get through), and another worker may soon take the row; retried, under the same messageId."""
+    return Outcome("retry", None, latency_ms, "no complete response before the row's lease ran out")
+
+
 def retry_after_ms(value: str | None, now: datetime) -> int | None:
     """A Retry-After header as milliseconds from `now`: delta-seconds in ASCII digits, or an HTTP
     date; anything else counts as absent. Waits beyond the retry window are cut to it."""

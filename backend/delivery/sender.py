@@ -1,7 +1,8 @@
 """Sends groups of outbox rows: per lane (a destination instance, or an activation with its own URL)
 its own `httpx.AsyncClient` and connection pool, at most `max_in_flight` requests at a time and
-`requests_per_second` on average, each request within a total deadline, and never after its lease has
-run out (so a row another worker has taken over is not sent twice by us). A pool per lane keeps a
+`requests_per_second` on average, each request within a total deadline, and none open after its lease
+has run out: a request still open when its lease is about to end (its heartbeats did not reach the
+database) is abandoned and retried, so two workers never have one row in flight at once. A pool per lane keeps a
 destination that holds connections open from slowing every other request's pool bookkeeping. A
 `Retry-After` pauses the lane: until then its requests are not made and their rows wait as asked.
 
@@ -13,8 +14,9 @@ other requests or other lanes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import anyio
 import httpx
@@ -25,7 +27,7 @@ from backend.delivery.adapters import HttpCall, Target
 from backend.delivery.ratelimit import TokenBucket
 
 LEASE_MARGIN_MS = 2_000
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+CONNECT_SECONDS = 5.0
 DEADLINE_SECONDS = 20.0  # connect, send and the whole response, however slowly it arrives
 
 
@@ -37,10 +39,31 @@ class Lease:
     token: str
     until_ms: int
     length_ms: int
+    open_requests: set[anyio.CancelScope] = field(default_factory=set, compare=False, repr=False)
+
+    def seconds_left(self, now_ms: int) -> float:
+        """How long a request may still be open: until shortly before the lease ends."""
+        return (self.until_ms - min(LEASE_MARGIN_MS, self.length_ms // 4) - now_ms) / 1000
 
     def nearly_over(self, now_ms: int) -> bool:
         """Too close to its end to start a request: another worker may take the rows soon."""
-        return now_ms > self.until_ms - min(LEASE_MARGIN_MS, self.length_ms // 4)
+        return self.seconds_left(now_ms) <= 0
+
+    def extend(self, until_ms: int, now_ms: int) -> None:
+        """A heartbeat moved the lease's end: requests open under it may stay open longer."""
+        self.until_ms = until_ms
+        for scope in self.open_requests:
+            scope.deadline = anyio.current_time() + self.seconds_left(now_ms)
+
+    @contextmanager
+    def bounding(self, now_ms: int) -> Iterator[anyio.CancelScope]:
+        """A scope that cancels what runs in it when the lease is about to end (see `extend`)."""
+        with anyio.move_on_after(self.seconds_left(now_ms)) as scope:
+            self.open_requests.add(scope)
+            try:
+                yield scope
+            finally:
+                self.open_requests.discard(scope)
 
 
 @dataclass(frozen=True)
@@ -100,12 +123,15 @@ class Sender:
                 return policy.paused(lane.paused_until_ms - now_ms)
             started = time.perf_counter()
             response = None
+            timeout = httpx.Timeout(self.deadline_seconds, connect=CONNECT_SECONDS)
             try:
-                with anyio.move_on_after(self.deadline_seconds):
+                with anyio.move_on_after(self.deadline_seconds), job.lease.bounding(now_ms) as lease_scope:
                     response = await lane.client.request(call.method, call.url, headers=call.headers,
-                                                         content=call.body, timeout=TIMEOUT)
+                                                         content=call.body, timeout=timeout)
             except Exception as error:  # one request's boundary: its failure is this attempt's outcome
                 return policy.request_error(error, _elapsed_ms(started))
+            if response is None and lease_scope.cancel_called:
+                return policy.lease_ending(_elapsed_ms(started))
             if response is None:
                 return policy.deadline_passed(self.deadline_seconds, _elapsed_ms(started))
             outcome = policy.classify(response.status_code, dict(response.headers), response.text,
