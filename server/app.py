@@ -1,15 +1,18 @@
 """Assembles the MCP server: the tools bound to a store, and errors in the Public API envelope."""
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
+from server import progress
 from store.store import Store
 from tools import register_tools
 from tools.registry import argument_errors, failure
+from tools.strict import unknown_arguments
 
 logger = logging.getLogger("segment_audiences")
 
@@ -23,16 +26,23 @@ instance (segment_audiences_create_destination), connect it to the audience or c
 
 
 class AudienceServer(MCPServer):
-    """An `MCPServer` whose every failed call answers with the `{"errors": [...]}` envelope."""
+    """An `MCPServer` whose every failed call answers with the `{"errors": [...]}` envelope, and
+    which refuses argument names its tools do not know (see `tools.strict`) and reports progress
+    while a waiting tool runs (see `server.progress`)."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        unknown = unknown_arguments(tool.parameters, arguments or {}) if tool else []
+        if unknown:
+            return failure(unknown)
         try:
-            return await super().call_tool(name, arguments, context)
+            return await progress.reporting(name, arguments, context,
+                                            lambda: super(AudienceServer, self).call_tool(name, arguments, context))
         except ToolError as error:
             cause = error.__cause__
             if isinstance(cause, ValidationError):
                 return failure(argument_errors(cause))
-            if self._tool_manager.get_tool(name) is None:
+            if tool is None:
                 return failure([{"type": "not-found", "message": f"Unknown tool '{name}'; call tools/list.", "field": "name"}])
             logger.exception("tool %s failed", name)
             return failure([_internal(name)])
@@ -45,7 +55,7 @@ def _internal(name: str) -> dict[str, Any]:
     }
 
 
-def build_server(store: Store, *, read_only: bool = False) -> AudienceServer:
+def build_server(store: Store, *, read_only: bool = False, toolsets: Collection[str] | None = None) -> AudienceServer:
     server = AudienceServer("segment-audiences", version="0.1.0", instructions=INSTRUCTIONS)
-    register_tools(server, store, read_only=read_only)
+    register_tools(server, store, read_only=read_only, toolsets=toolsets)
     return server

@@ -26,8 +26,10 @@ from store.database import SchemaTooNew
 from store.errors import DomainError, InputValidation
 from store.pagination import PageRequest
 from store.store import DEFAULT_ACTOR, Store
+from tools import TOOLSETS, UnknownToolset, toolsets_from
 
 DEFAULT_PORTS = {"sse": 8000, "streamable-http": 8000}
+DEFAULT_API_PORT = 8000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,34 +51,60 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     from server.http import serve_http
     from server.web import api_app, serve_api_in_background
 
+    log = logging.getLogger("segment_audiences")
     created = spaces.ensure_default_space(store)
     if created is not None:
-        logging.getLogger("segment_audiences").info("created space %s (%s)", created.name, created.id)
-    server = build_server(store, read_only=args.read_only)
-    worker = None if args.read_only else Worker(store).start()
+        _announce_default_space(log, created)
     mcp_port = args.port or DEFAULT_PORTS.get(args.transport)
-    separate_api = args.http_port is not None and args.http_port != mcp_port
-    store.download_base_url = os.environ.get("SEGMENT_AUDIENCES_PUBLIC_URL") or _http_base(args, mcp_port, separate_api)
-    if separate_api:
-        serve_api_in_background(store, args.host, args.http_port)
-        logging.getLogger("segment_audiences").info("Tracking and Profile APIs on http://%s:%d/v1/", args.host, args.http_port)
+    shared = args.transport != "stdio" and args.http_port in (None, mcp_port)
+    api_port = None
+    if not shared and args.http_port != "off":
+        api_port = _serve_api(log, lambda port: serve_api_in_background(store, args.host, port), args)
+        if api_port is None and args.http_port is not None:
+            return 2
+    server = build_server(store, read_only=args.read_only, toolsets=args.toolsets)
+    worker = None if args.read_only else Worker(store).start()
+    store.download_base_url = os.environ.get("SEGMENT_AUDIENCES_PUBLIC_URL") or (
+        f"http://{args.host}:{mcp_port if shared else api_port}" if shared or api_port else None)
     try:
         if args.transport == "stdio":
+            log.info("MCP on stdio")
             server.run("stdio")
         else:
-            serve_http(server, args.transport, args.host, mcp_port, args.token,
-                       api=None if separate_api else api_app(store))
+            path = "/sse" if args.transport == "sse" else "/mcp"
+            log.info("MCP (%s) on http://%s:%d%s", args.transport, args.host, mcp_port, path)
+            if shared:
+                log.info("Tracking and Profile APIs on http://%s:%d/v1/ (the MCP port)", args.host, mcp_port)
+            serve_http(server, args.transport, args.host, mcp_port, args.token, api=api_app(store) if shared else None)
     finally:
         if worker is not None:
             worker.stop()
     return 0
 
 
-def _http_base(args: argparse.Namespace, mcp_port: int | None, separate_api: bool) -> str | None:
-    """Where this process serves download files, if it serves HTTP at all."""
-    if separate_api:
-        return f"http://{args.host}:{args.http_port}"
-    return None if args.transport == "stdio" else f"http://{args.host}:{mcp_port}"
+def _serve_api(log: logging.Logger, start, args: argparse.Namespace) -> int | None:
+    """Start the Tracking and Profile APIs on their own port: `--http-port` if given (failing to get
+    it is an error), else 8000, and if 8000 is taken, none (MCP still starts; the log says why)."""
+    port = DEFAULT_API_PORT if args.http_port is None else args.http_port
+    try:
+        bound = start(port)
+    except OSError as error:
+        if args.http_port is not None:
+            print(f"error: cannot serve the Tracking and Profile APIs on {args.host}:{port}: {error}", file=sys.stderr)
+            return None
+        log.warning("Tracking and Profile APIs are off: %s:%d is not available (%s); pass --http-port N, or 0 for "
+                    "any free port", args.host, port, error)
+        return None
+    log.info("Tracking and Profile APIs on http://%s:%d/v1/", args.host, bound)
+    return bound
+
+
+def _announce_default_space(log: logging.Logger, created: spaces.NewSpace) -> None:
+    """First start: the Default space's id and keys (the access token is shown this once)."""
+    log.info("first start: created space %s (%s)", created.space.name, created.space.id)
+    log.info("  write key (Tracking API Basic user name): %s", created.write_key)
+    log.info("  Profile API access token (shown once; `segment-audiences spaces token %s` issues a new one): %s",
+             created.space.id, created.access_token)
 
 
 def _worker(store: Store, args: argparse.Namespace) -> int:
@@ -208,15 +236,26 @@ def _redrive(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def _port_from_env() -> int | None:
-    value = os.environ.get("SEGMENT_AUDIENCES_HTTP_PORT")
-    return int(value) if value else None
+def http_port(value: str) -> int | str:
+    """`--http-port`: a port number (0 for any free port) or `off`."""
+    if value.strip().lower() == "off":
+        return "off"
+    if value.strip().isdigit() and int(value) <= 65_535:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"a port number, 0 for any free port, or off; not {value!r}")
+
+
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """`--db` and `--actor`, accepted before the command (with their defaults) and after it."""
+    parser.add_argument("--db", default=os.environ.get("SEGMENT_AUDIENCES_DB") if defaults else argparse.SUPPRESS,
+                        help="database: a SQLAlchemy URL or a SQLite file path")
+    parser.add_argument("--actor", default=os.environ.get("SEGMENT_AUDIENCES_ACTOR", DEFAULT_ACTOR) if defaults
+                        else argparse.SUPPRESS, help="recorded as createdBy/updatedBy")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segment-audiences", description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default=os.environ.get("SEGMENT_AUDIENCES_DB"), help="SQLAlchemy database URL")
-    parser.add_argument("--actor", default=os.environ.get("SEGMENT_AUDIENCES_ACTOR", DEFAULT_ACTOR))
+    _global_options(parser, defaults=True)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the MCP server")
@@ -225,15 +264,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="default 8000")
     serve.add_argument("--token", default=os.environ.get("SEGMENT_AUDIENCES_TOKEN"), help="bearer token for HTTP")
     serve.add_argument("--read-only", action="store_true", help="register only the read tools")
+    serve.add_argument("--toolsets", type=_toolsets, default=os.environ.get("SEGMENT_AUDIENCES_TOOLSETS"),
+                       metavar="A,B", help=f"offer only these tool groups: all (default), {', '.join(TOOLSETS)}")
     serve.add_argument(
-        "--http-port", type=int, default=_port_from_env(),
-        help="port of the Tracking and Profile APIs (/v1/…); by default they share the MCP port under "
-        "sse/streamable-http and are off under stdio",
+        "--http-port", type=http_port, default=_env_http_port(),
+        help="port of the Tracking and Profile APIs (/v1/…), 0 for any free port, or off; by default they "
+        "share the MCP port under sse/streamable-http and take 8000 under stdio (if it is free)",
     )
     serve.set_defaults(run=_serve)
 
-    commands.add_parser("worker", help="run only the background loops (realtime recomputes, cadences, "
-                        "sweeps, schedules, previews, delivery)").set_defaults(run=_worker)
+    worker = commands.add_parser("worker", help="run only the background loops (realtime recomputes, cadences, "
+                                 "sweeps, schedules, previews, delivery)")
+    worker.set_defaults(run=_worker)
 
     ingest = commands.add_parser("ingest", help="import Segment-spec messages from a JSON-lines file")
     ingest.add_argument("--space", required=True, help="space id (spa_…)")
@@ -245,7 +287,8 @@ def _parser() -> argparse.ArgumentParser:
     create = space_commands.add_parser("create", help="create a space and print its keys")
     create.add_argument("name")
     create.set_defaults(run=_spaces_create)
-    space_commands.add_parser("list", help="list spaces").set_defaults(run=_spaces_list)
+    spaces_list = space_commands.add_parser("list", help="list spaces")
+    spaces_list.set_defaults(run=_spaces_list)
     token = space_commands.add_parser("token", help="issue a new Profile API access token (the old one stops working)")
     token.add_argument("space", help="space id (spa_…)")
     token.set_defaults(run=_spaces_token)
@@ -284,4 +327,18 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--id", type=int, action="append", default=[], help="an outbox row id (repeatable)")
     redrive.add_argument("--all", action="store_true", help="every dead-lettered message")
     redrive.set_defaults(run=_redrive)
+    for leaf in (serve, worker, ingest, create, spaces_list, token, add, update, removing, listing, dead, redrive):
+        _global_options(leaf, defaults=False)
     return parser
+
+
+def _toolsets(value: str) -> set[str] | None:
+    try:
+        return toolsets_from(value)
+    except UnknownToolset as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _env_http_port() -> int | str | None:
+    value = os.environ.get("SEGMENT_AUDIENCES_HTTP_PORT")
+    return http_port(value) if value else None

@@ -3,9 +3,14 @@
 Authentication is HTTP Basic with the space's write key as user name (or `writeKey` in the body).
 A single call may be 32 KB, a batch 500 KB (after gzip decoding). Answers: `{"success": true}`;
 `400` with the reason for a malformed body or message; `401` for an unknown write key; `413` when
-too large. In a batch the valid messages are stored even when others are rejected: the `400` names
-each rejected message by its index, and resending the whole batch is safe because messageIds are
-de-duplicated.
+too large. Every error body is `{"success": false, "code", "message"}` (Segment's libraries read
+`code` and `message`). In a batch the valid messages are stored even when others are rejected: the
+`400` names each rejected message by its index, and resending the whole batch is safe because
+messageIds are de-duplicated.
+
+Browsers send from pages on other origins (analytics.js posts `text/plain` bodies carrying
+`writeKey`), so these routes, and only these, answer CORS preflights and allow any origin: a write
+key is public by design. The Profile API and downloads carry secrets and stay same-origin.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import zlib
 
 import anyio.to_thread
 import orjson
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.tracking.messages import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TYPES
 from server.basic_auth import basic_user
@@ -33,6 +40,30 @@ log = logging.getLogger("segment_audiences.tracking")
 
 class _TooLarge(Exception):
     pass
+
+
+CODES = {400: "invalid_request", 401: "unauthorized", 413: "payload_too_large"}
+
+
+def paths() -> set[str]:
+    """Every Tracking API path, long and short forms."""
+    return {f"/v1/{kind}" for kind in (*TYPES, "batch", *SHORT_FORMS)}
+
+
+def cross_origin(app: ASGIApp) -> ASGIApp:
+    """`app` with CORS on the Tracking API paths: preflights answered for POST with the headers the
+    Segment libraries send, and `Access-Control-Allow-Origin: *` on every answer."""
+    cors = CORSMiddleware(app, allow_origins=["*"], allow_methods=["POST"], max_age=86_400,
+                          allow_headers=["Authorization", "Content-Type", "Content-Encoding"])
+    tracking = paths()
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in tracking:
+            await cors(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return route
 
 
 def routes(store: Store) -> list[Route]:
@@ -79,7 +110,8 @@ async def _accept(store: Store, space_id: str, kind: str, body: dict) -> JSONRes
         return _failure(400, rejected[0].message)
     if rejected:
         return JSONResponse(
-            {"success": False, "stored": result.stored, "message": f"{len(rejected)} of {len(items)} messages were "
+            {"success": False, "code": CODES[400], "stored": result.stored,
+             "message": f"{len(rejected)} of {len(items)} messages were "
              "rejected; the others were stored", "rejected": [{"index": r.index, "message": r.message} for r in rejected]},
             status_code=400,
         )
@@ -113,4 +145,4 @@ def _write_key(request: Request, body: dict) -> str:
 
 
 def _failure(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"success": False, "message": message}, status_code=status)
+    return JSONResponse({"success": False, "code": CODES[status], "message": message}, status_code=status)

@@ -9,6 +9,7 @@ beside the stdio transport.
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import uvicorn
@@ -22,20 +23,22 @@ from server import downloads_api, profile_api, tracking_api
 from store.store import Store
 
 
-def api_app(store: Store) -> Starlette:
-    """The Tracking and Profile APIs; unknown paths and methods get a JSON answer too."""
-    return Starlette(
+def api_app(store: Store) -> ASGIApp:
+    """The Tracking and Profile APIs (the Tracking API open to other origins); unknown paths and
+    methods get a JSON answer too."""
+    return tracking_api.cross_origin(Starlette(
         routes=[*tracking_api.routes(store), *profile_api.routes(store), *downloads_api.routes(store)],
         exception_handlers={404: _no_route, 405: _no_route},
-    )
+    ))
 
 
 async def _no_route(request: Request, error: HTTPException) -> JSONResponse:
     message = ("No such endpoint: the Tracking API is POST /v1/{identify,track,page,screen,group,alias,batch}; the "
                "Profile API is GET /v1/spaces/{space}/collections/{users|accounts}/profiles/{type}:{value}/"
                "{traits,external_ids,events,metadata,links}.")
-    code = "not_found" if error.status_code == 404 else "invalid_request_error"
-    return JSONResponse({"success": False, "error": {"code": code, "message": message}}, status_code=error.status_code)
+    code = "not_found" if error.status_code == 404 else "method_not_allowed"
+    return JSONResponse({"success": False, "code": code, "message": message, "error": {"code": code, "message": message}},
+                        status_code=error.status_code)
 
 
 API_PREFIXES = ("/v1/", "/downloads/")
@@ -56,13 +59,16 @@ class ApiInFront:
             await self.mcp(scope, receive, send)
 
 
-def serve_api_in_background(store: Store, host: str, port: int) -> uvicorn.Server:
-    """Run the APIs on their own port in a daemon thread; returns once the port is listening."""
-    server = uvicorn.Server(uvicorn.Config(api_app(store), host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="segment-audiences-http", daemon=True)
+def serve_api_in_background(store: Store, host: str, port: int) -> int:
+    """Run the APIs on their own port (0: any free one) in a daemon thread; returns the port once it
+    is listening. Raises OSError, with the reason, when the port cannot be had."""
+    listening = socket.create_server((host, port))
+    server = uvicorn.Server(uvicorn.Config(api_app(store), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, name="segment-audiences-http",
+                              daemon=True)
     thread.start()
     while not server.started and thread.is_alive():
         threading.Event().wait(0.02)
     if not server.started:
-        raise SystemExit(f"could not serve the Tracking API on {host}:{port}")
-    return server
+        raise OSError(f"the HTTP server on {host}:{port} did not start")
+    return listening.getsockname()[1]

@@ -137,7 +137,7 @@ def update_audience(
             audience.name = definitions.check_name(name)
         if description is not None:
             audience.description = description
-        if enabled is not None:
+        if enabled is not None and enabled != audience.enabled:
             audience.enabled = enabled
             audience.status = _status(enabled)
         if options is not None or query is not None:
@@ -227,7 +227,7 @@ def check_audience_type(audience_type: str, definition_type: str | None) -> None
 def _target_entity(audience_type: str, target_entity: str | None) -> str | None:
     if audience_type == "LINKED":
         return target_entity or "profile"
-    if target_entity not in (None, "profile"):
+    if target_entity is not None:
         raise InputValidation(
             "definition.targetEntity applies only to LINKED audiences; omit it for USERS and ACCOUNTS.",
             field="definition.targetEntity",

@@ -1,6 +1,7 @@
 """Computed traits: a CQL reducer over each profile's (or account's) events, stored as trait `<key>`.
 
-Status follows audiences (`Preparing` until computed, `Disabled` when off); removal is a soft delete
+Status is `Computing` until first computed (computed traits have no `Preparing` in the Public API),
+then `Live` or `Failed`, and `Disabled` when off; removal is a soft delete
 that keeps the key reserved. Options are the Public API's TraitOptions, stored as given.
 """
 
@@ -51,7 +52,7 @@ def create_computed_trait(
             query=query,
             definition_type=definition_type,
             options={k: v for k, v in (options or {}).items() if v is not None},
-            status="Preparing" if is_enabled else "Disabled",
+            status=_status(is_enabled),
             compute_cadence=analysis.cadence,
             cadence_reason=analysis.cadence_reason,
             created_by=store.actor,
@@ -102,9 +103,9 @@ def update_computed_trait(
             trait.name = definitions.check_name(name)
         if description is not None:
             trait.description = description
-        if enabled is not None:
+        if enabled is not None and enabled != trait.enabled:
             trait.enabled = enabled
-            trait.status = "Preparing" if enabled else "Disabled"
+            trait.status = _status(enabled)
         if query is not None or definition_type is not None or enabled:
             definitions.request_run(session, trait.id, space_id, to_ms(store.now()))
         trait.updated_by = store.actor
@@ -139,3 +140,8 @@ def _check(query: str, definition_type: str):
             f"definition.type must be USERS or ACCOUNTS, not '{definition_type}'.", field="definition.type"
         )
     return definitions.check_definition(query, kind="computed_trait", audience_type=definition_type)
+
+
+def _status(enabled: bool) -> str:
+    """The status of a computed trait not computed since it was created or switched on."""
+    return "Computing" if enabled else "Disabled"

@@ -28,6 +28,13 @@ class SchemaTooNew(RuntimeError):
     """The database was written by a newer segment-audiences whose schema this one does not know."""
 
 
+def database_url(value: str) -> str:
+    """A SQLAlchemy URL as given, or a plain file path (`/tmp/x.db`, `x.db`) as the SQLite file there."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
 def default_url() -> str:
     directory = _user_data_dir()
     directory.mkdir(parents=True, exist_ok=True)

@@ -33,12 +33,13 @@ def create_space(store: Store, name: str) -> NewSpace:
         return _create(session, store, name)
 
 
-def ensure_default_space(store: Store) -> Space | None:
-    """Create the "Default" space when the database has none; returns it if it was created."""
+def ensure_default_space(store: Store) -> NewSpace | None:
+    """Create the "Default" space when the database has none; returns it, with its keys, if it was
+    created."""
     with store.write() as session:
         if session.exec(select(Space).limit(1)).first() is not None:
             return None
-        return _create(session, store, DEFAULT_SPACE_NAME).space
+        return _create(session, store, DEFAULT_SPACE_NAME)
 
 
 def list_spaces(store: Store, request: PageRequest) -> Page:

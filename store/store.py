@@ -10,18 +10,19 @@ from datetime import datetime, timezone
 from sqlmodel import Session
 
 from backend.clock import Clock, SystemClock
-from store.database import data_dir, default_url, initialise, make_engine, writer
+from store.database import data_dir, database_url, default_url, initialise, make_engine, writer
 
 DEFAULT_ACTOR = "segment-audiences"
 
 
 class Store:
-    """Opens (and if needed creates) the database at `url`; services run one transaction per call.
+    """Opens (and if needed creates) the database at `url` (a SQLAlchemy URL or a SQLite file path);
+    services run one transaction per call.
     Files it writes (downloads) go under `data_dir`; `download_base_url` is where this process serves
     them over HTTP, or None when it serves no HTTP (downloads are then file URLs)."""
 
     def __init__(self, url: str | None = None, *, clock: Clock | None = None, actor: str = DEFAULT_ACTOR):
-        self.url = url or default_url()
+        self.url = database_url(url) if url else default_url()
         self.data_dir = data_dir(self.url)
         self.download_base_url: str | None = None
         self.clock = clock or SystemClock()

@@ -1,3 +1,4 @@
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -34,6 +35,13 @@ async def client(store):
         yield client
 
 
+def tool_errors(result) -> list[dict]:
+    """The `{"errors": [...]}` envelope of a failed call, read from its text content as any client
+    reads it; a failed call carries no structured content (it would have to match the output schema)."""
+    assert result.is_error and result.structured_content is None, result
+    return json.loads(result.content[0].text)["errors"]
+
+
 class Caller:
     """Calls a tool and returns its structured content, asserting success or failure as asked."""
 
@@ -47,8 +55,7 @@ class Caller:
 
     async def error(self, tool, **arguments):
         result = await self.client.call_tool(f"segment_audiences_{tool}", arguments)
-        assert result.is_error, result.structured_content
-        return result.structured_content["errors"][0]
+        return tool_errors(result)[0]
 
 
 @pytest.fixture

@@ -30,6 +30,13 @@ def _complete_json(raw: bytes, length: int) -> object | None:
         return None
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog for bursts: with the default of 5, a burst of connections on a loaded machine
+    can be reset before it is accepted, which a test would see as a failed delivery."""
+
+    request_queue_size = 128
+
+
 class Receiver:
     """Answers 200 (or the next of `failures` for a path prefix, e.g. `{"/pendula": [503]}` or
     `{"/busy": [(429, {"Retry-After": "40"})]}`) after `delay` seconds (or `delays[prefix]`), and
@@ -88,7 +95,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

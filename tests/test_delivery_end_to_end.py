@@ -13,6 +13,7 @@ import pytest
 from mcp import Client
 from segment.analytics.client import Client as Analytics
 
+from tests.conftest import tool_errors
 from tests.receiver import Receiver
 from tests.servers import server_with_space
 from tests.test_compute_end_to_end import call, eventually
@@ -217,8 +218,8 @@ async def test_destination_lifecycle_over_mcp_with_the_removal_conflict(server, 
                                  destination={"id": pendula, "type": "destination"}))["connection"]["id"]
         refused = await client.call_tool("segment_audiences_remove_destination",
                                          {"spaceId": space, "destinationId": pendula})
-        assert refused.is_error and refused.structured_content["errors"][0]["type"] == "conflict"
-        assert connection in refused.structured_content["errors"][0]["message"]
+        [error] = tool_errors(refused)
+        assert error["type"] == "conflict" and connection in error["message"]
         await call(client, "remove_destination_from_audience", spaceId=space, audienceId=audience["id"],
                    destinationId=connection)
         assert await call(client, "remove_destination", spaceId=space, destinationId=pendula) == {"status": "SUCCESS"}

@@ -142,7 +142,8 @@ def test_slow_paused_and_broken_destinations_do_not_delay_a_healthy_one(live_sto
         connection = connect(store, space_id, members.id, "webhooks-actions", {})
         activate(store, space_id, members.id, connection.id, mapping=webhook(f"{receiver.url}/ok"))
         wait_until(lambda: len(receiver.at("/ok")) == 30, seconds=35)
-        assert neighbour_states(store, "Busy") == [("pending", 0, 10)], \
+        busy = neighbour_states(store, "Busy")  # a transport error on a loaded machine is a retry: it waits too
+        assert {state for state, _, _ in busy} == {"pending"} and sum(count for _, _, count in busy) == 10, \
             "the healthy events all arrived while the paused neighbour still waits out its 40 s Retry-After"
         assert "delivered" not in {state for state, _, _ in neighbour_states(store, "Drip")}, \
             "and while the dripping neighbour has not finished one answer"

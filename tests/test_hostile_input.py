@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from server.web import api_app
 from store import spaces
+from tests.conftest import tool_errors
 from tests.ingest_helpers import rows
 
 pytestmark = pytest.mark.anyio
@@ -98,7 +99,7 @@ DEFINITIONS = st.one_of(
 async def assert_no_internal(client, tool, **arguments):
     result = await client.call_tool(f"segment_audiences_{tool}", arguments)
     if result.is_error:
-        errors = result.structured_content["errors"]
+        errors = tool_errors(result)
         assert all(error["type"] in ("input-validation", "not-found", "conflict") for error in errors), errors
     return result
 
@@ -130,7 +131,7 @@ async def test_download_hours_out_of_range_are_input_errors(client, space_id, ho
         "spaceId": space_id, "audienceType": "USERS", "name": "A", "definition": {"query": "event('a').count() >= 1"}})
     result = await assert_no_internal(client, "create_download", collectionId=created.structured_content["audience"]["id"],
                                       hour=hour)
-    assert result.is_error and result.structured_content["errors"][0]["field"] == "hour"
+    assert tool_errors(result)[0]["field"] == "hour"
 
 
 @pytest.mark.parametrize("options", [{"backfillEventDataDays": 2**70}, {"backfillEventDataDays": 36_501}])

@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 from segment.analytics.client import Client as Analytics
+from segment.analytics.request import APIError
 
 from tests.servers import SPACE_CREATED, free_port, server_env, server_with_space, wait_for_port
 
@@ -82,6 +83,18 @@ def test_segment_analytics_python_feeds_profiles_read_through_the_profile_api(se
 
     status, metadata = profile_api(server, "users/profiles/user_id:ada/metadata")
     assert status == 200 and metadata["metadata"]["first_source_id"] == "tracking-api"
+
+
+def test_segment_analytics_python_sees_a_wrong_write_key_as_an_api_error(server):
+    errors = []
+    client = Analytics("not-a-write-key", host=server.base, on_error=lambda error, batch: errors.append(error),
+                       max_retries=2)
+    client.track("ada", "Order Completed")
+    client.flush()
+    client.join()
+    [error] = errors
+    assert isinstance(error, APIError), "the library reads code and message from the error body"
+    assert (error.status, error.code) == (401, "unauthorized") and "write key" in error.message
 
 
 def test_profile_api_errors_and_paging(server):

@@ -27,12 +27,24 @@ def test_inspector_lists_the_tools(tmp_path):
     assert len(names) == 44 and "segment_audiences_create_audience" in names
 
 
-def test_inspector_calls_a_tool_and_sees_structured_errors(tmp_path):
+def test_inspector_calls_a_tool(tmp_path):
     result = inspector(tmp_path, "--method", "tools/call", "--tool-name", "segment_audiences_list_spaces")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["result"]["structuredContent"]["spaces"][0]["name"] == "Default"
-    failed = inspector(tmp_path, "--method", "tools/call", "--tool-name", "segment_audiences_get_space",
-                       "--tool-arg", "spaceId=spa_nope")
-    # The Inspector checks even isError results against the output schema, so it reports our error
-    # envelope as a schema mismatch (exit 1) rather than a tool error (exit 5); either way it fails.
-    assert failed.returncode != 0 and "error" in failed.stderr
+
+
+@pytest.mark.parametrize(("arguments", "expected"), [
+    (["--tool-name", "segment_audiences_get_space", "--tool-arg", "spaceId=spa_nope"],
+     {"type": "not-found", "field": "spaceId"}),
+    (["--tool-name", "segment_audiences_create_audience_preview", "--tool-arg", "spaceId=spa_nope",
+      "audienceType=USERS", 'definition={"query": "event(\'x\').count() >="}'],
+     {"type": "input-validation", "field": "definition.query"}),
+    (["--tool-name", "segment_audiences_get_space"], {"type": "input-validation", "field": "spaceId"}),
+], ids=["unknown id", "invalid CQL", "missing argument"])
+def test_inspector_shows_a_tool_error_and_exits_5(tmp_path, arguments, expected):
+    failed = inspector(tmp_path, "--method", "tools/call", *arguments)
+    assert failed.returncode == 5, failed.stderr
+    result = json.loads(failed.stdout)["result"]
+    assert result["isError"] is True and "structuredContent" not in result
+    [error] = json.loads(result["content"][0]["text"])["errors"]
+    assert {key: error[key] for key in expected} == expected and error["message"]

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from store import destination_instances
 from store.models import SQLModel
+from tests.conftest import tool_errors
 
 pytestmark = pytest.mark.anyio
 JUNK = [None, "", " ", "x" * 300, -1, 0, 10**12, 3.5, True, [], [None], {}, {"a": {"b": []}}, "aud_" + "z" * 20,
@@ -52,7 +53,7 @@ async def test_random_and_adversarial_arguments_never_crash_or_write(client, sto
                      if k in tool.input_schema["properties"] or k == "unexpected"}
         result = await client.call_tool(tool.name, arguments)
         if result.is_error:
-            errors = result.structured_content["errors"]
+            errors = tool_errors(result)
             assert errors and all(e["type"] in ("input-validation", "not-found", "conflict") for e in errors), (tool.name, errors)
             assert table_counts(store) == before, (tool.name, arguments)
 

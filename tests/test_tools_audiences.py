@@ -180,6 +180,7 @@ async def test_computed_traits_lifecycle(call, space_id):
                              options={"includeHistoricalData": True}))["computedTrait"]
     assert created["id"].startswith("tra_") and created["key"] == "orders_30d"
     assert created["computeCadence"] == {"type": "BATCH"} and created["options"] == {"includeHistoricalData": True}
+    assert created["status"] == "Computing", "a computed trait's statuses have no Preparing"
     got = await call.ok("get_computed_trait", spaceId=space_id, id=created["id"])
     assert got["computedTrait"]["name"] == "Orders 30d"
     listed = await call.ok("list_computed_traits", spaceId=space_id)

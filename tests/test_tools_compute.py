@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from store import previews, recompute
-from tests.conftest import NOW
+from tests.conftest import NOW, tool_errors
 from tests.ingest_helpers import profile_of, rows, send
 
 pytestmark = pytest.mark.anyio
@@ -73,6 +73,23 @@ async def test_a_forced_run_computes_now_and_get_audience_shows_size_and_status(
     assert listed[0]["size"]["count"] == 1
 
 
+async def test_enabling_a_live_audience_again_keeps_it_live(call, orders):
+    audience = (await call.ok("create_audience", spaceId=orders, audienceType="USERS", name="Big orders",
+                              definition={"query": QUERY}))["audience"]
+    await call.ok("force_execute_audience_run", spaceId=orders, audienceId=audience["id"])
+    updated = await call.ok("update_audience_for_space", spaceId=orders, id=audience["id"], enabled=True)
+    assert updated["audience"]["status"] == "Live"
+
+
+async def test_a_target_entity_on_a_users_audience_is_refused(call, orders):
+    audience = (await call.ok("create_audience", spaceId=orders, audienceType="USERS", name="Big orders",
+                              definition={"query": QUERY}))["audience"]
+    for entity in ("profile", "accounts"):
+        error = await call.error("update_audience_for_space", spaceId=orders, id=audience["id"],
+                                 definition={"query": QUERY, "targetEntity": entity})
+        assert (error["type"], error["field"]) == ("input-validation", "definition.targetEntity")
+
+
 async def test_a_forced_run_of_an_unknown_audience_is_not_found(call, orders):
     error = await call.error("force_execute_audience_run", spaceId=orders, audienceId="aud_missing")
     assert error["type"] == "not-found"
@@ -103,3 +120,34 @@ async def test_realtime_audiences_follow_ingest_and_show_membership_as_a_trait(c
     bob = profile_of(store, "user_id", "bob")
     assert rows(store, "select value, trait_class from trait where profile_id = :p and key = 'big_orders'", p=bob) == [
         ("true", "audience")]
+
+
+async def test_a_forced_run_reports_progress_to_a_client_that_asks(client, call, space_id):
+    created = await call.ok("create_audience", spaceId=space_id, audienceType="USERS", name="Buyers",
+                            definition={"query": "event('Order Completed').count() >= 1"})
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    result = await client.call_tool("segment_audiences_force_execute_audience_run",
+                                    {"spaceId": space_id, "audienceId": created["audience"]["id"]},
+                                    progress_callback=on_progress)
+    assert not result.is_error
+    assert len(seen) >= 2 and all(total is None for _, total, _ in seen)
+    assert [progress for progress, _, _ in seen] == sorted({progress for progress, _, _ in seen}), "increasing"
+    assert created["audience"]["id"] in seen[0][2] and "done" in seen[-1][2]
+
+
+async def test_a_waiting_tool_that_fails_still_answers_with_the_error_envelope(client, space_id):
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append(message)
+
+    result = await client.call_tool("segment_audiences_create_download", {"collectionId": "aud_missing"},
+                                    progress_callback=on_progress)
+    assert tool_errors(result)[0]["type"] == "input-validation"
+    result = await client.call_tool("segment_audiences_force_execute_audience_run",
+                                    {"spaceId": space_id, "audienceId": "aud_missing"}, progress_callback=on_progress)
+    assert tool_errors(result)[0]["type"] == "not-found"

@@ -152,7 +152,9 @@ async def test_subscriptions_are_replaced_and_queried_per_key(call, space_id):
     jane, nobody = queried["successes"]
     assert jane["status"] == "SUBSCRIBED" and jane["updatedAt"].endswith("Z")
     assert nobody == {"key": "nobody@example.com", "type": "EMAIL"}
-    assert queried["failures"][0]["errors"][0]["code"] == "INVALID_EMAIL"
+    assert queried["failures"] == [{"key": "bad", "type": "EMAIL", "errors": [
+        {"code": "INVALID_EMAIL", "message": queried["failures"][0]["errors"][0]["message"]}]}]
+    assert queried["errors"] == []
     error = await call.error("replace_messaging_subscriptions_in_spaces", spaceId=space_id,
                              subscriptions=[{"key": "a@b.co", "type": "FAX", "status": "SUBSCRIBED"}])
     assert error["field"] == "subscriptions.0.type"

@@ -76,7 +76,7 @@ async def test_a_batch_with_gzip_and_a_batch_level_sent_at(http, keys, store):
 async def test_a_wrong_write_key_is_401(http, keys):
     response = await http.post("/v1/track", json={"userId": "u", "event": "E"}, auth=("nope", ""))
     assert response.status_code == 401
-    assert "write key" in response.json()["message"]
+    assert response.json()["code"] == "unauthorized" and "write key" in response.json()["message"]
     assert (await http.post("/v1/track", json={"userId": "u", "event": "E"})).status_code == 401
 
 
@@ -172,3 +172,46 @@ async def test_a_batch_with_a_malformed_sent_at_is_rejected_whole(http, keys, st
     assert response.status_code == 400
     assert "sentAt is not an ISO-8601 time" in response.json()["rejected"][0]["message"]
     assert rows(store, "select count(*) from event") == [(0,)]
+
+
+async def test_every_error_body_carries_success_code_and_message(http, keys):
+    answers = [await http.post("/v1/track", content=b"{not json", auth=auth(keys)),
+               await http.post("/v1/track", json={"userId": "u"}, auth=auth(keys)),
+               await http.post("/v1/batch", json={"batch": [{"type": "shout"}]}, auth=auth(keys)),
+               await http.post("/v1/track", json={"userId": "u", "event": "E", "p": "x" * 33_000}, auth=auth(keys)),
+               await http.post("/v1/track", json={"userId": "u", "event": "E"}),
+               await http.post("/v1/nowhere", json={}), await http.get("/v1/track")]
+    for answer in answers:
+        body = answer.json()
+        assert body["success"] is False and body["code"] and body["message"], (answer.status_code, body)
+    assert [answer.status_code for answer in answers] == [400, 400, 400, 413, 401, 404, 405]
+
+
+ORIGIN = "https://shop.example"
+
+
+async def test_a_browser_preflight_is_answered_for_the_tracking_api(http):
+    response = await http.options("/v1/t", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "POST" in response.headers["access-control-allow-methods"]
+    allowed = {name.strip().lower() for name in response.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type"} <= allowed
+
+
+async def test_a_cross_origin_text_plain_send_with_the_write_key_in_the_body_is_stored(http, keys, store):
+    body = json.dumps({"userId": "u1", "event": "Viewed", "writeKey": keys.write_key})
+    response = await http.post("/v1/t", content=body, headers={"Origin": ORIGIN, "Content-Type": "text/plain"})
+    assert response.status_code == 200 and response.headers["access-control-allow-origin"] == "*"
+    assert rows(store, "select event from event") == [("Viewed",)]
+
+
+async def test_the_profile_api_stays_same_origin(http, keys):
+    response = await http.options(f"/v1/spaces/{keys.space.id}/collections/users/profiles/user_id:u1/traits",
+                                  headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in response.headers
+    answer = await http.get(f"/v1/spaces/{keys.space.id}/collections/users/profiles/user_id:u1/traits",
+                            headers={"Origin": ORIGIN})
+    assert "access-control-allow-origin" not in answer.headers

@@ -1,4 +1,8 @@
-"""The MCP tools, one module per resource group; `TOOLS` lists every tool this server offers."""
+"""The MCP tools, one module per resource group. `TOOLSETS` names the groups a server can be limited
+to (as github-mcp-server's `--toolsets` does), so an agent's host loads only what a task needs;
+`TOOLS` lists every tool this server offers."""
+
+from collections.abc import Collection
 
 from mcp.server.mcpserver import MCPServer
 
@@ -18,21 +22,39 @@ from tools import (
 )
 from tools.registry import ToolSpec, register
 
-TOOLS: list[ToolSpec] = [
-    *spaces.TOOLS,
-    *audiences.TOOLS,
-    *compute.TOOLS,
-    *schedules.TOOLS,
-    *computed_traits.TOOLS,
-    *destination_instances.TOOLS,
-    *destinations.TOOLS,
-    *activations.TOOLS,
-    *subscriptions.TOOLS,
-    *filters.TOOLS,
-    *downloads.TOOLS,
-]
+TOOLSETS: dict[str, list[ToolSpec]] = {
+    "spaces": spaces.TOOLS,
+    "audiences": audiences.TOOLS,
+    "compute": compute.TOOLS,
+    "schedules": schedules.TOOLS,
+    "computed-traits": computed_traits.TOOLS,
+    "destinations": [*destination_instances.TOOLS, *destinations.TOOLS],
+    "activations": activations.TOOLS,
+    "subscriptions": subscriptions.TOOLS,
+    "filters": filters.TOOLS,
+    "downloads": downloads.TOOLS,
+}
+TOOLS: list[ToolSpec] = [spec for group in TOOLSETS.values() for spec in group]
 
 
-def register_tools(server: MCPServer, store: Store, *, read_only: bool = False) -> None:
-    """Register every tool, or with `read_only` only those whose readOnlyHint is true."""
-    register(server, store, [spec for spec in TOOLS if spec.read_only or not read_only])
+class UnknownToolset(ValueError):
+    """A toolset name that is not one of `TOOLSETS`."""
+
+
+def toolsets_from(text: str | None) -> set[str] | None:
+    """Toolset names from a comma-separated list (`all`, empty or None: every group)."""
+    names = {name.strip().lower() for name in (text or "").split(",") if name.strip()}
+    if not names or "all" in names:
+        return None
+    unknown = sorted(names - TOOLSETS.keys())
+    if unknown:
+        raise UnknownToolset(f"unknown toolset(s) {', '.join(unknown)}; choose from all, {', '.join(TOOLSETS)}")
+    return names
+
+
+def register_tools(server: MCPServer, store: Store, *, read_only: bool = False,
+                   toolsets: Collection[str] | None = None) -> None:
+    """Register the tools of `toolsets` (default all), and with `read_only` only those whose
+    readOnlyHint is true."""
+    chosen = [spec for name, group in TOOLSETS.items() if toolsets is None or name in toolsets for spec in group]
+    register(server, store, [spec for spec in chosen if spec.read_only or not read_only])

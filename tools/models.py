@@ -383,6 +383,14 @@ class SubscriptionResult(Output):
     errors: Optional[list[SubscriptionError]] = None
 
 
+class SubscriptionFailure(Output):
+    """A key the batch query could not look up (GetMessagingSubscriptionFailureResponse)."""
+
+    key: str
+    type: str
+    errors: list[SubscriptionError]
+
+
 class Status(Output):
     status: str
 

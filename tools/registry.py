@@ -20,6 +20,8 @@ from pydantic.fields import FieldInfo
 
 from store.errors import DomainError, NotFound
 from store.store import Store
+from tools.compact import compact
+from tools.strict import forbid_unknown
 
 PREFIX = "segment_audiences_"
 LISTING_HINTS = {
@@ -76,6 +78,9 @@ def register(server: MCPServer, store: Store, specs: list[ToolSpec]) -> None:
             annotations=spec.annotations,
             structured_output=True,
         )
+        tool = server._tool_manager.get_tool(spec.name)
+        forbid_unknown(compact(tool.parameters))
+        compact(tool.fn_metadata.output_schema)
 
 
 def bind(fn: Callable[..., BaseModel], store: Store) -> Callable[..., CallToolResult]:
@@ -116,12 +121,11 @@ def success(result: BaseModel) -> CallToolResult:
 
 
 def failure(errors: list[dict[str, Any]]) -> CallToolResult:
-    lines = [f"{e['type']}: {e['message']}" + (f" (field: {e['field']})" if e.get("field") else "") for e in errors]
-    return CallToolResult(
-        content=[TextContent(type="text", text="\n".join(lines))],
-        structured_content={"errors": errors},
-        is_error=True,
-    )
+    """An `isError` result whose text is the JSON envelope `{"errors": [...]}`. It carries no
+    structured content: that must match the tool's output schema, and clients such as the MCP
+    Inspector check it even on errors."""
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps({"errors": errors}, indent=2))],
+                          is_error=True)
 
 
 def domain_error(error: DomainError) -> dict[str, Any]:

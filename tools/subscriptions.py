@@ -6,7 +6,8 @@ from pydantic import BaseModel, Field
 
 from store import subscriptions as subscription_store
 from store.store import Store
-from tools.models import SpaceId, SubscriptionInput, SubscriptionQuery, SubscriptionResult
+from tools.models import (SpaceId, SubscriptionError, SubscriptionFailure, SubscriptionInput, SubscriptionQuery,
+                          SubscriptionResult)
 from tools.registry import read, write
 from tools.shapes import iso
 
@@ -18,8 +19,8 @@ class ReplaceSubscriptionsOutput(BaseModel):
 
 class QuerySubscriptionsOutput(BaseModel):
     successes: list[SubscriptionResult]
-    failures: list[SubscriptionResult]
-    errors: list[dict]
+    failures: list[SubscriptionFailure]
+    errors: list[SubscriptionError]
 
 
 def replace_messaging_subscriptions_in_spaces(
@@ -52,7 +53,7 @@ def batch_query_messaging_subscriptions_for_space(
     outcomes = subscription_store.query_subscriptions(store, spaceId, [s.model_dump() for s in subscriptions])
     return QuerySubscriptionsOutput(
         successes=[_result(o) for o in outcomes if not o.errors],
-        failures=[_result(o) for o in outcomes if o.errors],
+        failures=[SubscriptionFailure(key=o.key, type=o.type, errors=o.errors) for o in outcomes if o.errors],
         errors=[],
     )
 

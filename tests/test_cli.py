@@ -1,0 +1,93 @@
+"""The command line as a newcomer types it: global options on either side of the command, a database
+given as a file path, and the HTTP APIs beside stdio (default port, any free port, off, or taken)."""
+
+import errno
+import os
+import socket
+import subprocess
+import sys
+
+import httpx
+
+from server.cli import main
+
+
+def test_global_options_go_before_or_after_the_command_and_db_takes_a_file_path(tmp_path, capsys):
+    assert main(["spaces", "create", "After", "--db", str(tmp_path / "after.db")]) == 0
+    assert main(["--db", str(tmp_path / "after.db"), "spaces", "list"]) == 0
+    assert "After" in capsys.readouterr().out
+    assert (tmp_path / "after.db").exists()
+
+
+def test_the_db_environment_variable_takes_a_file_path(tmp_path):
+    env = {**os.environ, "SEGMENT_AUDIENCES_DB": str(tmp_path / "env.db")}
+    listed = subprocess.run([sys.executable, "-m", "server", "spaces", "list"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0 and "Default" in listed.stdout, listed.stderr
+    assert (tmp_path / "env.db").exists()
+
+
+def start_stdio(tmp_path, *arguments: str) -> tuple[subprocess.Popen, str]:
+    """`serve` over stdio, and its log up to the line saying MCP is on stdio."""
+    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--db", str(tmp_path / "s.db"), *arguments],
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = []
+    for line in process.stderr:
+        log.append(line)
+        if "MCP on stdio" in line:
+            break
+    return process, "".join(log)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.stdin.close()
+    process.wait(timeout=30)
+
+
+def test_first_start_logs_the_default_space_and_its_keys(tmp_path):
+    process, log = start_stdio(tmp_path, "--http-port", "off")
+    stop(process)
+    assert "first start: created space Default (spa_" in log
+    assert "write key (Tracking API Basic user name): " in log and "access token" in log and "sat_" in log
+    assert "Tracking and Profile APIs" not in log, "off means off"
+    process, again = start_stdio(tmp_path, "--http-port", "off")
+    stop(process)
+    assert "first start" not in again
+
+
+def test_http_port_zero_takes_a_free_port_and_logs_it(tmp_path):
+    process, log = start_stdio(tmp_path, "--http-port", "0")
+    try:
+        port = int(log.split("Tracking and Profile APIs on http://127.0.0.1:")[1].split("/")[0])
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/track", json={"userId": "u", "event": "E"}, auth=("x", ""))
+        assert answer.status_code == 401 and answer.json()["code"] == "unauthorized"
+    finally:
+        stop(process)
+
+
+def test_mcp_still_starts_when_the_default_http_port_is_taken(tmp_path):
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8000))
+        holder.listen()
+    except OSError as error:
+        assert error.errno == errno.EADDRINUSE  # taken already, which is the case under test
+    try:
+        process, log = start_stdio(tmp_path)
+        assert process.poll() is None
+        stop(process)
+    finally:
+        holder.close()
+    assert "Tracking and Profile APIs are off: 127.0.0.1:8000 is not available" in log
+    assert "--http-port" in log
+
+
+def test_an_explicit_http_port_that_is_taken_is_an_error(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "server", "serve", "--db", str(tmp_path / "t.db"),
+                               "--http-port", str(port)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=60)
+    assert done.returncode == 2 and f"cannot serve the Tracking and Profile APIs on 127.0.0.1:{port}" in done.stderr

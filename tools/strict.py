@@ -1,0 +1,73 @@
+"""Strict tool arguments: a name that is not in the tool's input schema, at any depth, is refused
+with the closest valid name, instead of being silently dropped (`Enabled` for `enabled` would
+otherwise leave an audience enabled while the call succeeds).
+
+Objects whose schema allows any key (destination settings, mappings) are not checked here; their
+keys are checked against the catalog by the tools themselves.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from typing import Any
+
+
+def forbid_unknown(schema: dict[str, Any]) -> dict[str, Any]:
+    """The input schema with `additionalProperties: false` on the arguments object itself (nested
+    input models say so already)."""
+    schema.setdefault("additionalProperties", False)
+    return schema
+
+
+def unknown_arguments(schema: dict[str, Any], arguments: dict[str, Any]) -> list[dict[str, str]]:
+    """One `input-validation` error per argument name the schema does not know, naming the field by
+    its path (`options.IncludeHistoricalData`) and the closest valid name."""
+    return list(_unknown(schema, arguments, schema.get("$defs", {}), ""))
+
+
+def _unknown(schema: dict[str, Any], value: Any, defs: dict[str, Any], path: str) -> Iterator[dict[str, str]]:
+    schema = _resolve(schema, defs)
+    if "anyOf" in schema:
+        branches = [_resolve(branch, defs) for branch in schema["anyOf"]]
+        fitting = [branch for branch in branches if _fits(branch, value)]
+        if len(fitting) == 1:
+            yield from _unknown(fitting[0], value, defs, path)
+        return
+    if isinstance(value, dict) and "properties" in schema and schema.get("additionalProperties") is not True:
+        names = schema["properties"]
+        for key, item in value.items():
+            field = f"{path}.{key}" if path else key
+            if key in names:
+                yield from _unknown(names[key], item, defs, field)
+            else:
+                yield {"type": "input-validation", "message": f"{field}: unknown argument{_hint(key, names)}",
+                       "field": field}
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            yield from _unknown(schema["items"], item, defs, f"{path}[{index}]")
+
+
+def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    reference = schema.get("$ref", "")
+    if reference.startswith("#/$defs/"):
+        return {**defs.get(reference.removeprefix("#/$defs/"), {}), **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _fits(schema: dict[str, Any], value: Any) -> bool:
+    """Whether `value` has the JSON type of a union's branch (objects, arrays and the rest)."""
+    kind = schema.get("type")
+    if isinstance(value, dict):
+        return kind == "object"
+    if isinstance(value, list):
+        return kind == "array"
+    return kind not in ("object", "array")
+
+
+def _hint(key: str, names: dict[str, Any]) -> str:
+    same_but_case = [name for name in names if name.lower() == key.lower()]
+    close = same_but_case or difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; valid names: {', '.join(names)}"
