@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from backend.clock import to_ms
+from backend.delivery import adapters
 from backend.delivery.adapters import MAX_WEBHOOK_BATCH
 from store import catalog, definitions, outbox, owners, routes
 from store.destinations import require_connection, require_owner
@@ -237,6 +238,13 @@ def _check_mapping(
             field="destinationMapping.actionId",
         )
     settings = catalog.check_fields(mapping.get("settings") or {}, action.fields, "destinationMapping.settings", require=True)
+    for name, value in settings.items():
+        unsupported = adapters.unsupported_directives(value)
+        if unsupported:
+            raise InputValidation(
+                f"destinationMapping.settings.{name} uses {', '.join(sorted(set(unsupported)))}: only "
+                '{"@path": "$.a.b[0]"} and literal values are supported here; compute the value in a trait instead.',
+                field=f"destinationMapping.settings.{name}")
     batch_size = settings.get("batchSize")
     if batch_size is not None and not 1 <= batch_size <= MAX_WEBHOOK_BATCH:
         raise InputValidation(f"batchSize must be 1 to {MAX_WEBHOOK_BATCH}.", field="destinationMapping.settings.batchSize")

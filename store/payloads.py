@@ -4,7 +4,9 @@ An audience's entry or exit becomes Identify `traits.<key>: true|false` or Track
 `Audience Exited` with `properties.audience_key` and `properties.<key>`; a computed trait's new value
 becomes Identify `traits.<key>: <value>` or Track `Trait Computed` with `properties.trait_key` and
 `properties.<key>` (a cleared value is sent as null). Every event carries `context.personas`
-(`computation_class` "audience" or "trait") and `integrations: {"All": false, <destination>: true}`.
+(`computation_class` "audience" or "trait"), `context.library` (name and version "unknown", as on
+the events Engage generates), `receivedAt` (equal to `timestamp`: the time the change was computed)
+and `integrations: {"All": false, <destination>: true}`.
 Personalization traits are added under their mapped names (Identify traits, Track properties).
 
 Which identifiers are sent follows the connection's ID sync configuration: per external id type,
@@ -44,6 +46,7 @@ from store.routes import Route
 
 MAX_EVENTS_PER_ROW = 20
 MAX_ACCOUNT_USERS = 500
+LIBRARY = {"name": "unknown", "version": "unknown"}
 TOP_LEVEL = {"user_id": "userId", "anonymous_id": "anonymousId"}
 EVENT_NAMES = {"entered": "Audience Entered", "exited": "Audience Exited", "changed": "Trait Computed"}
 
@@ -94,8 +97,9 @@ def events(row: OutboxMessage, route: Route, facts: Facts) -> list[dict[str, Any
     integrations = {"All": False, route.entry.name: True}
 
     def stamped(event: dict[str, Any], context_traits: dict[str, str]) -> dict[str, Any]:
-        context = {"personas": personas, **({"traits": context_traits} if context_traits else {})}
-        return {**event, "timestamp": timestamp, "context": context, "integrations": integrations}
+        context = {"library": LIBRARY, "personas": personas, **({"traits": context_traits} if context_traits else {})}
+        return {**event, "timestamp": timestamp, "receivedAt": timestamp, "context": context,
+                "integrations": integrations}
 
     people = facts.users.get(row.profile_id, [])[:MAX_ACCOUNT_USERS] if route.accounts else [row.profile_id]
     found = []

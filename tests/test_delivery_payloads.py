@@ -4,11 +4,14 @@ own request format (outbound HTTP mocked with respx)."""
 import base64
 import hashlib
 import hmac
+import json
 
 import pytest
 import respx
 
+from backend.delivery import adapters
 from store import audiences, outbox, runs
+from store.errors import InputValidation
 from tests.conftest import NOW
 from tests.delivery_helpers import activate, audience, bodies, connect, deliver, sign_up, webhook
 from tests.ingest_helpers import rows, send
@@ -39,8 +42,10 @@ async def test_an_entered_activation_sends_the_track_event_segment_sends(store, 
     assert event.pop("messageId") == outbox.message_id(activation.id, *_resync_key(store))
     assert event == {
         "type": "track", "event": "Audience Entered", "userId": "ann", "timestamp": "2026-11-22T09:30:00.000Z",
+        "receivedAt": "2026-11-22T09:30:00.000Z",
         "properties": {"audience_key": "signed_up_users", "signed_up_users": True},
-        "context": {"personas": personas(members, activation.id), "traits": {"email": "ann@example.com"}},
+        "context": {"library": {"name": "unknown", "version": "unknown"}, "personas": personas(members, activation.id),
+                    "traits": {"email": "ann@example.com"}},
         "integrations": {"All": False, "Webhooks (Actions)": True},
     }
 
@@ -116,6 +121,39 @@ async def test_webhooks_send_batch_groups_rows_into_one_array(store, space_id):
         route = respx.post(HOOK).respond(200)
         assert await deliver(store) == {"delivered": 3}
     assert sorted(len(body) for body in bodies(route)) == [1, 2]
+
+
+async def test_a_webhook_batch_is_signed_as_segment_signs_it(store, space_id):
+    sign_up(store, space_id, "ann", "bob")
+    members = audience(store, space_id)
+    connection = connect(store, space_id, members.id, "webhooks-actions", {"sharedSecret": "s3cret"})
+    activate(store, space_id, members.id, connection.id, mapping={"actionId": "webhooks-send-batch", "settings": {
+        "url": HOOK, "data": {"who": {"@path": "$.userId"}}}})
+    with respx.mock:
+        route = respx.post(HOOK).respond(200)
+        assert await deliver(store) == {"delivered": 2}
+    request = route.calls.last.request
+    [batch] = bodies(route)
+    first = json.dumps(batch[0], separators=(",", ":")).encode()  # JSON.stringify of the first element's data
+    assert request.headers["X-Signature"] == hmac.new(b"s3cret", first, hashlib.sha1).hexdigest()
+
+
+def test_mapped_paths_index_lists_and_leave_out_what_is_missing():
+    event = {"userId": "ann", "properties": {"products": [{"sku": "A-1"}, {"sku": "B-2"}], "empty": None}}
+    data = {"first": {"@path": "$.properties.products[0].sku"}, "second": {"@path": "$.properties.products[1].sku"},
+            "gone": {"@path": "$.properties.nothing"}, "past": {"@path": "$.properties.products[5].sku"},
+            "null": {"@path": "$.properties.empty"}, "listed": [{"@path": "$.nope"}, {"@path": "$.userId"}]}
+    assert adapters.resolve(data, event) == {"first": "A-1", "second": "B-2", "null": None, "listed": [None, "ann"]}
+
+
+@pytest.mark.parametrize("directive", ["@if", "@template", "@case", "@replace"])
+def test_mapping_directives_not_supported_are_refused_when_the_activation_is_saved(store, space_id, members,
+                                                                                   directive):
+    connection = connect(store, space_id, members.id, "webhooks-actions", {})
+    with pytest.raises(InputValidation, match=directive) as refused:
+        activate(store, space_id, members.id, connection.id,
+                 mapping=webhook(data={"name": {directive: {"exists": {"@path": "$.userId"}}}}))
+    assert refused.value.field == "destinationMapping.settings.data"
 
 
 async def test_pendula_gets_the_whole_event_with_the_api_token(store, space_id, members):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,18 +82,20 @@ def secret_forms(target: Target) -> list[str]:
 
 def _webhooks(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
     """Webhooks (Actions): the mapped `data` (or the whole event) to `url`; "Send Batch" sends a JSON
-    array. With a shared secret, `X-Signature` is the hex HMAC-SHA1 of the body."""
+    array. With a shared secret, `X-Signature` is the hex HMAC-SHA1 of the JSON of the request's data
+    as Segment signs it: the body of a single request, and the first element of a batch."""
     settings = target.action_settings
     method = str(settings.get("method") or "POST").upper()
     headers = {"Content-Type": JSON, **{str(k): str(v) for k, v in (settings.get("headers") or {}).items()}}
     template = settings.get("data")
-    bodies = [resolve(template, event) if template else event for event in events]
-    payloads = [bodies] if target.action_id == "webhooks-send-batch" else bodies
+    bodies = [_present(resolve(template, event)) if template else event for event in events]
+    batches = [bodies] if target.action_id == "webhooks-send-batch" else [[body] for body in bodies]
     secret = target.settings.get("sharedSecret")
     result = []
-    for payload in payloads:
-        body = orjson.dumps(payload)
-        signed = {"X-Signature": hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()} if secret else {}
+    for batch in batches:
+        body = orjson.dumps(batch if target.action_id == "webhooks-send-batch" else batch[0])
+        signed = {"X-Signature": hmac.new(secret.encode(), orjson.dumps(batch[0]), hashlib.sha1).hexdigest()} \
+            if secret else {}
         result.append(HttpCall(method, settings["url"], {**headers, **signed}, body))
     return result
 
@@ -143,24 +146,57 @@ def _tracking_api(target: Target, events: list[dict[str, Any]]) -> list[HttpCall
     return [HttpCall("POST", url, headers, orjson.dumps({"batch": events}))]
 
 
+MISSING = object()  # what a mapped path that leads nowhere resolves to: its key is left out
+DIRECTIVES = ("@path",)
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
 def resolve(template: Any, event: dict[str, Any]) -> Any:
-    """A Webhooks `data` mapping applied to an event: `{"@path": "$.properties.x"}` takes that field;
-    objects and lists are resolved member by member; anything else is a literal."""
+    """A Webhooks `data` mapping applied to an event, as Segment's mapping kit does for `@path`:
+    `{"@path": "$.properties.products[0].sku"}` takes that field (dots for keys, `[n]` for list
+    items); a key whose path leads nowhere is left out (in a list it becomes null); objects and lists
+    are resolved member by member; anything else is a literal."""
     if isinstance(template, dict):
         if set(template) == {"@path"}:
             return _path(event, str(template["@path"]))
-        return {key: resolve(value, event) for key, value in template.items()}
+        resolved = {key: resolve(value, event) for key, value in template.items()}
+        return {key: value for key, value in resolved.items() if value is not MISSING}
     if isinstance(template, list):
-        return [resolve(item, event) for item in template]
+        return [_present(resolve(item, event)) for item in template]
     return template
+
+
+def _present(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
+def unsupported_directives(template: Any) -> list[str]:
+    """The mapping-kit directives (`@if`, `@template`, …) used in `template` that are not supported
+    here, so an activation that uses them is refused when saved instead of sending them literally."""
+    if isinstance(template, list):
+        return [name for item in template for name in unsupported_directives(item)]
+    if not isinstance(template, dict):
+        return []
+    if set(template) == {"@path"}:
+        return []
+    found = [key for key in template if key.startswith("@") and key not in DIRECTIVES]
+    if "@path" in template:
+        found.append("@path (with other keys)")
+    return found + [name for value in template.values() for name in unsupported_directives(value)]
 
 
 def _path(event: dict[str, Any], path: str) -> Any:
     value: Any = event
     for part in [p for p in path.removeprefix("$").split(".") if p]:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
+        key, _, _ = part.partition("[")
+        steps: list[Any] = ([key] if key else []) + [int(index) for index in _INDEX.findall(part)]
+        for step in steps:
+            if isinstance(step, int) and isinstance(value, list) and step < len(value):
+                value = value[step]
+            elif isinstance(step, str) and isinstance(value, dict) and step in value:
+                value = value[step]
+            else:
+                return MISSING
     return value
 
 
