@@ -3,7 +3,13 @@
 Pydantic's JSON schemas repeat what the names already say: a `title` on every property, `default:
 null` on every optional one, and `anyOf [X, null]` for each optional field. Optional arguments may be
 left out, and results leave out what they do not have (see `registry.public`), so a null never has
-to be written: those are dropped, and every type, enum, bound, description and `$defs` entry stays.
+to be written: `compact` drops those, and every type, enum, bound, description and `$defs` entry of
+an input schema stays.
+
+Output schemas are outlined (`outline`): the result's own fields and those of the resource it
+carries (an audience's id, name, status, size…), with objects nested deeper published as plain
+objects and no descriptions. They describe the same results, more loosely, at a fifth of the size;
+the shapes in full are the Segment Public API's.
 """
 
 from __future__ import annotations
@@ -42,3 +48,30 @@ def _compact(value: Any) -> Any:
         elif len(kept) < len(branches):
             node["anyOf"] = kept
     return node
+
+
+def outline(schema: dict[str, Any], levels: int = 2) -> dict[str, Any]:
+    """`schema` rewritten in place with its `$defs` inlined down to `levels` levels of objects (deeper
+    objects become `{"type": "object"}`), without descriptions; returns it."""
+    rewritten = _outline(_compact(schema), schema.get("$defs", {}), 0, levels)
+    schema.clear()
+    schema.update(rewritten)
+    return schema
+
+
+def _outline(node: Any, defs: dict[str, Any], depth: int, levels: int) -> Any:
+    if isinstance(node, list):
+        return [_outline(item, defs, depth, levels) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = _compact(defs[node["$ref"].removeprefix("#/$defs/")])
+        return _outline({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs, depth, levels)
+    node = {key: value for key, value in node.items() if key not in ("description", "$defs")}
+    if node.get("type") == "object" and "properties" in node:
+        if depth >= levels:
+            return {"type": "object"}
+        node["properties"] = {name: _outline(item, defs, depth + 1, levels) for name, item in node["properties"].items()}
+        return node
+    return {key: _outline(value, defs, depth, levels) if key in ("items", "anyOf", "additionalProperties") else value
+            for key, value in node.items()}

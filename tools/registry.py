@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from store.errors import DomainError, NotFound
 from store.store import Store
-from tools.compact import compact
+from tools.compact import compact, outline
 from tools.strict import forbid_unknown
 
 PREFIX = "segment_audiences_"
@@ -48,7 +48,6 @@ class ToolSpec:
     @property
     def annotations(self) -> ToolAnnotations:
         return ToolAnnotations(
-            title=self.title,
             read_only_hint=self.read_only,
             destructive_hint=self.destructive,
             idempotent_hint=self.read_only or self.idempotent,
@@ -80,7 +79,7 @@ def register(server: MCPServer, store: Store, specs: list[ToolSpec]) -> None:
         )
         tool = server._tool_manager.get_tool(spec.name)
         forbid_unknown(compact(tool.parameters))
-        compact(tool.fn_metadata.output_schema)
+        outline(tool.fn_metadata.output_schema)
 
 
 def bind(fn: Callable[..., BaseModel], store: Store) -> Callable[..., CallToolResult]:
