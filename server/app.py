@@ -9,6 +9,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
 from server import progress
+from server.resources import register_resources
 from store.store import Store
 from tools import register_tools
 from tools.registry import argument_errors, failure
@@ -22,7 +23,9 @@ Start with segment_audiences_list_spaces to find a spaceId (spa_…). Create aud
 event('Order Completed').within(30 days).count() >= 3, or computed traits, then create a destination
 instance (segment_audiences_create_destination), connect it to the audience or computed trait
 (segment_audiences_add_destination_to_audience) and add an activation. Errors come back as
-{"errors": [{"type", "message", "field"}]} and say what to change."""
+{"errors": [{"type", "message", "field"}]} and say what to change. Resources: the CQL reference
+(segment-audiences://reference/cql), the FQL reference (segment-audiences://reference/fql) and the
+destination catalog (segment-audiences://catalog/destinations)."""
 
 
 class AudienceServer(MCPServer):
@@ -58,4 +61,5 @@ def _internal(name: str) -> dict[str, Any]:
 def build_server(store: Store, *, read_only: bool = False, toolsets: Collection[str] | None = None) -> AudienceServer:
     server = AudienceServer("segment-audiences", version="0.1.0", instructions=INSTRUCTIONS)
     register_tools(server, store, read_only=read_only, toolsets=toolsets)
+    register_resources(server)
     return server

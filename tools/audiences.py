@@ -68,7 +68,8 @@ def create_audience(
     includeHistoricalData (the default) every stored event counts, bounded only by the definition's
     own windows (backfillEventDataDays limits it); false counts only events from now on. Returns
     {audience} with id aud_…; next, connect a destination with
-    segment_audiences_add_destination_to_audience or read it with segment_audiences_get_audience."""
+    segment_audiences_add_destination_to_audience or read it with segment_audiences_get_audience.
+    CQL reference: resource segment-audiences://reference/cql."""
     row = audiences.create_audience(
         store,
         spaceId,

@@ -48,7 +48,7 @@ def create_computed_trait(
     The value is stored as trait '<key>' (snake_case of the name) and can be used in audiences as
     trait('<key>'); a trait('<key>') nobody has is accepted and named in `warnings`. Send its values
     to destinations with segment_audiences_add_destination_to_audience (audienceId = the tra_… id).
-    Returns {computedTrait} with id tra_…."""
+    Returns {computedTrait} with id tra_…. CQL reference: resource segment-audiences://reference/cql."""
     row = computed_traits.create_computed_trait(
         store,
         spaceId,

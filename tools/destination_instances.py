@@ -36,7 +36,8 @@ def create_destination(
     the catalog; segment_audiences_list_supported_destinations_from_audience lists each entry's
     settings, and unknown or mistyped settings are refused. Returns {destination} with id dst_…;
     next, connect it with segment_audiences_add_destination_to_audience {destination: {id, type:
-    'destination'}}. Secrets (apiToken, apiKey, writeKey, sharedSecret) are never shown back."""
+    'destination'}}. Secrets (apiToken, apiKey, writeKey, sharedSecret) are never shown back.
+    Catalog: resource segment-audiences://catalog/destinations."""
     destination = destination_instances.add_destination(store, spaceId, metadataId, name, settings,
                                                         True if enabled is None else enabled)
     return DestinationResult(destination=shapes.destination(destination))

@@ -69,7 +69,8 @@ def create_filter_for_space(
 ) -> FilterOutput:
     """Create a space filter: enabled filters with drop true discard every incoming event matching
     `if` before identity resolution, and count what they drop. `if` is FQL; an invalid one is
-    refused with the line and column of the error. At most 10 filters per space. Returns {filter}."""
+    refused with the line and column of the error. At most 10 filters per space. Returns {filter}.
+    FQL reference: resource segment-audiences://reference/fql."""
     row = filter_store.create_filter(store, integrationId, name, if_, enabled=enabled, description=description, drop=drop)
     return FilterOutput(filter=_filter(store, row))
 
