@@ -67,6 +67,7 @@ def test_http_port_zero_takes_a_free_port_and_logs_it(tmp_path):
 
 def test_mcp_still_starts_when_the_default_http_port_is_taken(tmp_path):
     holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not refused for connections in TIME_WAIT
     try:
         holder.bind(("127.0.0.1", 8000))
         holder.listen()
