@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(store: Store, args: argparse.Namespace) -> int:
     from server.app import build_server
     from server.http import serve_http
-    from server.web import api_app, serve_api_in_background
+    from server.web import api_app
 
     log = logging.getLogger("segment_audiences")
     created = spaces.ensure_default_space(store)
@@ -59,7 +59,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     shared = args.transport != "stdio" and args.http_port in (None, mcp_port)
     api_port = None
     if not shared and args.http_port != "off":
-        api_port = _serve_api(log, lambda port: serve_api_in_background(store, args.host, port), args)
+        api_port = _serve_api(log, store, args)
         if api_port is None and args.http_port is not None:
             return 2
     server = build_server(store, read_only=args.read_only, toolsets=args.toolsets)
@@ -82,12 +82,14 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_api(log: logging.Logger, start, args: argparse.Namespace) -> int | None:
+def _serve_api(log: logging.Logger, store: Store, args: argparse.Namespace) -> int | None:
     """Start the Tracking and Profile APIs on their own port: `--http-port` if given (failing to get
     it is an error), else 8000, and if 8000 is taken, none (MCP still starts; the log says why)."""
+    from server.web import serve_api_in_background
+
     port = DEFAULT_API_PORT if args.http_port is None else args.http_port
     try:
-        bound = start(port)
+        bound = serve_api_in_background(store, args.host, port)
     except OSError as error:
         if args.http_port is not None:
             print(f"error: cannot serve the Tracking and Profile APIs on {args.host}:{port}: {error}", file=sys.stderr)

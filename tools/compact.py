@@ -65,8 +65,7 @@ def _outline(node: Any, defs: dict[str, Any], depth: int, levels: int) -> Any:
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
-        target = _compact(defs[node["$ref"].removeprefix("#/$defs/")])
-        return _outline({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs, depth, levels)
+        return _outline(_compact(resolve_ref(node, defs)), defs, depth, levels)
     node = {key: value for key, value in node.items() if key not in ("description", "$defs")}
     if node.get("type") == "object" and "properties" in node:
         if depth >= levels:
@@ -75,3 +74,11 @@ def _outline(node: Any, defs: dict[str, Any], depth: int, levels: int) -> Any:
         return node
     return {key: _outline(value, defs, depth, levels) if key in ("items", "anyOf", "additionalProperties") else value
             for key, value in node.items()}
+
+
+def resolve_ref(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with a `#/$defs/…` reference replaced by the definition (its own keys kept beside)."""
+    reference = schema.get("$ref", "")
+    if reference.startswith("#/$defs/"):
+        return {**defs.get(reference.removeprefix("#/$defs/"), {}), **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema

@@ -12,6 +12,8 @@ import difflib
 from collections.abc import Iterator
 from typing import Any
 
+from tools.compact import resolve_ref
+
 
 def forbid_unknown(schema: dict[str, Any]) -> dict[str, Any]:
     """The input schema with `additionalProperties: false` on the arguments object itself (nested
@@ -27,9 +29,9 @@ def unknown_arguments(schema: dict[str, Any], arguments: dict[str, Any]) -> list
 
 
 def _unknown(schema: dict[str, Any], value: Any, defs: dict[str, Any], path: str) -> Iterator[dict[str, str]]:
-    schema = _resolve(schema, defs)
+    schema = resolve_ref(schema, defs)
     if "anyOf" in schema:
-        branches = [_resolve(branch, defs) for branch in schema["anyOf"]]
+        branches = [resolve_ref(branch, defs) for branch in schema["anyOf"]]
         fitting = [branch for branch in branches if _fits(branch, value)]
         if len(fitting) == 1:
             yield from _unknown(fitting[0], value, defs, path)
@@ -46,13 +48,6 @@ def _unknown(schema: dict[str, Any], value: Any, defs: dict[str, Any], path: str
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
             yield from _unknown(schema["items"], item, defs, f"{path}[{index}]")
-
-
-def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    reference = schema.get("$ref", "")
-    if reference.startswith("#/$defs/"):
-        return {**defs.get(reference.removeprefix("#/$defs/"), {}), **{k: v for k, v in schema.items() if k != "$ref"}}
-    return schema
 
 
 def _fits(schema: dict[str, Any], value: Any) -> bool:
