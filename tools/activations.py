@@ -21,13 +21,12 @@ from tools.models import (
 )
 from tools.registry import read, remove, write
 
-AudienceIdParam = resource_id("Audience id (aud_…), or a computed trait id (tra_…).")
+AudienceIdParam = resource_id("Audience (aud_…) or computed trait (tra_…) id.")
 ActivationId = resource_id("Activation id (act_…).")
 ACTIVATION_TYPES = (
-    "Audiences: 'Audience Entered', 'Audience Exited' (Track) or 'Audience Membership Changed' (Identify, "
-    "both); LINKED audiences also 'Entity Added', 'Entity Removed', 'Entity Values Changed', 'All Events'. "
-    "Computed traits: 'Audience Membership Changed' (Identify traits.<key>) or 'All Events' (Track Trait "
-    "Computed), sent on every value change."
+    "Audiences: 'Audience Entered', 'Audience Exited' (Track), 'Audience Membership Changed' (Identify); "
+    "LINKED also 'Entity Added', 'Entity Removed', 'Entity Values Changed', 'All Events'. "
+    "Computed traits: 'Audience Membership Changed' (Identify) or 'All Events' (Track)."
 )
 
 
@@ -45,20 +44,19 @@ def add_activation_to_audience(
     store: Store,
     spaceId: SpaceId,
     audienceId: AudienceIdParam,
-    connectionId: Annotated[str, Field(min_length=1, description="Connection id (ii_…) of this audience, from add_destination_to_audience.")],
-    activationName: Annotated[str, Field(min_length=1, description="A name for the activation.")],
+    connectionId: Annotated[str, Field(min_length=1, description="Connection id (ii_…), from add_destination_to_audience.")],
+    activationName: Annotated[str, Field(min_length=1)],
     activationType: Annotated[str, Field(description=ACTIVATION_TYPES)],
-    performResync: Annotated[bool, Field(description="true resends every current member; false sends only future changes.")],
-    personalization: Annotated[PersonalizationInput, Field(description="{profile: {properties: [trait…], mapping: {trait: sentName}}}.")],
-    destinationMapping: Annotated[Optional[DestinationMappingInput], Field(description="Action destinations: {actionId, settings}.")] = None,
-    displayName: Annotated[Optional[str], Field(description="Optional label (warehouses).")] = None,
+    performResync: Annotated[bool, Field(description="true resends every member; false sends only changes.")],
+    personalization: PersonalizationInput,
+    destinationMapping: Annotated[Optional[DestinationMappingInput], Field(description="Action destinations only.")] = None,
+    displayName: Annotated[Optional[str], Field(description="Label (warehouses).")] = None,
     enabled: Annotated[Optional[bool], Field(description="Default true.")] = None,
 ) -> ActivationResult:
-    """Add an activation to a destination connection of an audience or computed trait: which events it
-    sends (activationType), with which profile traits (personalization), through which destination action
-    (destinationMapping; see segment_audiences_list_supported_destinations_from_audience).
-    A personalization trait no profile has yet is accepted and named in `warnings`.
-    Returns {activation} with id act_…."""
+    """Add an activation to a connection: which events (activationType), with which traits
+    (personalization), through which action (destinationMapping; see
+    segment_audiences_list_supported_destinations_from_audience). A trait no profile has yet is named in
+    `warnings`. Returns {activation} (act_…)."""
     row = activations.add_activation(
         store,
         spaceId,
@@ -78,9 +76,9 @@ def add_activation_to_audience(
 def get_activation_from_audience(
     store: Store, spaceId: SpaceId, audienceId: AudienceIdParam, id: ActivationId
 ) -> ActivationResult:
-    """Get one activation of an audience or computed trait. performResync reads true while a full resync is pending or
-    still going out; the extra field `delivery` reports pending, retrying, delivered and
-    dead-lettered counts and the last error."""
+    """Get one activation. performResync reads true while a full resync is pending or going out; the
+    extra field `delivery` counts pending, retrying, delivered and dead-lettered events, with the last
+    error."""
     row = activations.get_activation(store, spaceId, audienceId, id)
     return _result(store, row)
 
@@ -89,10 +87,10 @@ def list_activations_from_audience(
     store: Store,
     spaceId: SpaceId,
     audienceId: AudienceIdParam,
-    pagination: Annotated[Optional[PaginationInput], Field(description="{cursor, count 1..1000}.")] = None,
+    pagination: Optional[PaginationInput] = None,
 ) -> ActivationsOutput:
-    """List the activations of an audience or computed trait across all its destination connections, each with its
-    delivery health (extra field `delivery`: pending, retrying, delivered, deadLettered, lastError)."""
+    """List the activations of an audience or computed trait across its connections, each with (extra)
+    `delivery` health."""
     page = activations.list_activations(store, spaceId, audienceId, shapes.page_request(pagination))
     health = outbox.health_of(store, [row.id for row in page.items])
     return ActivationsOutput(
@@ -106,11 +104,11 @@ def update_activation_for_audience(
     spaceId: SpaceId,
     audienceId: AudienceIdParam,
     id: ActivationId,
-    activationName: Annotated[Optional[str], Field(description="New name; empty is ignored.")] = None,
-    destinationMapping: Annotated[Optional[DestinationMappingInput], Field(description="New settings; the actionId cannot change.")] = None,
-    displayName: Annotated[Optional[str], Field(description="New label; an empty string clears it.")] = None,
+    activationName: Annotated[Optional[str], Field(description="Empty is ignored.")] = None,
+    destinationMapping: Annotated[Optional[DestinationMappingInput], Field(description="The actionId cannot change.")] = None,
+    displayName: Annotated[Optional[str], Field(description="Empty clears it.")] = None,
     enabled: Optional[bool] = None,
-    performResync: Annotated[Optional[bool], Field(description="true resends every current member with the new configuration.")] = None,
+    performResync: Annotated[Optional[bool], Field(description="true resends every member.")] = None,
     personalization: Optional[PersonalizationInput] = None,
 ) -> ActivationResult:
     """Update an activation; only the fields given change. Returns {activation}."""

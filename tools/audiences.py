@@ -27,7 +27,7 @@ from tools.models import (
 from tools.registry import read, remove, write
 
 AudienceIdParam = resource_id("Audience id (aud_…).")
-Include = Annotated[Optional[Literal["schedules"]], Field(description="'schedules' adds each audience's schedules.")]
+Include = Annotated[Optional[Literal["schedules"]], Field(description="'schedules' adds their schedules.")]
 
 
 class AudienceOutput(BaseModel):
@@ -52,24 +52,19 @@ class ConsumersOutput(BaseModel):
 def create_audience(
     store: Store,
     spaceId: SpaceId,
-    audienceType: Annotated[AudienceType, Field(description="USERS (profiles), ACCOUNTS (accounts) or LINKED (entities).")],
-    definition: Annotated[AudienceDefinitionInput, Field(description="{query: CQL, targetEntity?: LINKED only}.")],
-    name: Annotated[str, Field(min_length=1, description="Name; the audience key is its snake_case, e.g. 'VIP Users' → vip_users.")],
+    audienceType: Annotated[AudienceType, Field(description="Members are profiles, accounts or (LINKED) entities.")],
+    definition: AudienceDefinitionInput,
+    name: Annotated[str, Field(min_length=1, description="The key is its snake_case: 'VIP Users' → vip_users.")],
     description: Optional[str] = None,
-    enabled: Annotated[Optional[bool], Field(description="Compute the audience (default true).")] = None,
-    options: Annotated[Optional[AudienceOptionsInput], Field(description="History and identifier options.")] = None,
+    enabled: Annotated[Optional[bool], Field(description="Default true.")] = None,
+    options: Optional[AudienceOptionsInput] = None,
 ) -> AudienceOutput:
-    """Create an audience from a CQL definition, e.g. {"query": "event('Order Completed').within(30 days).count() >= 3"}.
-
-    The query must be a condition (true/false per profile). A mistake is reported with its line and
-    column and what was expected there; a trait('<key>') that no audience, computed trait or profile
-    has is accepted and named in `warnings`. The key (the trait that carries membership, usable as
-    trait('<key>') in other audiences) is the snake_case of the name and never changes. With
-    includeHistoricalData (the default) every stored event counts, bounded only by the definition's
-    own windows (backfillEventDataDays limits it); false counts only events from now on. Returns
-    {audience} with id aud_…; next, connect a destination with
-    segment_audiences_add_destination_to_audience or read it with segment_audiences_get_audience.
-    CQL reference: resource segment-audiences://reference/cql."""
+    """Create an audience from a CQL condition, e.g. {"query": "event('Order Completed').within(30
+    days).count() >= 3"}. A mistake is reported with its line, column and what was expected; a
+    trait('<key>') nobody has is accepted and named in `warnings`. The key (usable as trait('<key>')
+    elsewhere) is the name's snake_case and never changes. With includeHistoricalData (default) stored
+    events count, within the definition's windows. Returns {audience} (aud_…); next:
+    segment_audiences_add_destination_to_audience. CQL: resource segment-audiences://reference/cql."""
     row = audiences.create_audience(
         store,
         spaceId,
@@ -90,11 +85,11 @@ def get_audience(
     spaceId: SpaceId,
     id: AudienceIdParam,
     include: Include = None,
-    explain: Annotated[Optional[bool], Field(description="Addition to the Public API: true adds `explain` (the compiled SQL, the cadence and its reason, the keys and events read).")] = None,
+    explain: Annotated[Optional[bool], Field(description="Extra: true adds `explain` (SQL, cadence and why, keys and events read).")] = None,
 ) -> GetAudienceOutput:
-    """Get one audience: definition, key, status (Preparing until first computed, then Live, or
-    Failed), size.count (members), options, computeCadence (REALTIME or BATCH) and, with
-    include='schedules', its run schedules. Find ids with segment_audiences_list_audiences."""
+    """Get one audience: definition, key, status (Preparing until first computed, then Live, or Failed),
+    size.count, options, computeCadence (REALTIME or BATCH) and, with include='schedules', its
+    schedules."""
     row = audiences.get_audience(store, spaceId, id)
     schedules = audiences.schedules_by_audience(store, [row.id])[row.id] if include else None
     state = runs.states(store, [row.id]).get(row.id)
@@ -108,8 +103,8 @@ def get_audience(
 def list_audiences(
     store: Store,
     spaceId: SpaceId,
-    search: Annotated[Optional[AudienceSearchInput], Field(description="{type: NAME|KEY|DEFINITION, query}.")] = None,
-    pagination: Annotated[Optional[AudiencesPaginationInput], Field(description="{cursor, count 1..200}.")] = None,
+    search: Optional[AudienceSearchInput] = None,
+    pagination: Optional[AudiencesPaginationInput] = None,
     include: Include = None,
 ) -> ListAudiencesOutput:
     """List the audiences of a space, oldest first, optionally searched by name, key prefix or
@@ -131,17 +126,16 @@ def update_audience_for_space(
     store: Store,
     spaceId: SpaceId,
     id: AudienceIdParam,
-    definition: Annotated[Optional[AudienceDefinitionUpdate], Field(description="{query} to replace the definition.")] = None,
+    definition: Optional[AudienceDefinitionUpdate] = None,
     description: Optional[str] = None,
-    enabled: Annotated[Optional[bool], Field(description="false stops computing (status Disabled); true resumes.")] = None,
-    name: Annotated[Optional[str], Field(min_length=1, description="New name; the key does not change.")] = None,
+    enabled: Annotated[Optional[bool], Field(description="false stops computing (Disabled); true resumes.")] = None,
+    name: Annotated[Optional[str], Field(min_length=1, description="The key does not change.")] = None,
     options: Optional[AudienceOptionsInput] = None,
 ) -> AudienceOutput:
-    """Update an audience; only the fields given change. A new definition is checked like on create
-    and may not switch the audience between REALTIME and BATCH (create a new audience instead).
-    The key never changes. enabled: false stops computing and sending (a one-off campaign's end);
-    enabled: true recomputes at once and sends destinations only the differences from the members
-    stored when it was disabled. Returns {audience} (and `warnings`, as on create)."""
+    """Update an audience; only the fields given change. A new definition is checked as on create and
+    may not switch between REALTIME and BATCH. enabled: false stops computing and sending; true
+    recomputes at once and sends only the differences since it was disabled. Returns {audience} (and
+    `warnings`)."""
     row = audiences.update_audience(
         store,
         spaceId,
@@ -157,10 +151,9 @@ def update_audience_for_space(
 
 
 def remove_audience_from_space(store: Store, spaceId: SpaceId, id: AudienceIdParam) -> Status:
-    """Remove an audience. It stops computing and disappears from reads; its key stays reserved and
-    its history is kept. Refused with a conflict while other audiences or computed traits read it
-    (trait('<its key>')): remove or edit those first. Returns {status: SUCCESS}; removing it again
-    answers not-found."""
+    """Remove an audience: it stops computing and leaves reads; its key stays reserved. Refused
+    (conflict) while others read it with trait('<its key>'): remove or edit those first. Returns
+    {status: SUCCESS}."""
     audiences.remove_audience(store, spaceId, id)
     return Status(status="SUCCESS")
 
@@ -169,9 +162,9 @@ def list_audience_consumers_from_space_and_audience(
     store: Store,
     spaceId: SpaceId,
     id: AudienceIdParam,
-    pagination: Annotated[Optional[PaginationInput], Field(description="{cursor, count 1..1000}.")] = None,
-    search: Annotated[Optional[AudienceSearchInput], Field(description="{type: NAME|KEY|DEFINITION, query}.")] = None,
-    sort: Annotated[Optional[ConsumersSortInput], Field(description="{field: CREATED_AT|NAME|UPDATED_AT, direction: ASC|DESC}.")] = None,
+    pagination: Optional[PaginationInput] = None,
+    search: Optional[AudienceSearchInput] = None,
+    sort: Optional[ConsumersSortInput] = None,
 ) -> ConsumersOutput:
     """List the audiences whose definitions use this audience, i.e. reference trait('<its key>').
     Check this before removing or changing an audience others depend on."""

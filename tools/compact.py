@@ -3,8 +3,9 @@
 Pydantic's JSON schemas repeat what the names already say: a `title` on every property, `default:
 null` on every optional one, and `anyOf [X, null]` for each optional field. Optional arguments may be
 left out, and results leave out what they do not have (see `registry.public`), so a null never has
-to be written: `compact` drops those, and every type, enum, bound, description and `$defs` entry of
-an input schema stays.
+to be written: `compact` drops those. It also leaves string lengths (an id's 1 to 255 characters) to
+the server, whose error names the field, and writes a definition used once where it is used. Every
+type, enum, numeric bound, default and description of an input schema stays.
 
 Output schemas are outlined (`outline`): the result's own fields and those of the resource it
 carries (an audience's id, name, status, size…), with objects nested deeper published as plain
@@ -14,15 +15,45 @@ the shapes in full are the Segment Public API's.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 
 def compact(schema: dict[str, Any]) -> dict[str, Any]:
-    """`schema` rewritten in place without titles, null defaults and null branches; returns it."""
-    rewritten = _compact(schema)
+    """`schema` rewritten in place without titles, null defaults, null branches and string lengths,
+    with the definitions used once inlined; returns it."""
+    rewritten = _inline_single_use(_compact(schema))
     schema.clear()
     schema.update(rewritten)
     return schema
+
+
+def _inline_single_use(schema: dict[str, Any]) -> dict[str, Any]:
+    defs = schema.get("$defs", {})
+    uses = Counter(_references(schema))
+    single = {name for name in defs if uses[name] == 1}
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if node.get("$ref", "").removeprefix("#/$defs/") in single:
+            node = resolve_ref(node, defs)
+        return {key: inline(value) for key, value in node.items() if key != "$defs"}
+
+    rewritten = inline(schema)
+    kept = {name: inline(definition) for name, definition in defs.items() if name not in single}
+    return {**rewritten, "$defs": kept} if kept else rewritten
+
+
+def _references(node: Any) -> list[str]:
+    if isinstance(node, list):
+        return [name for item in node for name in _references(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node["$ref"].removeprefix("#/$defs/")] if isinstance(node.get("$ref"), str) else []
+    return own + [name for value in node.values() for name in _references(value)]
 
 
 def _compact(value: Any) -> Any:
@@ -31,7 +62,8 @@ def _compact(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     node = {key: item for key, item in value.items()
-            if not (key == "title" and isinstance(item, str)) and not (key == "default" and item is None)}
+            if not (key == "title" and isinstance(item, str)) and not (key == "default" and item is None)
+            and not (key in ("minLength", "maxLength") and value.get("type") == "string")}
     if "properties" in node:
         node["properties"] = {name: _compact(item) for name, item in node["properties"].items()}
     if "$defs" in node:

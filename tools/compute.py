@@ -35,14 +35,14 @@ class RunOutput(BaseModel):
 def create_audience_preview(
     store: Store,
     spaceId: SpaceId,
-    audienceType: Annotated[AudienceType, Field(description="USERS (profiles), ACCOUNTS (accounts) or LINKED (entities).")],
-    definition: Annotated[AudienceDefinitionInput, Field(description="{query: CQL}, as for create_audience.")],
-    options: Annotated[Optional[PreviewOptionsInput], Field(description="{filterByExternalIds?, backfillEventDataDays?}.")] = None,
+    audienceType: Annotated[AudienceType, Field(description="Members are profiles, accounts or (LINKED) entities.")],
+    definition: Annotated[AudienceDefinitionInput, Field(description="As for create_audience.")],
+    options: Optional[PreviewOptionsInput] = None,
 ) -> PreviewIdOutput:
-    """Start computing how many profiles a definition would hold, without saving anything. Returns
-    {audiencePreview: {id: prv_…}} at once; poll segment_audiences_get_audience_preview with that id
-    until status is COMPLETED (size and up to 100 sample members) or FAILED (failureReason). The
-    definition is checked first, so a CQL mistake is reported right here."""
+    """Start computing how many profiles a definition would hold, saving nothing; CQL mistakes are
+    reported here. Returns {audiencePreview: {id: prv_…}} at once: poll
+    segment_audiences_get_audience_preview until COMPLETED (size, up to 100 members) or FAILED
+    (failureReason)."""
     row = previews.create_preview(
         store,
         spaceId,
@@ -63,9 +63,9 @@ def get_audience_preview(store: Store, spaceId: SpaceId, id: Annotated[str, reso
 def force_execute_audience_run(
     store: Store, spaceId: SpaceId, audienceId: Annotated[str, resource_id("Audience id (aud_…).")]
 ) -> RunOutput:
-    """Recompute an audience now, whatever its cadence (any audience type), and wait for it. Returns
-    {run: {id: run_…, status, size, entered, exited, error?}}; entries and exits go to the connected
-    destinations. A FAILED run keeps the previous members and its error says why."""
+    """Recompute an audience now, whatever its cadence, and wait. Returns {run: {id: run_…, status,
+    size, entered, exited, error?}}; changes go to the connected destinations. A FAILED run keeps the
+    previous members."""
     return RunOutput(run=shapes.run(runs.force_audience_run(store, spaceId, audienceId)))
 
 

@@ -36,19 +36,18 @@ class ComputedTraitsOutput(BaseModel):
 def create_computed_trait(
     store: Store,
     spaceId: SpaceId,
-    definition: Annotated[TraitDefinitionInput, Field(description="{query: CQL reducer, type: USERS|ACCOUNTS}.")],
-    name: Annotated[str, Field(min_length=1, description="Name; the trait key is its snake_case.")],
+    definition: TraitDefinitionInput,
+    name: Annotated[str, Field(min_length=1, description="The key is its snake_case.")],
     description: Optional[str] = None,
-    enabled: Annotated[Optional[bool], Field(description="Compute the trait (default true).")] = None,
+    enabled: Annotated[Optional[bool], Field(description="Default true.")] = None,
     options: Optional[TraitOptionsInput] = None,
 ) -> ComputedTraitOutput:
     """Create a computed trait: one value per profile (or account) reduced from its events, e.g.
-    event('Order Completed').within(30 days).sum(property('revenue')), .count(), .avg(...),
-    .mode(property('category'), 2), .last(property('plan')), .unique(property('sku')).count().
-    The value is stored as trait '<key>' (snake_case of the name) and can be used in audiences as
-    trait('<key>'); a trait('<key>') nobody has is accepted and named in `warnings`. Send its values
-    to destinations with segment_audiences_add_destination_to_audience (audienceId = the tra_… id).
-    Returns {computedTrait} with id tra_…. CQL reference: resource segment-audiences://reference/cql."""
+    event('Order Completed').within(30 days).sum(property('revenue')); also .count(), .avg(),
+    .mode(property('category'), 2), .last(property('plan')), .unique(property('sku')).count(). Stored as
+    trait '<key>' (the name's snake_case), usable in audiences; unknown trait('<key>') reads are named
+    in `warnings`. Send it with segment_audiences_add_destination_to_audience (audienceId = tra_…).
+    Returns {computedTrait} (tra_…). CQL: resource segment-audiences://reference/cql."""
     row = computed_traits.create_computed_trait(
         store,
         spaceId,
@@ -70,7 +69,7 @@ def get_computed_trait(store: Store, spaceId: SpaceId, id: TraitId) -> ComputedT
 def list_computed_traits(
     store: Store,
     spaceId: SpaceId,
-    pagination: Annotated[Optional[PaginationInput], Field(description="{cursor, count 1..1000}.")] = None,
+    pagination: Optional[PaginationInput] = None,
 ) -> ComputedTraitsOutput:
     """List the computed traits of a space, oldest first."""
     page = computed_traits.list_computed_traits(store, spaceId, shapes.page_request(pagination))
@@ -83,10 +82,10 @@ def update_computed_trait_for_space(
     store: Store,
     spaceId: SpaceId,
     id: TraitId,
-    definition: Annotated[Optional[TraitDefinitionInput], Field(description="{query, type} to replace the definition.")] = None,
+    definition: Optional[TraitDefinitionInput] = None,
     description: Optional[str] = None,
     enabled: Optional[bool] = None,
-    name: Annotated[Optional[str], Field(min_length=1, description="New name; the key does not change.")] = None,
+    name: Annotated[Optional[str], Field(min_length=1, description="The key does not change.")] = None,
 ) -> ComputedTraitOutput:
     """Update a computed trait; only the fields given change, and the key never does."""
     row = computed_traits.update_computed_trait(

@@ -22,11 +22,11 @@ from tools.models import (
 )
 from tools.registry import read, remove, write
 
-AudienceIdParam = resource_id("Audience id (aud_…), or a computed trait id (tra_…) to send its values.")
-ConnectionId = resource_id("Connection id (ii_…) from segment_audiences_list_destinations_from_audience.")
+AudienceIdParam = resource_id("Audience (aud_…) or computed trait (tra_…) id.")
+ConnectionId = resource_id("Connection id (ii_…), from list_destinations_from_audience.")
 IdSync = Annotated[
     Optional[list[IdSyncItem]],
-    Field(max_length=5, description="Up to 5 {externalId, strategy: first|last|all, mapTo?}; at most 3 'all'."),
+    Field(max_length=5, description="At most 3 'all'."),
 ]
 
 
@@ -56,15 +56,13 @@ def list_supported_destinations_from_audience(
     store: Store,
     spaceId: SpaceId,
     audienceType: Annotated[str, Field(min_length=1, description="USERS, ACCOUNTS or LINKED.")],
-    slug: Annotated[Optional[str], Field(description="Only this destination, e.g. webhooks-actions.")] = None,
-    actionId: Annotated[Optional[str], Field(description="Only destinations offering this action id.")] = None,
+    slug: Annotated[Optional[str], Field(description="Only this one, e.g. webhooks-actions.")] = None,
+    actionId: Annotated[Optional[str], Field(description="Only those with this action.")] = None,
 ) -> SupportedDestinationsOutput:
-    """List the destinations audiences (and computed traits) of this type can be sent to, keyed by
-    slug: their settings (for segment_audiences_create_destination), connectionSettings, actions (ids
-    and fields for destinationMapping), the Segment calls each accepts and the default ID sync.
-    Destinations without actions (MoEngage, Segment Tracking API) are configured with
-    connectionSettings {sendIdentify, sendTrack, sendGroup (ACCOUNTS only)}. Use it before
-    create_destination, add_destination_to_audience and add_activation_to_audience."""
+    """List, by slug, the destinations this audience type can be sent to: settings (for
+    segment_audiences_create_destination), connectionSettings, actions (ids and fields for
+    destinationMapping), accepted calls and default ID sync. Destinations without actions take
+    connectionSettings {sendIdentify, sendTrack, sendGroup (ACCOUNTS)}."""
     entries = destinations.supported_destinations(store, spaceId, audienceType, slug, actionId)
     return SupportedDestinationsOutput(destinations={entry.slug: shapes.catalog_entry(entry) for entry in entries})
 
@@ -73,19 +71,16 @@ def add_destination_to_audience(
     store: Store,
     spaceId: SpaceId,
     audienceId: AudienceIdParam,
-    destination: Annotated[DestinationInput, Field(description="{id: dst_… instance id, type: 'destination'}.")],
-    connectionSettings: Annotated[Optional[dict[str, Any]], Field(description="Destination-specific, e.g. {sendIdentify: true}.")] = None,
+    destination: DestinationInput,
+    connectionSettings: Annotated[Optional[dict[str, Any]], Field(description="Per destination, e.g. {sendIdentify: true}.")] = None,
     idSyncConfiguration: IdSync = None,
 ) -> AddDestinationOutput:
-    """Connect a destination instance of the space to an audience or a computed trait. The instance
-    must exist first: segment_audiences_list_destinations lists them, segment_audiences_create_destination
-    makes one. With the owner's history on (the default) the current members (or values) are sent
-    at once to destinations that send by themselves. An audience sends Identify traits.<key>:
-    true|false or Track Audience Entered/Exited; a computed trait sends Identify traits.<key>:
-    <value> or Track Trait Computed on every change; an ACCOUNTS one sends Group per account
-    (connectionSettings.sendGroup) and Identify/Track per user of the account. Omitted
-    idSyncConfiguration takes the destination's default. Returns {connection: {id: ii_…}}; next,
-    add an activation with segment_audiences_add_activation_to_audience using that id as connectionId."""
+    """Connect a destination instance (segment_audiences_list_destinations; create one with
+    segment_audiences_create_destination) to an audience or computed trait. With history on (default)
+    current members or values go out at once. Audiences send Identify traits.<key>: true|false or Track
+    Audience Entered/Exited; computed traits Identify traits.<key>: <value> or Track Trait Computed;
+    ACCOUNTS ones also Group (sendGroup). Omitted idSyncConfiguration takes the destination's default.
+    Returns {connection: {id: ii_…}}; next: segment_audiences_add_activation_to_audience."""
     view = destinations.connect(
         store,
         spaceId,
@@ -106,11 +101,11 @@ def list_destinations_from_audience(
     store: Store,
     spaceId: SpaceId,
     audienceId: AudienceIdParam,
-    pagination: Annotated[Optional[PaginationInput], Field(description="{cursor, count 1..1000}.")] = None,
+    pagination: Optional[PaginationInput] = None,
 ) -> ListDestinationsOutput:
-    """List the destination connections of an audience or computed trait (id ii_…, destination
-    instance, settings with secrets masked, idSyncConfiguration, connectionSettings) with their
-    delivery health (extra field `delivery`, counting the connection's own events and its activations')."""
+    """List the connections (ii_…) of an audience or computed trait: destination instance, settings
+    (secrets masked), idSyncConfiguration, connectionSettings and (extra) `delivery` health, its
+    activations' included."""
     page = destinations.list_connections(store, spaceId, audienceId, shapes.page_request(pagination))
     health = outbox.connection_health(store, [view.connection.id for view in page.items])
     return ListDestinationsOutput(

@@ -12,10 +12,10 @@ from tools.registry import read, remove, write
 from tools.shapes import iso
 
 FilterId = resource_id("Filter id (flt_…).")
-IntegrationId = Annotated[str, Field(min_length=1, max_length=255, description="The Space id (spa_…) to filter on.")]
+IntegrationId = Annotated[str, Field(min_length=1, max_length=255, description="Space id (spa_…).")]
 IF_HELP = (
-    "FQL condition, e.g. event = 'Button Clicked', type = 'identify' or type = 'track', "
-    "match(context.library.version, '1.*'), 'dark-mode' in properties.features, or all."
+    "FQL, e.g. event = 'Button Clicked', match(context.library.version, '1.*'), "
+    "'dark-mode' in properties.features, or all."
 )
 
 
@@ -39,8 +39,8 @@ class FilterOutput(BaseModel):
 
 
 class FiltersPaginationInput(Input):
-    cursor: Optional[int] = Field(None, ge=0, description="Offset of the first filter (pagination.next of the previous page).")
-    count: int = Field(10, ge=1, le=10, description="Filters per page, 1 to 10 (default 10).")
+    cursor: Optional[int] = Field(None, ge=0, description="pagination.next of the last page.")
+    count: int = Field(10, ge=1, le=10)
 
 
 class FiltersPaginationOutput(Output):
@@ -61,16 +61,15 @@ class DeletedOutput(BaseModel):
 def create_filter_for_space(
     store: Store,
     integrationId: IntegrationId,
-    name: Annotated[str, Field(min_length=1, max_length=255, description="The name of the filter.")],
+    name: Annotated[str, Field(min_length=1, max_length=255)],
     if_: Annotated[str, Field(alias="if", min_length=1, max_length=10_000, description=IF_HELP)],
-    enabled: Annotated[Optional[bool], Field(description="Whether the filter is enabled (default true).")] = None,
-    description: Annotated[Optional[str], Field(max_length=1000, description="The description of the filter.")] = None,
-    drop: Annotated[Optional[bool], Field(description="Whether matching events are dropped (default true).")] = None,
+    enabled: Annotated[Optional[bool], Field(description="Default true.")] = None,
+    description: Annotated[Optional[str], Field(max_length=1000)] = None,
+    drop: Annotated[Optional[bool], Field(description="Default true.")] = None,
 ) -> FilterOutput:
-    """Create a space filter: enabled filters with drop true discard every incoming event matching
-    `if` before identity resolution, and count what they drop. `if` is FQL; an invalid one is
-    refused with the line and column of the error. At most 10 filters per space. Returns {filter}.
-    FQL reference: resource segment-audiences://reference/fql."""
+    """Create a space filter: enabled filters with drop true discard incoming events matching `if`
+    before identity resolution, and count them. An invalid FQL `if` is refused with its line and column.
+    At most 10 per space. Returns {filter}. FQL: resource segment-audiences://reference/fql."""
     row = filter_store.create_filter(store, integrationId, name, if_, enabled=enabled, description=description, drop=drop)
     return FilterOutput(filter=_filter(store, row))
 
@@ -83,9 +82,7 @@ def get_filter_by_id(store: Store, id: FilterId) -> FilterOutput:
 def list_filters_for_space(
     store: Store,
     integrationId: IntegrationId,
-    pagination: Annotated[
-        Optional[FiltersPaginationInput], Field(description="{cursor: offset, count: 1..10}; pagination.next gives the next offset.")
-    ] = None,
+    pagination: Optional[FiltersPaginationInput] = None,
 ) -> FiltersOutput:
     """List a space's filters, oldest first, by offset pages of at most 10."""
     page = pagination or FiltersPaginationInput()
@@ -101,12 +98,12 @@ def list_filters_for_space(
 def update_filter_by_id(
     store: Store,
     id: FilterId,
-    integrationId: Annotated[Optional[str], Field(max_length=255, description="The filter's Space id; it cannot change.")] = None,
-    name: Annotated[Optional[str], Field(min_length=1, max_length=255, description="The name of the filter.")] = None,
+    integrationId: Annotated[Optional[str], Field(max_length=255, description="Cannot change.")] = None,
+    name: Annotated[Optional[str], Field(min_length=1, max_length=255)] = None,
     if_: Annotated[Optional[str], Field(alias="if", min_length=1, max_length=10_000, description=IF_HELP)] = None,
-    enabled: Annotated[Optional[bool], Field(description="Whether the filter is enabled.")] = None,
-    description: Annotated[Optional[str], Field(max_length=1000, description="The description of the filter.")] = None,
-    drop: Annotated[Optional[bool], Field(description="Whether matching events are dropped.")] = None,
+    enabled: Optional[bool] = None,
+    description: Annotated[Optional[str], Field(max_length=1000)] = None,
+    drop: Optional[bool] = None,
 ) -> FilterOutput:
     """Change a space filter; fields not given keep their values, and a new `if` is checked like on
     create. Returns {filter}."""

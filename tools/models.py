@@ -30,17 +30,17 @@ class Input(BaseModel):
 
 
 class PaginationInput(Input):
-    cursor: Optional[str] = Field(None, description="Opaque cursor from a previous page's pagination.next or .previous.")
-    count: int = Field(200, ge=1, le=1000, description="Items per page, 1 to 1000 (default 200).")
+    cursor: Optional[str] = Field(None, description="pagination.next (or .previous) of the last page.")
+    count: int = Field(200, ge=1, le=1000)
 
 
 class AudiencesPaginationInput(PaginationInput):
-    count: int = Field(200, ge=1, le=200, description="Items per page, 1 to 200 (default 200).")
+    count: int = Field(200, ge=1, le=200)
 
 
 class AudienceSearchInput(Input):
     type: Literal["NAME", "KEY", "DEFINITION"] = Field(
-        description="NAME and DEFINITION match anywhere (case-insensitive); KEY matches a prefix."
+        description="KEY matches a prefix; the others a substring, any case."
     )
     query: str = Field(min_length=1, max_length=255)
 
@@ -51,28 +51,28 @@ class ConsumersSortInput(Input):
 
 
 class AudienceDefinitionInput(Input):
-    query: str = Field(min_length=1, description="The CQL query, e.g. event('Order Completed').count() >= 1.")
-    targetEntity: Optional[str] = Field(None, description="LINKED audiences only: the target entity relationship slug (default 'profile').")
-    type: Optional[AudienceType] = Field(None, description="Older form of audienceType; if given it must equal audienceType.")
+    query: str = Field(min_length=1, description="CQL, e.g. event('Order Completed').count() >= 1.")
+    targetEntity: Optional[str] = Field(None, description="LINKED only: entity relationship slug (default profile).")
+    type: Optional[AudienceType] = Field(None, description="Older form of audienceType; must equal it.")
 
 
 class AudienceDefinitionUpdate(Input):
-    query: str = Field(min_length=1, description="The new CQL query.")
-    targetEntity: Optional[str] = Field(None, description="LINKED audiences only: the target entity relationship slug.")
+    query: str = Field(min_length=1, description="CQL.")
+    targetEntity: Optional[str] = Field(None, description="LINKED only: entity relationship slug.")
 
 
 class AudienceOptionsInput(Input):
-    includeHistoricalData: Optional[bool] = Field(None, description="Include every stored event from before the audience was created, bounded only by the definition's windows (default true; forced true for BATCH audiences). false: only events received from now on.")
+    includeHistoricalData: Optional[bool] = Field(None, description="Default true (always for BATCH): count stored events, within the definition's windows; false: only new ones.")
     filterByExternalIds: Optional[list[str]] = Field(
-        None, min_length=1, description="Profiles need one of these identifier types to be members. Default: user_id, email, android.idfa, ios.idfa."
+        None, min_length=1, description="Members need one of these id types (default user_id, email, android.idfa, ios.idfa)."
     )
-    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Limit history to this many days before creation, 1 to 36500 (default: all stored events); needs includeHistoricalData: true.")
-    includeAnonymousUsers: Optional[bool] = Field(None, description="Older option: true adds anonymous_id to filterByExternalIds.")
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Days of history (default all); with includeHistoricalData.")
+    includeAnonymousUsers: Optional[bool] = Field(None, description="Older: true adds anonymous_id to filterByExternalIds.")
 
 
 class TraitDefinitionInput(Input):
-    query: str = Field(min_length=1, description="A CQL reducer, e.g. event('Order Completed').within(30 days).sum(property('revenue')).")
-    type: TraitType = Field(description="USERS computes per profile, ACCOUNTS per account.")
+    query: str = Field(min_length=1, description="A CQL reducer, e.g. event('Order Completed').sum(property('revenue')).")
+    type: TraitType = Field(description="Per profile (USERS) or account.")
 
 
 class TraitOptionsInput(Input):
@@ -82,29 +82,29 @@ class TraitOptionsInput(Input):
 
 
 class PeriodicConfig(Input):
-    interval: Interval = Field(description="Run every interval, aligned to midnight UTC.")
+    interval: Interval = Field(description="Aligned to midnight UTC.")
 
 
 class SpecificDaysConfig(Input):
-    days: list[int] = Field(min_length=1, description="Weekdays, 0 = Sunday to 6 = Saturday.")
-    hours: list[int] = Field(min_length=1, description="Hours of the day, 0 to 23, in the time zone.")
-    timezone: str = Field(min_length=1, description="IANA time zone id, e.g. America/New_York.")
+    days: list[int] = Field(min_length=1, description="0 = Sunday … 6.")
+    hours: list[int] = Field(min_length=1, description="0 … 23, local.")
+    timezone: str = Field(min_length=1, description="IANA, e.g. America/New_York.")
 
 
 class DestinationInput(Input):
-    id: str = Field(min_length=1, description="The destination instance id (dst_…) from segment_audiences_list_destinations.")
+    id: str = Field(min_length=1, description="Instance id (dst_…), from list_destinations.")
     type: Literal["destination", "warehouse"] = "destination"
 
 
 class IdSyncItem(Input):
-    externalId: str = Field(min_length=1, description="Identifier type, e.g. user_id, email, anonymous_id, ios.idfa.")
-    strategy: Literal["first", "last", "all"] = Field(description="first = oldest value, last = newest, all = every value (one event each).")
-    mapTo: Optional[str] = Field(None, description="Destination-specific field name to send the identifier as.")
+    externalId: str = Field(min_length=1, description="Id type, e.g. user_id, email, ios.idfa.")
+    strategy: Literal["first", "last", "all"] = Field(description="Oldest, newest, or every value (an event each).")
+    mapTo: Optional[str] = Field(None, description="Field name to send it as.")
 
 
 class ProfilePersonalization(Input):
-    properties: Optional[list[str]] = Field(None, description="Profile traits to include in each event.")
-    mapping: Optional[dict[str, str]] = Field(None, description="Renames: trait name → name sent to the destination.")
+    properties: Optional[list[str]] = Field(None, description="Traits to send with each event.")
+    mapping: Optional[dict[str, str]] = Field(None, description="Trait → name sent.")
 
 
 class EntityPersonalization(Input):
@@ -114,13 +114,13 @@ class EntityPersonalization(Input):
 
 class PersonalizationInput(Input):
     profile: Optional[ProfilePersonalization] = None
-    entities: Optional[list[EntityPersonalization]] = Field(None, description="LINKED audiences only.")
-    syncEntityPropertyChanges: Optional[bool] = Field(None, description="Only with activationType 'Audience Membership Changed'.")
+    entities: Optional[list[EntityPersonalization]] = Field(None, description="LINKED only.")
+    syncEntityPropertyChanges: Optional[bool] = Field(None, description="Audience Membership Changed only.")
 
 
 class DestinationMappingInput(Input):
-    actionId: str = Field(min_length=1, description="An action id from segment_audiences_list_supported_destinations_from_audience.")
-    settings: Optional[dict[str, Any]] = Field(None, description="The action's fields, e.g. {url, method, headers} for webhooks-send.")
+    actionId: str = Field(min_length=1, description="From list_supported_destinations_from_audience.")
+    settings: Optional[dict[str, Any]] = Field(None, description="The action's fields, e.g. webhooks-send {url, method, headers}.")
 
 
 class GroupSubscriptionInput(Input):
@@ -129,10 +129,10 @@ class GroupSubscriptionInput(Input):
 
 
 class SubscriptionInput(Input):
-    key: str = Field(description="The email address, E.164 phone number (+14155550100) or push token.")
+    key: str = Field(description="Email, E.164 phone (+14155550100) or push token.")
     type: SubscriptionType
-    status: Optional[SubscriptionStatus] = Field(None, description="The global subscription status.")
-    groups: Optional[list[GroupSubscriptionInput]] = Field(None, description="EMAIL only: per-group statuses.")
+    status: Optional[SubscriptionStatus] = None
+    groups: Optional[list[GroupSubscriptionInput]] = Field(None, description="EMAIL only.")
 
 
 class SubscriptionQuery(Input):
@@ -153,9 +153,9 @@ Warnings = Annotated[Optional[list[str]], Field(
 
 class PreviewOptionsInput(Input):
     filterByExternalIds: Optional[list[str]] = Field(
-        None, min_length=1, description="Profiles need one of these identifier types. Default: user_id, email, android.idfa, ios.idfa."
+        None, min_length=1, description="Members need one of these id types (default user_id, email, android.idfa, ios.idfa)."
     )
-    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Days of history to read, 1 to 36500 (default: all stored events).")
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Days of history (default all).")
 
 
 class PaginationOutput(Output):

@@ -9,6 +9,7 @@ Every tool sets all four annotation hints; nothing here reaches outside this ser
 import functools
 import inspect
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -73,13 +74,18 @@ def register(server: MCPServer, store: Store, specs: list[ToolSpec]) -> None:
             bind(spec.fn, store),
             name=spec.name,
             title=spec.title,
-            description=inspect.getdoc(spec.fn),
+            description=one_line(inspect.getdoc(spec.fn) or ""),
             annotations=spec.annotations,
             structured_output=True,
         )
         tool = server._tool_manager.get_tool(spec.name)
         forbid_unknown(compact(tool.parameters))
         outline(tool.fn_metadata.output_schema)
+
+
+def one_line(docstring: str) -> str:
+    """A docstring's wrapped lines joined (hosts wrap descriptions themselves); paragraphs stay."""
+    return re.sub(r"(?<!\n)\n(?!\n)", " ", docstring)
 
 
 def bind(fn: Callable[..., BaseModel], store: Store) -> Callable[..., CallToolResult]:

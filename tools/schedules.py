@@ -15,8 +15,7 @@ ScheduleId = resource_id("Schedule id (sch_…).")
 Strategy = Literal["PERIODIC", "SPECIFIC_DAYS"]
 Config = Union[PeriodicConfig, SpecificDaysConfig]
 CONFIG_HELP = (
-    "PERIODIC: {interval: 15m|30m|1h|2h|4h|6h|8h|12h|1d}. "
-    "SPECIFIC_DAYS: {days: [0=Sunday..6], hours: [0..23], timezone: 'America/New_York'}."
+    "{interval} for PERIODIC, {days, hours, timezone} for SPECIFIC_DAYS."
 )
 
 
@@ -33,12 +32,11 @@ def add_audience_schedule_to_audience(
     spaceId: SpaceId,
     id: AudienceIdParam,
     config: Annotated[Config, Field(description=CONFIG_HELP)],
-    strategy: Annotated[Strategy, Field(description="PERIODIC or SPECIFIC_DAYS; must match config.")],
+    strategy: Annotated[Strategy, Field(description="Must match config.")],
 ) -> ScheduleOutput:
-    """Add a run schedule to an audience and get back its nextExecution (UTC). PERIODIC intervals
-    run on multiples of the interval since midnight UTC; SPECIFIC_DAYS run at the given hours of
-    the given weekdays in the time zone, DST-correct. Segment allows schedules only for LINKED
-    audiences; this server allows them for every audience type. Returns {audienceSchedule} (sch_…)."""
+    """Add a run schedule (any audience type; Segment allows LINKED only). PERIODIC runs on multiples of
+    the interval since midnight UTC; SPECIFIC_DAYS at the hours of the weekdays in the time zone,
+    DST-correct. Returns {audienceSchedule} (sch_…) with nextExecution (UTC)."""
     row = schedules.add_schedule(store, spaceId, id, strategy, config.model_dump())
     return ScheduleOutput(audienceSchedule=shapes.schedule(row))
 
@@ -64,7 +62,7 @@ def update_audience_schedule_for_audience(
     id: AudienceIdParam,
     scheduleId: ScheduleId,
     config: Annotated[Optional[Config], Field(description=CONFIG_HELP)] = None,
-    strategy: Annotated[Optional[Strategy], Field(description="Changing it needs a matching config.")] = None,
+    strategy: Annotated[Optional[Strategy], Field(description="Needs a matching config.")] = None,
 ) -> ScheduleOutput:
     """Change a schedule's strategy and/or config; nextExecution is recomputed."""
     row = schedules.update_schedule(store, spaceId, id, scheduleId, strategy, config.model_dump() if config else None)

@@ -20,13 +20,11 @@ class GetSpaceOutput(BaseModel):
 
 
 def list_spaces(
-    store: Store, pagination: Annotated[Optional[PaginationInput], Field(description="Optional {cursor, count}.")] = None
+    store: Store, pagination: Optional[PaginationInput] = None
 ) -> ListSpacesOutput:
-    """List the spaces (separate Engage environments) on this server, oldest first.
-
-    Returns {spaces: [{id, slug, name}], pagination}. Space ids look like spa_…; pass one as spaceId to
-    every other tool. Start here when you do not know the spaceId. Pass pagination.next as
-    pagination.cursor for the next page."""
+    """List the spaces (Engage environments), oldest first: {spaces: [{id: spa_…, slug, name}],
+    pagination}. Every other tool takes a spaceId; start here. Pass pagination.next as pagination.cursor
+    for the next page."""
     page = spaces.list_spaces(store, shapes.page_request(pagination))
     return ListSpacesOutput(spaces=[shapes.space(row) for row in page.items], pagination=shapes.pagination(page))
 

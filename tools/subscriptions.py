@@ -28,13 +28,12 @@ def replace_messaging_subscriptions_in_spaces(
     spaceId: SpaceId,
     subscriptions: Annotated[
         list[SubscriptionInput],
-        Field(min_length=1, max_length=1000, description="[{key, type, status?, groups?: [{name, status}]}]."),
+        Field(min_length=1, max_length=1000),
     ],
 ) -> ReplaceSubscriptionsOutput:
-    """Set subscription states: status is SUBSCRIBED, UNSUBSCRIBED or DID_NOT_SUBSCRIBE, for keys of type
-    EMAIL, SMS, WHATSAPP (E.164 numbers like +14155550100), IOS_PUSH or ANDROID_PUSH. EMAIL keys can
-    also set groups (a group can be subscribed only while the key is globally subscribed). Each key
-    succeeds or fails on its own; failures carry codes such as INVALID_EMAIL."""
+    """Set subscription states (SUBSCRIBED, UNSUBSCRIBED, DID_NOT_SUBSCRIBE) of EMAIL, SMS, WHATSAPP
+    (E.164, +14155550100), IOS_PUSH or ANDROID_PUSH keys; EMAIL keys also groups (only while globally
+    subscribed). Each key succeeds or fails alone; failures carry codes such as INVALID_EMAIL."""
     outcomes = subscription_store.replace_subscriptions(store, spaceId, [s.model_dump(exclude_none=True) for s in subscriptions])
     return ReplaceSubscriptionsOutput(
         successes=[_result(o) for o in outcomes if not o.errors], failures=[_result(o) for o in outcomes if o.errors]
@@ -45,7 +44,7 @@ def batch_query_messaging_subscriptions_for_space(
     store: Store,
     spaceId: SpaceId,
     subscriptions: Annotated[
-        list[SubscriptionQuery], Field(min_length=1, max_length=1000, description="[{key, type}].")
+        list[SubscriptionQuery], Field(min_length=1, max_length=1000)
     ],
 ) -> QuerySubscriptionsOutput:
     """Read subscription states of keys: status and groups per key; status is absent for a key never
