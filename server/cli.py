@@ -22,7 +22,7 @@ import sys
 from server.importer import import_file
 from server.worker import Worker
 from store import catalog, destination_instances, outbox, spaces
-from store.database import SchemaTooNew
+from store.schema import SchemaTooNew
 from store.errors import DomainError, InputValidation
 from store.pagination import PageRequest
 from store.store import DEFAULT_ACTOR, Store

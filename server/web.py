@@ -26,10 +26,26 @@ from store.store import Store
 def api_app(store: Store) -> ASGIApp:
     """The Tracking and Profile APIs (the Tracking API open to other origins); unknown paths and
     methods get a JSON answer too."""
-    return tracking_api.cross_origin(Starlette(
+    return tracking_api.cross_origin(_refusing_nul(Starlette(
         routes=[*tracking_api.routes(store), *profile_api.routes(store), *downloads_api.routes(store)],
         exception_handlers={404: _no_route, 405: _no_route},
-    ))
+    )))
+
+
+def _refusing_nul(app: ASGIApp) -> ASGIApp:
+    """`app` behind a 400 for a path or query holding a NUL character (`%00`): no database here
+    stores or looks up one faithfully (message bodies are checked by the Tracking API itself)."""
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            message = "The path or query holds a NUL character (%00), which no identifier or value may contain."
+            response = JSONResponse({"success": False, "code": "invalid_request", "message": message,
+                                     "error": {"code": "invalid_request", "message": message}}, status_code=400)
+            await response(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return route
 
 
 async def _no_route(request: Request, error: HTTPException) -> JSONResponse:

@@ -21,7 +21,7 @@ from backend.tracking.messages import (
     MAX_MESSAGE_BYTES,
     Message,
     MessageError,
-    check_depth,
+    check_structure,
     message_size,
     normalise,
     parse_time,
@@ -58,11 +58,12 @@ def accept(
     messages, rejected = [], []
     try:
         batch_sent_at = parse_time(sent_at, "sentAt")
+        check_structure(context)
     except MessageError as error:
         return IngestResult(), [Rejection(index, f"the batch's {error}") for index in range(len(raws))]
     for index, raw in enumerate(raws):
         try:
-            check_depth(raw)
+            check_structure(raw)
             if message_size(raw) > MAX_MESSAGE_BYTES:
                 raise MessageError(f"message is larger than {MAX_MESSAGE_BYTES // 1024} KB")
             messages.append(normalise(raw, received_at, batch_sent_at=batch_sent_at, batch_context=context))

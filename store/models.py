@@ -1,15 +1,85 @@
-"""The tables. Times are timezone-aware UTC; JSON columns hold the Public API's nested objects."""
+"""The tables. Times are timezone-aware UTC; JSON columns hold the Public API's nested objects.
+
+The same tables on SQLite and PostgreSQL, with PostgreSQL's own types where they matter: JSON is
+`jsonb` (documents the compiled CQL reads are kept as text on SQLite and read back as text on both),
+row ids are 64-bit, and every text column has the "C" collation, so text compares and sorts by code
+point as SQLite's BINARY does, whatever the database's default locale.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+import orjson
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, TypeDecorator, UniqueConstraint, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import UserDefinedType
+from sqlmodel import AutoString, Field, SQLModel
 
-SCHEMA_VERSION = 1
 
+class _Declared(UserDefinedType):
+    """A column type as the schema declares it, with no conversion of its own."""
+
+    cache_ok = True
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def get_col_spec(self, **kw) -> str:
+        return self.name
+
+
+class _jsonb_text(FunctionElement):
+    """The JSON text of a bound value, cast to jsonb on PostgreSQL."""
+
+    inherit_cache = True
+    type = Text()
+    name = "jsonb_text"
+
+
+@compiles(_jsonb_text)
+def _jsonb_text_default(element, compiler, **kw):
+    return compiler.process(element.clauses.clauses[0], **kw)
+
+
+@compiles(_jsonb_text, "postgresql")
+def _jsonb_text_postgresql(element, compiler, **kw):
+    return f"CAST({compiler.process(element.clauses.clauses[0], **kw)} AS jsonb)"
+
+
+class JsonText(TypeDecorator):
+    """A JSON document handled as its text: TEXT on SQLite, jsonb on PostgreSQL, where the driver is
+    told to return jsonb as text (`store.database.make_engine`)."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(_Declared("JSONB") if dialect.name == "postgresql" else Text())
+
+    def bind_expression(self, bindvalue):
+        return _jsonb_text(bindvalue)
+
+
+class JsonObject(JsonText):
+    """A JSON document handled as the Python value it holds (JSON on SQLite, jsonb on PostgreSQL)."""
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(_Declared("JSONB" if dialect.name == "postgresql" else "JSON"))
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else orjson.dumps(value).decode()
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else orjson.loads(value)
+
+
+def row_id() -> Any:
+    """An autoincrementing 64-bit row id (SQLite's INTEGER PRIMARY KEY is 64-bit already)."""
+    return Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                                autoincrement=True))
 
 class SchemaMeta(SQLModel, table=True):
     """Key/value facts about the database itself: `schema_version`, `workspace_id`."""
@@ -47,7 +117,7 @@ class Audience(SQLModel, table=True):
     audience_type: str
     query: str
     target_entity: str | None = None
-    options: dict[str, Any] = Field(sa_type=JSON)
+    options: dict[str, Any] = Field(sa_type=JsonObject)
     status: str
     compute_cadence: str
     cadence_reason: str
@@ -68,7 +138,7 @@ class ComputedTrait(SQLModel, table=True):
     enabled: bool
     query: str
     definition_type: str
-    options: dict[str, Any] = Field(sa_type=JSON)
+    options: dict[str, Any] = Field(sa_type=JsonObject)
     status: str
     compute_cadence: str
     cadence_reason: str
@@ -93,7 +163,7 @@ class AudienceSchedule(SQLModel, table=True):
     id: str = Field(primary_key=True)
     audience_id: str = Field(foreign_key="audience.id", index=True)
     strategy: str
-    config: dict[str, Any] = Field(sa_type=JSON)
+    config: dict[str, Any] = Field(sa_type=JsonObject)
     next_execution: datetime
     created_at: datetime
     updated_at: datetime
@@ -106,7 +176,7 @@ class Destination(SQLModel, table=True):
     space_id: str = Field(foreign_key="space.id", index=True)
     slug: str
     name: str
-    settings: dict[str, Any] = Field(sa_type=JSON)
+    settings: dict[str, Any] = Field(sa_type=JsonObject)
     enabled: bool = True
     created_at: datetime
     updated_at: datetime
@@ -121,8 +191,8 @@ class Connection(SQLModel, table=True):
     space_id: str = Field(foreign_key="space.id", index=True)
     audience_id: str = Field(index=True)
     destination_id: str = Field(foreign_key="destination.id")
-    id_sync_configuration: list[dict[str, Any]] = Field(sa_type=JSON)
-    connection_settings: dict[str, Any] = Field(sa_type=JSON)
+    id_sync_configuration: list[dict[str, Any]] = Field(sa_type=JsonObject)
+    connection_settings: dict[str, Any] = Field(sa_type=JsonObject)
     enabled: bool = True
     created_at: datetime
     updated_at: datetime
@@ -138,8 +208,8 @@ class Activation(SQLModel, table=True):
     activation_type: str
     activation_name: str
     display_name: str | None = None
-    personalization: dict[str, Any] = Field(sa_type=JSON)
-    destination_mapping: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    personalization: dict[str, Any] = Field(sa_type=JsonObject)
+    destination_mapping: dict[str, Any] | None = Field(default=None, sa_type=JsonObject)
     enabled: bool
     perform_resync: bool
     created_at: datetime
@@ -210,7 +280,7 @@ class Identifier(SQLModel, table=True):
     """An external id (`user_id:u1`, `email:…`, `group_id:g1`) and the canonical profile it resolves to."""
 
     __table_args__ = (UniqueConstraint("space_id", "value", "type", "collection"),)
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: int | None = row_id()
     space_id: str
     collection: str
     type: str
@@ -229,7 +299,7 @@ class Event(SQLModel, table=True):
         UniqueConstraint("space_id", "message_id"),
         Index("ix_event_profile_time", "profile_id", "timestamp_ms"),
     )
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: int | None = row_id()
     space_id: str
     profile_id: str
     message_id: str
@@ -238,10 +308,10 @@ class Event(SQLModel, table=True):
     timestamp_ms: int = Field(sa_type=BigInteger)
     received_at_ms: int = Field(sa_type=BigInteger)
     source_id: str
-    properties: str = Field(sa_type=Text)
-    traits: str | None = Field(default=None, sa_type=Text)
-    context: str = Field(sa_type=Text)
-    external_ids: str = Field(sa_type=Text)
+    properties: str = Field(sa_type=JsonText)
+    traits: str | None = Field(default=None, sa_type=JsonText)
+    context: str = Field(sa_type=JsonText)
+    external_ids: str = Field(sa_type=JsonText)
 
 
 class Trait(SQLModel, table=True):
@@ -250,7 +320,7 @@ class Trait(SQLModel, table=True):
     profile_id: str = Field(primary_key=True)
     key: str = Field(primary_key=True)
     space_id: str
-    value: str = Field(sa_type=Text)
+    value: str = Field(sa_type=JsonText)
     trait_class: str
     source_id: str
     updated_at_ms: int = Field(sa_type=BigInteger)
@@ -270,7 +340,7 @@ class ProfileMerge(SQLModel, table=True):
     """`merged_id` was folded into `canonical_id` by the message `message_id`."""
 
     __tablename__ = "profile_merge"
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: int | None = row_id()
     space_id: str = Field(index=True)
     merged_id: str = Field(index=True)
     canonical_id: str = Field(index=True)
@@ -322,8 +392,12 @@ class ComputeRun(SQLModel, table=True):
 class Membership(SQLModel, table=True):
     """One stay of a profile in an audience; the open rows (`exited_at_ms` NULL) are the members."""
 
-    __table_args__ = (Index("ix_membership_current", "computation_id", "exited_at_ms", "profile_id"),)
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    __table_args__ = (
+        Index("ix_membership_current", "computation_id", "exited_at_ms", "profile_id"),
+        Index("ux_membership_open", "computation_id", "profile_id", unique=True,
+              sqlite_where=text("exited_at_ms IS NULL"), postgresql_where=text("exited_at_ms IS NULL")),
+    )
+    id: int | None = row_id()
     space_id: str
     computation_id: str
     profile_id: str = Field(index=True)
@@ -338,11 +412,15 @@ class ComputedValue(SQLModel, table=True):
     still holds), so a past hour's values can be reconstructed like an audience's membership."""
 
     __tablename__ = "computed_value"
-    __table_args__ = (Index("ix_computed_value_current", "computation_id", "until_ms", "profile_id"),)
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    __table_args__ = (
+        Index("ix_computed_value_current", "computation_id", "until_ms", "profile_id"),
+        Index("ux_computed_value_open", "computation_id", "profile_id", unique=True,
+              sqlite_where=text("until_ms IS NULL"), postgresql_where=text("until_ms IS NULL")),
+    )
+    id: int | None = row_id()
     computation_id: str
     profile_id: str
-    value: str = Field(sa_type=Text)
+    value: str = Field(sa_type=JsonText)
     from_ms: int = Field(sa_type=BigInteger)
     until_ms: int | None = Field(default=None, sa_type=BigInteger)
 
@@ -375,7 +453,7 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_order", "target_id", "profile_id", "state", "id"),
         Index("ix_outbox_target", "target_id", "state"),
     )
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: int | None = row_id()
     space_id: str
     computation_id: str = Field(index=True)
     target_kind: str  # activation | connection
@@ -396,14 +474,14 @@ class OutboxMessage(SQLModel, table=True):
     delivered_at_ms: int | None = Field(default=None, sa_type=BigInteger)
     last_status: int | None = None
     last_error: str | None = Field(default=None, sa_type=Text)
-    value: str | None = Field(default=None, sa_type=Text)  # a computed trait's new value as JSON; NULL when cleared
+    value: str | None = Field(default=None, sa_type=JsonText)  # a computed trait's new value as JSON; NULL when cleared
 
 
 class DeliveryAttempt(SQLModel, table=True):
     """One request (or group of requests) made for an outbox row, and what came back."""
 
     __tablename__ = "delivery_attempt"
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: int | None = row_id()
     outbox_id: int = Field(index=True)
     space_id: str
     target_id: str
@@ -422,10 +500,21 @@ class AudiencePreview(SQLModel, table=True):
     id: str = Field(primary_key=True)
     space_id: str = Field(index=True)
     audience_type: str
-    definition: dict[str, Any] = Field(sa_type=JSON)
-    options: dict[str, Any] = Field(sa_type=JSON)
+    definition: dict[str, Any] = Field(sa_type=JsonObject)
+    options: dict[str, Any] = Field(sa_type=JsonObject)
     status: str  # RUNNING | COMPLETED | FAILED
     size: int | None = None
-    results: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
+    results: list[dict[str, Any]] | None = Field(default=None, sa_type=JsonObject)
     failure_reason: str | None = None
     created_at: datetime
+
+
+def _binary_collation_on_postgresql() -> None:
+    """Give every plain text column the "C" collation on PostgreSQL (see the module's docstring)."""
+    for table in SQLModel.metadata.tables.values():
+        for column in table.columns:
+            if type(column.type) in (AutoString, String):
+                column.type = column.type.with_variant(String(collation="C"), "postgresql")
+
+
+_binary_collation_on_postgresql()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, case, exists, func, or_, update
+from sqlalchemy import and_, bindparam, case, exists, func, literal_column, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -340,11 +340,12 @@ def health(session: Session, target_ids: Sequence[str]) -> dict[str, Health]:
     if not target_ids:
         return {}
     counts: dict[str, Counter] = {target_id: Counter() for target_id in target_ids}
+    tried = (OutboxMessage.attempts > literal_column("0")).label("tried")  # one expression, not two binds
     grouped = session.exec(
-        select(OutboxMessage.target_id, OutboxMessage.state, OutboxMessage.attempts > 0,
+        select(OutboxMessage.target_id, OutboxMessage.state, tried,
                func.max(case((col(OutboxMessage.run_id).startswith("rsy_"), 1), else_=0)), func.count())
         .where(col(OutboxMessage.target_id).in_(target_ids))
-        .group_by(OutboxMessage.target_id, OutboxMessage.state, OutboxMessage.attempts > 0)
+        .group_by(OutboxMessage.target_id, OutboxMessage.state, tried)
     ).all()
     resyncing = set()
     for target_id, state, tried, has_resync, count in grouped:

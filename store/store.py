@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 from sqlmodel import Session
 
 from backend.clock import Clock, SystemClock
-from store.database import data_dir, database_url, default_url, initialise, make_engine, writer
+from store.database import data_dir, database_url, default_url, make_engine, writer
+from store.schema import migrate
 
 DEFAULT_ACTOR = "segment-audiences"
 
@@ -30,7 +31,7 @@ class Store:
         self.engine = make_engine(self.url)
         self._writer = writer(self.engine)
         self._write_turn = threading.Lock()
-        self.workspace_id = initialise(self.engine)
+        self.workspace_id = migrate(self.engine)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -8,6 +8,7 @@ from backend.clock import FrozenClock
 from server.app import build_server
 from store import spaces
 from store.store import Store
+from tests.databases import database_url, drop_created
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc)
 
@@ -17,9 +18,16 @@ def anyio_backend():
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """PostgreSQL databases made for a test go when it ends (SQLite files go with tmp_path)."""
+    yield
+    drop_created()
+
+
 @pytest.fixture
 def store(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'test.db'}", clock=FrozenClock(NOW), actor="tester")
+    store = Store(database_url(tmp_path), clock=FrozenClock(NOW), actor="tester")
     yield store
     store.close()
 

@@ -4,25 +4,31 @@ statements run against it: so one test can ask both the evaluator and the SQL fo
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import Engine, create_engine, delete, insert
-from sqlmodel import SQLModel
+from sqlalchemy import Engine, delete, insert
 
 from backend.clock import to_ms
 from backend.cql import parse
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.cql.evaluate import ProfileData
-from store.models import Event, Profile, ProfileLink, Trait
+from store.database import make_engine
+from store.models import Event, Profile, ProfileLink, Space, Trait
+from store.schema import migrate
+from tests.databases import session_database_url
 
 TABLES = Tables(Profile.__table__, Event.__table__, Trait.__table__, ProfileLink.__table__)
 SPACE = "spa_test"
 
 
 def memory_engine() -> Engine:
-    engine = create_engine("sqlite://")
-    SQLModel.metadata.create_all(engine)
+    """An empty database with the schema: in memory on SQLite, or one kept for the session on PostgreSQL."""
+    engine = make_engine(session_database_url("cql"))
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(Space.__table__), [dict(id=SPACE, slug="test", name="Test", write_key="w",
+                                                          access_token_hash="h", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc))])
     return engine
 
 

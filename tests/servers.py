@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from tests.databases import database_url
+
 SPACE_CREATED = re.compile(r"id:\s+(\S+).*write key:\s+(\S+).*access token:\s+(\S+)", re.S)
 
 
@@ -17,7 +19,8 @@ def free_port() -> int:
 
 
 def server_env(tmp_path) -> dict[str, str]:
-    return {**os.environ, "SEGMENT_AUDIENCES_DB": f"sqlite:///{tmp_path / 'server.db'}"}
+    """The environment of a server process, with a database of this test's own."""
+    return {**os.environ, "SEGMENT_AUDIENCES_DB": database_url(tmp_path, "server")}
 
 
 def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:

@@ -11,6 +11,7 @@ from backend.clock import FrozenClock
 from store import audiences, recompute, runs, spaces
 from store.store import Store
 from tests.conftest import NOW
+from tests.databases import database_url
 from tests.ingest_helpers import rows, send
 
 RUN_UNTIL_OUTBOX = textwrap.dedent("""
@@ -31,7 +32,7 @@ RUN_UNTIL_OUTBOX = textwrap.dedent("""
 
 
 def test_a_run_killed_mid_transaction_leaves_the_previous_state(tmp_path):
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    url = database_url(tmp_path, "crash")
     store = Store(url, clock=FrozenClock(NOW))
     space_id = spaces.create_space(store, "Crash").space.id
     send(store, space_id, *[{"type": "track", "userId": f"u{n}", "event": "Signed Up",

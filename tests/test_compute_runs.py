@@ -208,7 +208,7 @@ def test_schedules_run_their_audience_and_move_on(store, shoppers):
     first = schedule.next_execution
     store.clock.set(NOW + timedelta(hours=1))
     assert recompute.run_due(store) == 1
-    [(reason,)] = rows(store, "select reason from compute_run where computation_id = :a order by rowid desc limit 1",
+    [(reason,)] = rows(store, "select reason from compute_run where computation_id = :a order by started_at_ms desc limit 1",
                        a=audience.id)
     assert reason == "schedule"
     assert schedules.get_schedule(store, shoppers, audience.id, schedule.id).next_execution > first

@@ -238,6 +238,16 @@ def test_mode_ties_go_to_the_alphabetically_first_value():
     assert value("event('E').mode(property('v'), 3)", ties) is None
 
 
+def test_text_order_is_by_code_point_on_every_database():
+    """Upper case before lower case and `_` between them, as SQLite's BINARY and PostgreSQL's "C"
+    order text, whatever the database's locale would say."""
+    mixed = ProfileData([event("E", ago(hours=n), v=v) for n, v in enumerate(["b", "_", "B", "a", "b", "B", "_", "a"])])
+    assert value("event('E').mode(property('v'), 2)", mixed) == "B"
+    assert value("event('E').min(property('v') as string)", mixed) == "B"
+    assert value("event('E').max(property('v') as string)", mixed) == "b"
+    assert value("event('E').unique(property('v'))", mixed) == ["B", "_", "a", "b"]
+
+
 def test_a_child_event_at_the_parent_time_is_not_after_it():
     query = "event('E').where(event('F').within(parent: 1 hours).count() >= 1).count() >= 1"
     assert not member(query, ProfileData([event("E", ago(hours=2)), event("F", ago(hours=2))]))

@@ -11,6 +11,7 @@ import orjson
 
 from store import spaces
 from store.store import Store
+from tests.databases import database_url
 from tests.delivery_helpers import activate, audience, connect, sign_up, wait_until, webhook
 from tests.ingest_helpers import rows
 from tests.receiver import Receiver
@@ -26,7 +27,7 @@ def start_worker(url):
 
 
 def test_a_killed_worker_loses_nothing_and_resends_only_what_was_in_flight(tmp_path):
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    url = database_url(tmp_path, "crash")
     store = Store(url)
     space_id = spaces.create_space(store, "Crash").space.id
     sign_up(store, space_id, *[f"user-{n:03}" for n in range(MEMBERS)])

@@ -16,6 +16,7 @@ from server.worker import DeliveryWorker
 from store import activations, outbox, spaces
 from store.store import Store
 from tests.conftest import NOW
+from tests.databases import database_url
 from tests.delivery_helpers import (activate, audience, connect, deliver, outbox_states, sign_up, wait_until,
                                     webhook)
 from tests.ingest_helpers import rows
@@ -117,7 +118,7 @@ async def test_a_request_is_abandoned_when_its_lease_is_about_to_end():
 
 @pytest.fixture
 def live_store(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'live.db'}")
+    store = Store(database_url(tmp_path, "live"))
     yield store
     store.close()
 

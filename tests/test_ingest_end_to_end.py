@@ -3,7 +3,6 @@ parallel senders; and an import killed half-way."""
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,7 +12,9 @@ import httpx
 import pytest
 from segment.analytics.client import Client as Analytics
 from segment.analytics.request import APIError
+from sqlalchemy.exc import OperationalError
 
+from tests.databases import database_url, fetch
 from tests.servers import SPACE_CREATED, free_port, server_env, server_with_space, wait_for_port
 
 
@@ -170,14 +171,13 @@ def test_parallel_senders_to_one_profile_lose_no_event_and_no_identifier(server,
         thread.join()
     assert errors == []
 
-    database = sqlite3.connect(tmp_path / "server.db")
-    canonical = database.execute(
-        "select profile_id from identifier where type = 'user_id' and value = 'shared-user'").fetchone()[0]
-    assert database.execute("select count(*) from event where profile_id = ?", (canonical,)).fetchone()[0] == 4 * per_sender
-    assert database.execute("select count(*) from event").fetchone()[0] == 4 * per_sender
-    ids = {row for row in database.execute("select type, value from identifier where profile_id = ?", (canonical,))}
+    url = database_url(tmp_path, "server")
+    [(canonical,)] = fetch(url, "select profile_id from identifier where type = 'user_id' and value = 'shared-user'")
+    assert fetch(url, "select count(*) from event where profile_id = :p", p=canonical) == [(4 * per_sender,)]
+    assert fetch(url, "select count(*) from event") == [(4 * per_sender,)]
+    ids = set(fetch(url, "select type, value from identifier where profile_id = :p", p=canonical))
     assert ids == {("user_id", "shared-user"), *(("anonymous_id", f"anon-{n}") for n in range(4))}
-    assert database.execute("select count(*) from profile where merged_into is null").fetchone()[0] == 1
+    assert fetch(url, "select count(*) from profile where merged_into is null") == [(1,)]
 
 
 def test_an_import_killed_half_way_leaves_whole_batches_and_a_consistent_store(tmp_path):
@@ -193,25 +193,24 @@ def test_an_import_killed_half_way_leaves_whole_batches_and_a_consistent_store(t
             out.write(json.dumps(message) + "\n")
     importer = subprocess.Popen([sys.executable, "-m", "server", "ingest", "--space", space_id, "--batch-size", "500",
                                  str(source)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    database = tmp_path / "server.db"
+    url = database_url(tmp_path, "server")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         time.sleep(0.2)
         try:
-            with sqlite3.connect(database, timeout=30) as probe:
-                if probe.execute("select count(*) from event").fetchone()[0] >= 2000:
-                    break
-        except sqlite3.OperationalError:
+            if fetch(url, "select count(*) from event")[0][0] >= 2000:
+                break
+        except OperationalError:
             continue
     importer.send_signal(signal.SIGKILL)
     importer.wait()
 
-    with sqlite3.connect(database) as check:
-        assert check.execute("pragma integrity_check").fetchone()[0] == "ok"
-        stored = check.execute("select count(*) from event").fetchone()[0]
-        assert 0 < stored < 40_000 and stored % 500 == 0
-        assert check.execute("select count(*) from event where profile_id not in (select id from profile)").fetchone()[0] == 0
-        assert check.execute("select count(*) from identifier where profile_id not in (select id from profile)").fetchone()[0] == 0
+    if url.startswith("sqlite"):
+        assert fetch(url, "pragma integrity_check") == [("ok",)]
+    [(stored,)] = fetch(url, "select count(*) from event")
+    assert 0 < stored < 40_000 and stored % 500 == 0
+    assert fetch(url, "select count(*) from event where profile_id not in (select id from profile)") == [(0,)]
+    assert fetch(url, "select count(*) from identifier where profile_id not in (select id from profile)") == [(0,)]
     resumed = subprocess.run([sys.executable, "-m", "server", "ingest", "--space", space_id, str(source)], env=env,
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -234,5 +233,4 @@ def test_the_stdio_server_serves_the_tracking_api_on_its_http_port(tmp_path):
     finally:
         process.stdin.close()
         process.wait(timeout=10)
-    with sqlite3.connect(tmp_path / "server.db") as database:
-        assert database.execute("select event from event").fetchall() == [("Over Stdio",)]
+    assert fetch(database_url(tmp_path, "server"), "select event from event") == [("Over Stdio",)]

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.databases import database_url
+
 INSPECTOR = os.environ.get("MCP_INSPECTOR_BIN", "")
 pytestmark = pytest.mark.skipif(not os.path.exists(INSPECTOR), reason="MCP_INSPECTOR_BIN not installed (.ci/run installs it)")
 
@@ -15,7 +17,7 @@ def inspector(tmp_path, *arguments: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MCP_CATALOG_PATH": str(tmp_path / "catalog.json"),
            "MCP_CLIENT_CONFIG_PATH": str(tmp_path / "clients.json")}
     command = [INSPECTOR, "--cli", "--format", "json", "-q",
-               "-e", f"SEGMENT_AUDIENCES_DB=sqlite:///{tmp_path / 'inspector.db'}",
+               "-e", f"SEGMENT_AUDIENCES_DB={database_url(tmp_path, 'inspector')}",
                sys.executable, "-m", "server", "serve", *arguments]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
 

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from store import destination_instances
 from store.models import SQLModel
 from tests.conftest import tool_errors
+from tests.databases import database_url
 
 pytestmark = pytest.mark.anyio
 JUNK = [None, "", " ", "x" * 300, -1, 0, 10**12, 3.5, True, [], [None], {}, {"a": {"b": []}}, "aud_" + "z" * 20,
@@ -59,7 +60,7 @@ async def test_random_and_adversarial_arguments_never_crash_or_write(client, sto
 
 
 def test_two_processes_share_one_database_without_losing_writes(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = database_url(tmp_path, "shared")
     script = (
         "import sys\n"
         "from store.store import Store\n"

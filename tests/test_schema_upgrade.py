@@ -1,18 +1,76 @@
-"""A database written by the previous release opens under this one with every row kept."""
+"""The schema is Alembic's: a database release 0.1.0 made opens under this one with every row kept, an
+older one is adopted, any number of processes may start at once, and a newer schema is refused."""
 
+import importlib
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
-from store import spaces
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, insert, select, text
+from sqlmodel import SQLModel
+
+from store import audiences, runs
+from store.schema import SchemaTooNew
 from store.store import Store
+from tests.databases import database_url, fetch, on_postgres
 
-# The two tables as the previous release created them: both pointed at audiences only.
-PREVIOUS_CONNECTION = """CREATE TABLE connection (
+RELEASE_DUMP = Path(__file__).parent / "fixtures" / "release-0.1.0.sql"
+RELEASE_WORKSPACE = "wsp_01m8eg89awh3dn8t08ftbhdpy3"
+RELEASE_AUDIENCE = "aud_01m8eg89cm4gppghjy7vpzxjq0"
+BASELINE = importlib.import_module("store.migrations.versions.0001_baseline").BASELINE
+
+
+def release_database(tmp_path) -> str:
+    """A database as release 0.1.0 left it (three members, their outbox rows, a computed trait): its
+    own dump on SQLite; on PostgreSQL, 0.1.0's tables with the same rows."""
+    dumped = tmp_path / "release.db"
+    with sqlite3.connect(dumped) as database:
+        database.executescript(RELEASE_DUMP.read_text())
+    if not on_postgres():
+        return f"sqlite:///{dumped}"
+    url = database_url(tmp_path, "release")
+    source, target = create_engine(f"sqlite:///{dumped}"), create_engine(url)
+    BASELINE.create_all(target)
+    with source.connect() as reading, target.begin() as writing:
+        for table in BASELINE.sorted_tables:
+            found = [dict(row._mapping) for row in reading.execute(select(table))]
+            if found:
+                writing.execute(insert(table), found)
+    for engine in (source, target):
+        engine.dispose()
+    return url
+
+
+def test_a_release_0_1_0_database_keeps_every_row_and_computes_on(tmp_path):
+    url = release_database(tmp_path)
+    store = Store(url)
+    try:
+        assert store.workspace_id == RELEASE_WORKSPACE
+        assert fetch(url, "select version_num from alembic_version") == [("0002",)]
+        assert fetch(url, "select value from schema_meta where key = 'schema_version'") == [("2",)]
+        assert fetch(url, "select count(*) from membership where exited_at_ms is null") == [(3,)]
+        assert fetch(url, "select count(*) from outbox") == [(3,)]
+        assert fetch(url, "select count(*) from event") == [(6,)]
+        [(space_id,)] = fetch(url, "select space_id from audience where id = :a", a=RELEASE_AUDIENCE)
+        assert audiences.get_audience(store, space_id, RELEASE_AUDIENCE).status == "Live"
+        assert runs.run(store, RELEASE_AUDIENCE, reason="forced").size == 3
+    finally:
+        store.close()
+    Store(url).close()  # a second start finds nothing left to do
+
+
+# The two tables as releases before 0.1.0 created them: both pointed at audiences only.
+OLDER_CONNECTION = """CREATE TABLE connection (
     id VARCHAR NOT NULL, space_id VARCHAR NOT NULL, audience_id VARCHAR NOT NULL, destination_id VARCHAR NOT NULL,
     id_sync_configuration JSON NOT NULL, connection_settings JSON NOT NULL, enabled BOOLEAN NOT NULL,
     created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL, PRIMARY KEY (id), UNIQUE (audience_id, destination_id),
     FOREIGN KEY(space_id) REFERENCES space (id), FOREIGN KEY(audience_id) REFERENCES audience (id),
     FOREIGN KEY(destination_id) REFERENCES destination (id))"""
-PREVIOUS_ACTIVATION = """CREATE TABLE activation (
+OLDER_ACTIVATION = """CREATE TABLE activation (
     id VARCHAR NOT NULL, space_id VARCHAR NOT NULL, audience_id VARCHAR NOT NULL, connection_id VARCHAR NOT NULL,
     activation_type VARCHAR NOT NULL, activation_name VARCHAR NOT NULL, display_name VARCHAR,
     personalization JSON NOT NULL, destination_mapping JSON, enabled BOOLEAN NOT NULL, perform_resync BOOLEAN NOT NULL,
@@ -21,54 +79,79 @@ PREVIOUS_ACTIVATION = """CREATE TABLE activation (
     FOREIGN KEY(connection_id) REFERENCES connection (id))"""
 
 
-def previous_release_database(path) -> str:
-    """A database with a space, an audience, a destination, a connection and an activation, whose
-    connection and activation tables have the previous release's foreign keys to `audience`."""
-    url = f"sqlite:///{path}"
-    store = Store(url)
-    space_id = spaces.create_space(store, "Old").space.id
-    store.close()
-    db = sqlite3.connect(path)
-    db.executescript(f"""
-        DROP TABLE activation; DROP TABLE connection;
-        {PREVIOUS_CONNECTION}; {PREVIOUS_ACTIVATION};
-        CREATE INDEX ix_connection_space_id ON connection (space_id);
-        CREATE INDEX ix_connection_audience_id ON connection (audience_id);
-        CREATE INDEX ix_activation_space_id ON activation (space_id);
-        CREATE INDEX ix_activation_audience_id ON activation (audience_id);
-        CREATE INDEX ix_activation_connection_id ON activation (connection_id);
-        INSERT INTO audience VALUES ('aud_1', '{space_id}', 'old', 'Old', NULL, 1, 'USERS', 'event(''A'').count() >= 1',
-            NULL, '{{}}', 'Live', 'REALTIME', '', 'me', 'me', '2026-01-01 00:00:00', '2026-01-01 00:00:00', NULL);
-        INSERT INTO destination VALUES ('dst_1', '{space_id}', 'webhooks-actions', 'Hook', '{{}}', 1,
-            '2026-01-01 00:00:00', '2026-01-01 00:00:00');
-        INSERT INTO connection VALUES ('ii_1', '{space_id}', 'aud_1', 'dst_1', '[]', '{{}}', 1,
-            '2026-01-01 00:00:00', '2026-01-01 00:00:00');
-        INSERT INTO activation VALUES ('act_1', '{space_id}', 'aud_1', 'ii_1', 'Audience Entered', 'Sync', NULL,
-            '{{"profile": {{"properties": []}}}}', NULL, 1, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00');
-    """)
-    db.commit()
-    db.close()
-    return url
-
-
 def foreign_keys(path, table):
     with sqlite3.connect(path) as db:
         return {(row[3], row[2]) for row in db.execute(f"PRAGMA foreign_key_list({table})")}
 
 
-def test_connections_and_activations_lose_their_audience_only_foreign_key_and_keep_their_rows(tmp_path):
-    path = tmp_path / "old.db"
-    url = previous_release_database(path)
+@pytest.mark.skipif(on_postgres(), reason="releases before 0.1.0 ran on SQLite only")
+def test_an_older_database_is_adopted_its_audience_only_foreign_keys_dropped_and_rows_kept(tmp_path):
+    url = release_database(tmp_path)
+    path = tmp_path / "release.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(f"""
+            PRAGMA foreign_keys=OFF;
+            CREATE TABLE old_connection AS SELECT * FROM connection; CREATE TABLE old_activation AS SELECT * FROM activation;
+            DROP TABLE activation; DROP TABLE connection;
+            {OLDER_CONNECTION}; {OLDER_ACTIVATION};
+            INSERT INTO connection SELECT * FROM old_connection; INSERT INTO activation SELECT * FROM old_activation;
+            DROP TABLE old_connection; DROP TABLE old_activation;
+        """)
     assert ("audience_id", "audience") in foreign_keys(path, "connection")
 
     Store(url).close()
 
     assert foreign_keys(path, "connection") == {("space_id", "space"), ("destination_id", "destination")}
     assert foreign_keys(path, "activation") == {("space_id", "space"), ("connection_id", "connection")}
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT id, audience_id, destination_id FROM connection").fetchall() == [("ii_1", "aud_1", "dst_1")]
-        assert db.execute("SELECT id, connection_id FROM activation").fetchall() == [("act_1", "ii_1")]
-        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert fetch(url, "select count(*) from connection") == [(1,)] and fetch(url, "select count(*) from activation") == [(1,)]
+    assert fetch(url, "pragma foreign_key_check") == []
+    indexes = {name for (name,) in fetch(url, "select name from sqlite_master where type = 'index'")}
     assert {"ix_connection_audience_id", "ix_activation_connection_id"} <= indexes
-    Store(url).close()  # a second start finds nothing left to do
+
+
+STARTER = """
+import sys
+from store.store import Store
+print(Store(sys.argv[1]).workspace_id)
+"""
+
+
+def test_processes_starting_at_once_on_an_empty_database_migrate_it_once(tmp_path):
+    url = database_url(tmp_path, "fresh")
+    starters = [subprocess.Popen([sys.executable, "-c", STARTER, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(4)]
+    answers = [starter.communicate(timeout=120) for starter in starters]
+    assert [starter.returncode for starter in starters] == [0] * 4, [error for _, error in answers]
+    assert len({out.strip() for out, _ in answers}) == 1
+    assert fetch(url, "select version_num from alembic_version") == [("0002",)]
+    assert fetch(url, "select count(*) from schema_meta where key = 'workspace_id'") == [(1,)]
+
+
+def test_a_database_migrated_by_a_newer_release_is_refused(tmp_path):
+    url = database_url(tmp_path)
+    Store(url).close()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("update alembic_version set version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(SchemaTooNew, match="9999"):
+        Store(url)
+
+
+def test_the_migrations_make_exactly_the_tables_the_models_describe(store):
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+
+
+@pytest.mark.skipif(not on_postgres(), reason="PostgreSQL's own types")
+def test_postgresql_keeps_json_as_jsonb_64_bit_row_ids_and_code_point_order(store):
+    url = store.url
+    types = dict(((table, column), kind) for table, column, kind in fetch(
+        url, "select table_name, column_name, data_type from information_schema.columns where table_schema = 'public'"))
+    assert types["event", "properties"] == types["audience", "options"] == types["trait", "value"] == "jsonb"
+    assert types["event", "id"] == types["outbox", "id"] == "bigint"
+    collations = {collation for (collation,) in fetch(url, "select distinct collation_name from information_schema.columns "
+                                                         "where table_schema = 'public' and data_type = 'character varying' "
+                                                         "and table_name <> 'alembic_version'")}
+    assert collations == {"C"}

@@ -3,7 +3,8 @@ with the closest valid name, instead of being silently dropped (`Enabled` for `e
 otherwise leave an audience enabled while the call succeeds).
 
 Objects whose schema allows any key (destination settings, mappings) are not checked here; their
-keys are checked against the catalog by the tools themselves.
+keys are checked against the catalog by the tools themselves. A NUL character in any argument string
+or name is refused too (`nul_characters`), as the Tracking API refuses it in messages.
 """
 
 from __future__ import annotations
@@ -26,6 +27,26 @@ def unknown_arguments(schema: dict[str, Any], arguments: dict[str, Any]) -> list
     """One `input-validation` error per argument name the schema does not know, naming the field by
     its path (`options.IncludeHistoricalData`) and the closest valid name."""
     return list(_unknown(schema, arguments, schema.get("$defs", {}), ""))
+
+
+def nul_characters(arguments: Any, path: str = "") -> list[dict[str, str]]:
+    """One `input-validation` error per argument string or name holding a NUL character (U+0000),
+    which no database here stores faithfully (PostgreSQL refuses it in text and jsonb)."""
+    errors = []
+    if isinstance(arguments, str) and "\x00" in arguments:
+        errors.append({"type": "input-validation", "message": f"{path}: holds a NUL character (U+0000); remove it",
+                       "field": path})
+    elif isinstance(arguments, dict):
+        for key, value in arguments.items():
+            field = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                errors.append({"type": "input-validation", "message": f"{field!r}: a name holds a NUL character "
+                               "(U+0000); remove it", "field": field})
+            errors.extend(nul_characters(value, field))
+    elif isinstance(arguments, list):
+        for index, item in enumerate(arguments):
+            errors.extend(nul_characters(item, f"{path}[{index}]"))
+    return errors
 
 
 def _unknown(schema: dict[str, Any], value: Any, defs: dict[str, Any], path: str) -> Iterator[dict[str, str]]:

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Select, Table, and_, exists, false, func, 
 
 from backend.clock import to_ms
 from backend.cql import ast
+from backend.cql.dialect import binary, json_array_of, julian_day, position
 from backend.cql.sqlvalues import (
     ConstValue,
     JsonValue,
@@ -33,7 +34,6 @@ from backend.cql.sqlvalues import (
     equal,
     instant_day,
     iso,
-    json_path,
     let,
     numeric_text,
     utc_date,
@@ -171,14 +171,13 @@ class _Compiler:
             trait = self.tables.trait.alias(f"t{next(self.names)}")
             document = select(trait.c.value).where(trait.c.profile_id == scope.profile_id,
                                                    trait.c.key == node.path[0]).correlate_except(trait)
-            return JsonValue(document.scalar_subquery(), json_path(node.path[1:]))
+            return JsonValue(document.scalar_subquery(), node.path[1:])
         if isinstance(node, ast.PropertyRef):
             event = scope.parent if node.parent else scope.event
-            return ConstValue(None) if event is None else JsonValue(event.c.properties, json_path(node.path),
-                                                                    column=True)
+            return ConstValue(None) if event is None else JsonValue(event.c.properties, node.path, column=True)
         if isinstance(node, ast.ContextRef):
-            return ConstValue(None) if scope.event is None else JsonValue(scope.event.c.context,
-                                                                          json_path(node.path), column=True)
+            return ConstValue(None) if scope.event is None else JsonValue(scope.event.c.context, node.path,
+                                                                          column=True)
         if isinstance(node, ast.Reduction):
             return self.reduce(node, scope)
         raise CompileError(f"{type(node).__name__} is not a value")
@@ -197,7 +196,7 @@ class _Compiler:
             return NumberValue(rows.with_only_columns(aggregate).scalar_subquery())
         text = argument.text()
         if reducer in ("min", "max"):
-            return TextValue(rows.with_only_columns(getattr(func, reducer)(text)).scalar_subquery())
+            return TextValue(rows.with_only_columns(getattr(func, reducer)(binary(text))).scalar_subquery())
         if reducer in ("first", "last"):
             order = (event.c.timestamp_ms, event.c.id) if reducer == "first" else (
                 event.c.timestamp_ms.desc(), event.c.id.desc())
@@ -206,13 +205,14 @@ class _Compiler:
         texts = rows.where(text.is_not(None))
         if reducer == "mode":
             often = texts.with_only_columns(text).group_by(text).having(func.count() >= (node.min_frequency or 1))
-            best = TextValue(often.order_by(func.count().desc(), text).limit(1).scalar_subquery())
+            best = TextValue(often.order_by(func.count().desc(), binary(text)).limit(1).scalar_subquery())
             return NumberValue(let(best.expression, numeric_text)) if node.as_type == "number" else best
         if reducer == "unique_count":
             return NumberValue(texts.with_only_columns(func.count(text.distinct())).scalar_subquery())
         if reducer == "unique":
-            distinct = texts.with_only_columns(text.label("v")).distinct().order_by(text).subquery()
-            return ListValue(select(func.json_group_array(distinct.c.v)).correlate_except(distinct).scalar_subquery())
+            value = text.label("v")
+            distinct = texts.with_only_columns(value).distinct().order_by(value).subquery()
+            return ListValue(select(json_array_of(distinct.c.v)).correlate_except(distinct).scalar_subquery())
         raise CompileError(f"unknown reducer {reducer}")
 
     # -- streams ---------------------------------------------------------------------------------
@@ -289,7 +289,7 @@ class _Compiler:
             value = instant_day(subject)
             span = timedelta(milliseconds=span_ms(duration))
             moment = self.now - span if kind in ("within_last", "before_last") else self.now + span
-            low, high = func.julianday(iso(moment)), func.julianday(iso(self.now))
+            low, high = julian_day(iso(moment)), julian_day(iso(self.now))
         if kind == "within_last":
             return and_(value >= low, value <= high)
         if kind == "within_next":
@@ -303,7 +303,7 @@ def _ordered(operator):
 
 def _contains(compiler, subject: Value, arguments: list[Value]) -> ColumnElement:
     string = subject.string()
-    return or_(*(func.instr(string, part.text()) > 0 for part in arguments))
+    return or_(*(position(string, part.text()) > 0 for part in arguments))
 
 
 def _starts_with(compiler, subject: Value, arguments: list[Value]) -> ColumnElement:

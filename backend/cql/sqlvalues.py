@@ -4,17 +4,31 @@ A compiled scalar is one of four shapes: a value inside a JSON document (`JsonVa
 context field, a trait, a `first`/`last` result), a number (`NumberValue`: counts and aggregates), a
 text (`TextValue`: `mode`, `min`/`max ... as string`) or a literal (`ConstValue`, turned by the Python
 functions themselves so both sides agree). Each answers the same questions as SQL: is it missing,
-what number, what text, what string, what JSON. The SQL is written for SQLite's JSON1 functions.
+what number, what text, what string, what JSON. The functions they use render for each database
+(`backend.cql.dialect`).
 """
 
 from __future__ import annotations
 
-
 import orjson
-from sqlalchemy import ColumnElement, and_, case, false, func, literal, null, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, null, or_, select
 
 from backend.clock import iso
 from backend.cql import values
+from backend.cql.dialect import (
+    day_of,
+    json_at,
+    json_kind,
+    json_number,
+    json_spelled,
+    json_string,
+    julian_day,
+    matches_glob,
+    parsed_json,
+    path_arguments,
+    spelled_number,
+    to_json,
+)
 
 DIGIT2 = "[0-9][0-9]"
 DATE_GLOB = "[0-9][0-9][0-9][0-9]-" + DIGIT2 + "-" + DIGIT2
@@ -22,53 +36,47 @@ MINUTE_GLOB = DATE_GLOB + "T" + DIGIT2 + ":" + DIGIT2
 ZONE_GLOB = "*[+-]" + DIGIT2 + ":" + DIGIT2
 
 
-def json_path(parts: tuple[str, ...]) -> str:
-    """A JSON path with every key quoted, so keys holding dots address one level."""
-    return "$" + "".join(f'."{part}"' for part in parts)
-
-
 def numeric_text(text: ColumnElement) -> ColumnElement:
     """The number a text spells as a JSON number, else NULL."""
-    number = func.json_extract(text, "$")
-    kinds = case({"integer": number, "real": number}, value=func.json_type(text))
-    return case((func.json_valid(text) == 1, kinds))
+    return spelled_number(text)
 
 
 class JsonValue:
-    """The value at `path` inside the JSON text `document`."""
+    """The value at the path of keys `parts` inside the JSON document `document`."""
 
-    def __init__(self, document: ColumnElement, path: str = "$", *, column: bool = False):
-        self.document, self.path, self.column = document, path, column
-        self.type = func.json_type(document, path)
-        self.extracted = func.json_extract(document, path)
+    def __init__(self, document: ColumnElement, parts: tuple[str, ...] = (), *, column: bool = False):
+        self.document, self.parts, self.column = document, parts, column
+        path = path_arguments(parts)
+        self.type = json_kind(document, *path)
+        self._number, self._string = json_number(document, *path), json_string(document, *path)
+        self._spelled, self._json = json_spelled(document, *path), json_at(document, *path)
 
     @property
     def expression(self) -> ColumnElement:
         return self.document
 
     def over(self, column: ColumnElement) -> JsonValue:
-        return JsonValue(column, self.path, column=True)
+        return JsonValue(column, self.parts, column=True)
 
     def missing(self) -> ColumnElement:
         return or_(self.type.is_(None), self.type == "null")
 
     def plain_number(self) -> ColumnElement:
-        return case({"integer": self.extracted, "real": self.extracted}, value=self.type)
+        return case({"integer": self._number, "real": self._number}, value=self.type)
 
     def number(self) -> ColumnElement:
-        return case({"integer": self.extracted, "real": self.extracted, "text": numeric_text(self.extracted)},
+        return case({"integer": self._number, "real": self._number, "text": numeric_text(self._string)},
                     value=self.type)
 
     def text(self) -> ColumnElement:
-        spelled = literal("").op("||")(self.document.op("->")(self.path))  # plain text, not JSON subtype
-        return case({"text": self.extracted, "true": "true", "false": "false", "integer": spelled, "real": spelled},
-                    value=self.type)
+        return case({"text": self._string, "true": "true", "false": "false", "integer": self._spelled,
+                     "real": self._spelled}, value=self.type)
 
     def string(self) -> ColumnElement:
-        return case((self.type == "text", self.extracted))
+        return case((self.type == "text", self._string))
 
     def json(self) -> ColumnElement:
-        return func.nullif(self.document.op("->")(self.path), "null")
+        return func.nullif(self._json, "null")
 
 
 class _Computed:
@@ -84,7 +92,7 @@ class _Computed:
         return self.expression.is_(None)
 
     def json(self) -> ColumnElement:
-        return func.nullif(func.json_quote(self.expression), "null")
+        return to_json(self.expression)
 
 
 class NumberValue(_Computed):
@@ -145,7 +153,7 @@ class ConstValue:
         return _literal(self.value if isinstance(self.value, str) else None)
 
     def json(self) -> ColumnElement:
-        return null() if self.value is None else func.json(literal(orjson.dumps(self.value).decode()))
+        return null() if self.value is None else parsed_json(literal(orjson.dumps(self.value).decode()))
 
 
 Value = JsonValue | NumberValue | TextValue | ConstValue
@@ -172,19 +180,19 @@ def instant_day(value: Value) -> ColumnElement:
     """The Julian day of an instant (see `values.instant`), else NULL."""
     if isinstance(value, ConstValue):
         moment = values.instant(value.value)
-        return null() if moment is None else func.julianday(iso(moment))
+        return null() if moment is None else julian_day(iso(moment))
     return let(value.string(), _instant_day)
 
 
 def _instant_day(text: ColumnElement) -> ColumnElement:
-    """SQLite reads more forms than `values.instant` accepts; the GLOBs and the day check narrow it to
-    those (`T` separator, a zone on every time, no spaces, hours below 24, real calendar days)."""
+    """Databases read more forms than `values.instant` accepts; the patterns and the day check narrow
+    it to those (`T` separator, a zone on every time, no spaces, hours below 24, real calendar days)."""
     day = func.substr(text, 1, 10)
-    valid_day = func.date(func.julianday(day)) == day
-    is_date = text.op("GLOB")(DATE_GLOB)
-    is_time = and_(text.op("GLOB")(MINUTE_GLOB + "*"), or_(text.op("GLOB")("*Z"), text.op("GLOB")(ZONE_GLOB)),
-                   text.op("NOT GLOB")("* *"), func.substr(text, 12, 2) < "24")
-    return case((and_(or_(is_date, is_time), valid_day), func.julianday(text)))
+    valid_day = day_of(julian_day(day)) == day
+    is_date = matches_glob(text, DATE_GLOB)
+    is_time = and_(matches_glob(text, MINUTE_GLOB + "*"), or_(matches_glob(text, "*Z"), matches_glob(text, ZONE_GLOB)),
+                   not_(matches_glob(text, "* *")), func.substr(text, 12, 2) < "24")
+    return case((and_(or_(is_date, is_time), valid_day), julian_day(text)))
 
 
 def let(expression: ColumnElement, body) -> ColumnElement:
@@ -199,6 +207,6 @@ def utc_date(value: Value) -> ColumnElement:
     if isinstance(value, ConstValue):
         moment = values.instant(value.value)
         return null() if moment is None else literal(moment.date().isoformat())
-    return func.date(instant_day(value))
+    return day_of(instant_day(value))
 
 

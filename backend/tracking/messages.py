@@ -9,7 +9,7 @@ The event time corrects client clock skew: `timestamp = receivedAt - (sentAt - o
 where the client's own time is `originalTimestamp`, or `timestamp` when that is what it sent (as the
 server libraries do). Without `sentAt` the client's time is taken as is; with no client time at all,
 the time of receipt. An event time outside the years 1900 to 2200, after that correction, is refused,
-as is a message nested deeper than MAX_DEPTH levels (objects and lists).
+as is a message nested deeper than MAX_DEPTH levels (objects and lists) or holding a NUL character.
 """
 
 from __future__ import annotations
@@ -125,16 +125,26 @@ def normalise(
     )
 
 
-def check_depth(raw: object) -> None:
-    """Refuse a message nested deeper than MAX_DEPTH levels (walked without recursion)."""
+def check_structure(raw: object) -> None:
+    """Refuse a message nested deeper than MAX_DEPTH levels, or holding a NUL character (U+0000) in a
+    key or a string at any depth: no database here stores one faithfully (PostgreSQL's text and jsonb
+    refuse it), so it is refused at the edge. Walked without recursion."""
     pending = [(raw, 1)]
     while pending:
         value, depth = pending.pop()
-        if isinstance(value, (dict, list)):
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise MessageError("a string holds a NUL character (U+0000), which cannot be stored")
+        elif isinstance(value, (dict, list)):
             if depth > MAX_DEPTH:
                 raise MessageError(f"message is nested deeper than {MAX_DEPTH} levels")
-            children = value.values() if isinstance(value, dict) else value
-            pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+            if isinstance(value, dict):
+                if any("\x00" in key for key in value):
+                    raise MessageError("a key holds a NUL character (U+0000), which cannot be stored")
+                children = value.values()
+            else:
+                children = value
+            pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, str)))
 
 
 def message_size(raw: object) -> int:
