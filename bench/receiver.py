@@ -1,6 +1,6 @@
 """A destination stand-in for the delivery benchmarks: counts every event it is sent (a JSON object or
 an array of them) and, for paths under /latency, records when each userId arrived. `GET /stats`
-answers {"count", "arrivals"}. Misbehaving neighbours for bench/isolation.py: under /drip the answer
+answers {"count", "arrivals", "duplicates"} (events whose messageId had arrived before). Misbehaving neighbours for bench/isolation.py: under /drip the answer
 trickles out one byte every 3 seconds; under /busy it is 429 with Retry-After: 40.
 Runs in its own process: python bench/receiver.py PORT"""
 
@@ -11,7 +11,8 @@ import time
 import orjson
 import uvicorn
 
-state = {"count": 0, "arrivals": {}}
+state = {"count": 0, "arrivals": {}, "duplicates": 0}
+seen: set[str] = set()
 
 
 async def app(scope, receive, send):
@@ -41,6 +42,10 @@ async def app(scope, receive, send):
         events = orjson.loads(body)
         events = events if isinstance(events, list) else [events]
         state["count"] += len(events)
+        for event in events:
+            message_id = event.get("messageId")
+            state["duplicates"] += message_id in seen
+            seen.add(message_id)
         if scope["path"].startswith("/latency"):
             now = time.time()
             for event in events:

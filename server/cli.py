@@ -63,7 +63,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
         if api_port is None and args.http_port is not None:
             return 2
     server = build_server(store, read_only=args.read_only, toolsets=args.toolsets)
-    worker = None if args.read_only else Worker(store).start()
+    worker = None if args.read_only or args.no_worker else Worker(store).start()
     store.download_base_url = os.environ.get("SEGMENT_AUDIENCES_PUBLIC_URL") or (
         f"http://{args.host}:{mcp_port if shared else api_port}" if shared or api_port else None)
     try:
@@ -266,6 +266,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="default 8000")
     serve.add_argument("--token", default=os.environ.get("SEGMENT_AUDIENCES_TOKEN"), help="bearer token for HTTP")
     serve.add_argument("--read-only", action="store_true", help="register only the read tools")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="leave the background loops (realtime recomputes, runs, previews, delivery) to "
+                       "`worker` processes")
     serve.add_argument("--toolsets", type=_toolsets, default=os.environ.get("SEGMENT_AUDIENCES_TOOLSETS"),
                        metavar="A,B", help=f"offer only these tool groups: all (default), {', '.join(TOOLSETS)}")
     serve.add_argument(

@@ -39,8 +39,9 @@ def _refusing_nul(app: ASGIApp) -> ASGIApp:
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
             message = "The path or query holds a NUL character (%00), which no identifier or value may contain."
-            response = JSONResponse({"success": False, "code": "invalid_request", "message": message,
-                                     "error": {"code": "invalid_request", "message": message}}, status_code=400)
+            code = "invalid_request" if scope["path"] in tracking_api.paths() else "validation_error"
+            response = JSONResponse({"success": False, "code": code, "message": message,
+                                     "error": {"code": code, "message": message}}, status_code=400)
             await response(scope, receive, send)
         else:
             await app(scope, receive, send)

@@ -21,7 +21,6 @@ from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, or_
-from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, col, select
 
 from backend import cql
@@ -29,6 +28,7 @@ from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.clock import to_ms
 from store.audiences import DEFAULT_EXTERNAL_IDS
 from store.models import Audience, AudiencePreview, ComputedTrait, Event, Identifier, Profile, ProfileLink, Trait
+from store.store import Store
 
 TABLES = Tables(Profile.__table__, Event.__table__, Trait.__table__, ProfileLink.__table__)
 DAY_MS = 86_400_000
@@ -118,10 +118,11 @@ def find(session: Session, computation_id: str) -> Computation | None:
     return None if row is None or row.deleted_at is not None else for_trait(row)
 
 
-def explain(computation: Computation, now) -> str:
-    """The SQL a computation runs, values inlined for reading (its analysis says cadence and references)."""
-    statement = computation.statement(now)
-    return str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+def explain(store: Store, computation: Computation) -> str:
+    """The SQL a computation runs now, as the store's database is sent it (SQLite's or PostgreSQL's),
+    values inlined for reading (its analysis says cadence and references)."""
+    statement = computation.statement(store.now())
+    return str(statement.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))
 
 
 def dependency_order(computations: Iterable[Computation]) -> list[Computation]:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from sqlmodel import Session, col, delete, select
 
 from backend import cql
+from store import locks
 from store.errors import Conflict, InputValidation
 from store.models import Audience, ComputedTrait, ComputeState, DefinitionReference, Trait, TraitKey
 from store.naming import first_free, snake_case
@@ -38,6 +39,10 @@ def check_name(name: str) -> str:
 
 
 def reserve_key(session: Session, space_id: str, name: str, owner_id: str, fallback: str) -> str:
+    """Take the first free key for `name` in the space (under the space's key lock on PostgreSQL, so two
+    processes creating at once never pick the same one)."""
+    locks.exclusive(session, [f"trait keys of {space_id}"])
+
     def taken(key: str) -> bool:
         return session.get(TraitKey, (space_id, key)) is not None
 

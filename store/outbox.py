@@ -147,8 +147,8 @@ def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS, target
         statement = select(OutboxMessage.id).where(*_claimable(now_ms))
         if target_id is not None:
             statement = statement.where(OutboxMessage.target_id == target_id)
-        candidates = session.exec(
-            statement.order_by(OutboxMessage.next_attempt_at_ms, OutboxMessage.id).limit(limit)).all()
+        candidates = session.exec(statement.order_by(OutboxMessage.next_attempt_at_ms, OutboxMessage.id).limit(limit)
+                                  .with_for_update(skip_locked=True)).all()  # PostgreSQL: workers take different rows
         if not candidates:
             return []
         session.execute(update(OutboxMessage).where(

@@ -12,7 +12,7 @@ status to `Failed` with the reason.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import orjson
@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
 from backend.cql.compiler import CompileError
-from store import computations, outbox, routes
+from store import computations, locks, outbox, routes
 from store.audiences import get_audience
 from store.bulk import IN_CHUNK, insert_dicts, select_in, upsert_newer
 from store.computations import Computation
@@ -58,8 +58,24 @@ class Cadence:
 
 
 def run(store: Store, computation_id: str, *, reason: str, cadence: Cadence = Cadence()) -> ComputeRun:
-    """Compute one audience or computed trait over all its profiles, in its own transaction. Any
-    failure (a definition this engine cannot compute, a database error) is recorded, not raised."""
+    """Compute one audience or computed trait over all its profiles, in its own transaction, waiting
+    for a run of it in another process to end first. Any failure (a definition this engine cannot
+    compute, a database error) is recorded, not raised."""
+    run_row = _run(store, computation_id, reason, cadence, None)
+    assert run_row is not None
+    return run_row
+
+
+def run_if_due(store: Store, computation_id: str, *, reason: str, still_due: Callable[[Session], bool],
+               cadence: Cadence = Cadence()) -> ComputeRun | None:
+    """`run`, for the background loop: None without running when another process is running the
+    computation, or when `still_due` (asked inside the run's transaction, under its lock, where it may
+    also take the work, e.g. move a schedule on) finds the work already done."""
+    return _run(store, computation_id, reason, cadence, still_due)
+
+
+def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
+         still_due: Callable[[Session], bool] | None) -> ComputeRun | None:
     with store.read() as session:
         computation = computations.find(session, computation_id)
     if computation is None:
@@ -67,6 +83,10 @@ def run(store: Store, computation_id: str, *, reason: str, cadence: Cadence = Ca
     started = store.now()
     try:
         with store.write() as session:
+            if still_due is None:
+                locks.exclusive(session, [computation_id])
+            elif not (locks.try_exclusive(session, computation_id) and still_due(session)):
+                return None
             run_row = apply(session, computation, started, reason, cadence=cadence)
             run_row.finished_at_ms = to_ms(store.now())
             return run_row
@@ -93,29 +113,67 @@ def force_audience_run(store: Store, space_id: str, audience_id: str) -> Compute
     return run(store, audience_id, reason="forced")
 
 
-def apply(session: Session, computation: Computation, now, reason: str, profile_ids: Collection[str] | None = None,
-          *, cadence: Cadence = Cadence()) -> ComputeRun:
-    """Compute and write back within the caller's transaction; returns the run (recorded unless it
-    was a realtime run that changed nothing)."""
+def apply(session: Session, computation: Computation, now, reason: str, *, cadence: Cadence = Cadence()) -> ComputeRun:
+    """A full run within the caller's transaction (which holds the computation's lock): compute, write
+    back, record the run and the computation's new size; returns the run."""
+    now_ms = to_ms(now)
+    run_row, size, _ = _compute(session, computation, now, reason, None)
+    state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
+                                                                       space_id=computation.space_id)
+    state.size = run_row.size = size
+    state.error = None
+    state.next_run_at_ms = cadence.next_run(computation, now_ms)
+    state.last_run_id, state.last_run_at_ms = run_row.id, now_ms
+    session.add(run_row)
+    session.add(state)
+    set_status(session, computation.id, "Live")
+    return run_row
+
+
+@dataclass(frozen=True)
+class RealtimeChange:
+    """What a realtime pass changed for one computation, recorded by `record_realtime`."""
+
+    computation: Computation
+    run: ComputeRun
+    size_change: int
+
+
+def apply_realtime(session: Session, computation: Computation, now, profile_ids: Collection[str]) -> RealtimeChange:
+    """Recompute some profiles within the caller's transaction, writing their changes back; the
+    computation's own row is left to `record_realtime`."""
+    run_row, _, size_change = _compute(session, computation, now, "realtime", profile_ids)
+    return RealtimeChange(computation, run_row, size_change)
+
+
+def record_realtime(session: Session, changes: list[RealtimeChange]) -> None:
+    """Record a realtime pass's runs and size changes. Every pass writes the same few rows (one per
+    computation), so this comes last, in the order of the ids, each an increment: concurrent passes
+    (on PostgreSQL) hold those row locks only until they commit, and never in a cycle."""
+    for change in sorted(changes, key=lambda change: change.computation.id):
+        computation_id = change.computation.id
+        if change.run.entered or change.run.exited:
+            change.run.size = session.execute(update(ComputeState).where(
+                ComputeState.computation_id == computation_id).values(
+                size=ComputeState.size + change.size_change, last_run_id=change.run.id,
+                last_run_at_ms=change.run.started_at_ms).returning(ComputeState.size)).scalar_one()
+            session.add(change.run)
+        session.execute(update(ComputeState).where(ComputeState.computation_id == computation_id,
+                                                   col(ComputeState.error).is_not(None)).values(error=None))
+        set_status(session, computation_id, "Live")
+
+
+def _compute(session: Session, computation: Computation, now, reason: str,
+             profile_ids: Collection[str] | None) -> tuple[ComputeRun, int, int]:
+    """Compute and write back members or values; returns the run, the size (a full run's) and the
+    change in size."""
     now_ms = to_ms(now)
     run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
                          reason=reason, status="COMPLETED", started_at_ms=now_ms, finished_at_ms=now_ms)
     statement = computation.statement(now, profile_ids)
     write = _apply_audience if computation.kind == "audience" else _apply_trait
     size, size_change = write(session, computation, statement, run_row, profile_ids)
-    state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
-                                                                       space_id=computation.space_id)
-    state.size = size if profile_ids is None else state.size + size_change
-    run_row.size = state.size
-    state.error = None
-    if profile_ids is None:
-        state.next_run_at_ms = cadence.next_run(computation, now_ms)
-    if profile_ids is None or run_row.entered or run_row.exited:
-        state.last_run_id, state.last_run_at_ms = run_row.id, now_ms
-        session.add(run_row)
-    session.add(state)
-    set_status(session, computation.id, "Live")
-    return run_row
+    return run_row, size, size_change
 
 
 def _apply_audience(session: Session, computation: Computation, statement, run_row: ComputeRun,
@@ -230,9 +288,10 @@ def mark_failed(session: Session, computation: Computation, error: str) -> Compu
 
 
 def set_status(session: Session, computation_id: str, status: str) -> None:
+    """Set an enabled computation's status, writing its row only when the status changes."""
     model = Audience if computation_id.startswith("aud_") else ComputedTrait
     row = session.get(model, computation_id)
-    if row is not None and row.enabled:
+    if row is not None and row.enabled and row.status != status:
         row.status = status
         session.add(row)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
+from store import locks
 from store.errors import NotFound
 from store.ids import new_id, new_secret
 from store.models import Space
@@ -37,6 +38,7 @@ def ensure_default_space(store: Store) -> NewSpace | None:
     """Create the "Default" space when the database has none; returns it, with its keys, if it was
     created."""
     with store.write() as session:
+        locks.exclusive(session, ["default space"])
         if session.exec(select(Space).limit(1)).first() is not None:
             return None
         return _create(session, store, DEFAULT_SPACE_NAME)

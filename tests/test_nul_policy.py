@@ -53,7 +53,7 @@ async def test_a_profile_api_path_or_query_holding_nul_is_a_400(store, keys, htt
     base = f"/v1/spaces/{keys.space.id}/collections/users/profiles"
     for url in (f"{base}/user_id:a%00b/traits", f"{base}/user_id:u/events?cursor=%00"):
         response = await http.get(url, auth=(keys.access_token, ""))
-        assert response.status_code == 400 and response.json()["code"] == "invalid_request", url
+        assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error", url
 
 
 async def test_a_tool_argument_holding_nul_is_an_input_error_naming_it(client, space_id):

@@ -83,6 +83,7 @@ def test_two_processes_share_one_database_without_losing_writes(tmp_path):
     assert [s.name for s in listed] == ["Default"]
     keys = [a.key for a in audiences.list_audiences(store, listed[0].id, None, spaces.PageRequest(count=200)).items]
     assert len(keys) == len(set(keys)) == 80
-    with store.read() as session:
-        assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert session.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    if store.engine.dialect.name == "sqlite":
+        with store.read() as session:
+            assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert session.execute(text("PRAGMA integrity_check")).scalar() == "ok"

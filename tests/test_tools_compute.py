@@ -107,6 +107,8 @@ async def test_explain_shows_the_sql_cadence_and_references(call, store, orders)
     assert explained["referencedKeys"] == ["big_orders"]
     assert explained["eventNames"] == ["Order Completed", "Refund"]
     assert explained["sql"].startswith("SELECT profile.id") and "'Refund'" in explained["sql"]
+    on_postgresql = store.engine.dialect.name == "postgresql"
+    assert ("jsonb_typeof" in explained["sql"]) is on_postgresql and ("json_type(" in explained["sql"]) is not on_postgresql
 
 
 async def test_realtime_audiences_follow_ingest_and_show_membership_as_a_trait(call, store, orders):

@@ -1,8 +1,8 @@
 """Space tools: list and read the spaces (Engage environments) of this server."""
 
-from typing import Annotated, Optional
+from typing import Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from store import spaces
 from store.store import Store

@@ -1,0 +1,56 @@
+"""Locks that make compute work happen once when several processes, on several hosts, share one
+PostgreSQL database: transaction-scoped advisory locks, released when the transaction ends.
+
+- A full run of a computation takes its lock exclusively, and only if no one holds it: a worker that
+  finds it taken skips the run (another worker is doing it). A realtime pass takes the locks of the
+  computations it recomputes shared, so passes over different profiles run side by side while no
+  full run of the same computation can interleave with them.
+- An account recomputed by a realtime pass (for its changed users) is locked exclusively, so two
+  passes never recompute one account at once.
+- A space's trait keys are locked while a new one is chosen, so two audiences created at once in
+  two processes never pick the same key; the first start's Default space is made under a lock too.
+
+Locks are always taken in the order of their keys, so two transactions never wait on each other in
+a cycle. On SQLite every write transaction holds the database's write lock from its first statement
+(`BEGIN IMMEDIATE`), which already serialises all of this; the functions do nothing there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+
+def key(name: str) -> int:
+    """A signed 64-bit advisory lock key for an id."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def try_exclusive(session: Session, name: str) -> bool:
+    """Take `name`'s lock for the rest of the transaction if no one holds it; False if someone does."""
+    if not _postgresql(session):
+        return True
+    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key(name)}).scalar_one())
+
+
+def shared(session: Session, names: Iterable[str]) -> None:
+    """Take the locks of `names` shared for the rest of the transaction, waiting for exclusive holders."""
+    _take(session, names, "pg_advisory_xact_lock_shared")
+
+
+def exclusive(session: Session, names: Iterable[str]) -> None:
+    """Take the locks of `names` exclusively for the rest of the transaction, waiting for holders."""
+    _take(session, names, "pg_advisory_xact_lock")
+
+
+def _take(session: Session, names: Iterable[str], function: str) -> None:
+    keys = sorted({key(name) for name in names})
+    if keys and _postgresql(session):
+        session.execute(text(f"SELECT {function}(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"), {"keys": keys})
