@@ -81,6 +81,7 @@ def row_id() -> Any:
     return Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                                 autoincrement=True))
 
+
 class SchemaMeta(SQLModel, table=True):
     """Key/value facts about the database itself: `schema_version`, `workspace_id`."""
 

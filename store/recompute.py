@@ -125,9 +125,7 @@ def _still_due(session: Session, *, store: Store, computation_id: str, reason: s
         return state is None or state.last_run_id is None
     if reason == "schedule":
         schedules = list(session.exec(_due_schedules(now).where(AudienceSchedule.audience_id == computation_id)))
-        for schedule in schedules:
-            schedule.next_execution = next_execution(schedule.strategy, schedule.config, store)
-            session.add(schedule)
+        _move_on(session, store, schedules)
         return bool(schedules)
     return state is not None and state.next_run_at_ms is not None and state.next_run_at_ms <= to_ms(now)
 
@@ -137,6 +135,12 @@ def _advance(store: Store, now, audience_ids: set[str]) -> None:
     if not audience_ids:
         return
     with store.write() as session:
-        for schedule in session.exec(_due_schedules(now).where(col(AudienceSchedule.audience_id).in_(audience_ids))):
-            schedule.next_execution = next_execution(schedule.strategy, schedule.config, store)
-            session.add(schedule)
+        due = session.exec(_due_schedules(now).where(col(AudienceSchedule.audience_id).in_(audience_ids)))
+        _move_on(session, store, list(due))
+
+
+def _move_on(session: Session, store: Store, schedules: list[AudienceSchedule]) -> None:
+    """Set each schedule's next execution after now."""
+    for schedule in schedules:
+        schedule.next_execution = next_execution(schedule.strategy, schedule.config, store)
+        session.add(schedule)

@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, Select, Table, and_, exists, false, func, 
 
 from backend.clock import to_ms
 from backend.cql import ast
-from backend.cql.dialect import binary, json_array_of, julian_day, position
+from backend.cql.dialect import binary, json_array_of, julian_day, position, spelled_number
 from backend.cql.sqlvalues import (
     ConstValue,
     JsonValue,
@@ -35,7 +35,6 @@ from backend.cql.sqlvalues import (
     instant_day,
     iso,
     let,
-    numeric_text,
     utc_date,
 )
 
@@ -206,7 +205,7 @@ class _Compiler:
         if reducer == "mode":
             often = texts.with_only_columns(text).group_by(text).having(func.count() >= (node.min_frequency or 1))
             best = TextValue(often.order_by(func.count().desc(), binary(text)).limit(1).scalar_subquery())
-            return NumberValue(let(best.expression, numeric_text)) if node.as_type == "number" else best
+            return NumberValue(let(best.expression, spelled_number)) if node.as_type == "number" else best
         if reducer == "unique_count":
             return NumberValue(texts.with_only_columns(func.count(text.distinct())).scalar_subquery())
         if reducer == "unique":

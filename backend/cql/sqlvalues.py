@@ -36,11 +36,6 @@ MINUTE_GLOB = DATE_GLOB + "T" + DIGIT2 + ":" + DIGIT2
 ZONE_GLOB = "*[+-]" + DIGIT2 + ":" + DIGIT2
 
 
-def numeric_text(text: ColumnElement) -> ColumnElement:
-    """The number a text spells as a JSON number, else NULL."""
-    return spelled_number(text)
-
-
 class JsonValue:
     """The value at the path of keys `parts` inside the JSON document `document`."""
 
@@ -65,7 +60,7 @@ class JsonValue:
         return case({"integer": self._number, "real": self._number}, value=self.type)
 
     def number(self) -> ColumnElement:
-        return case({"integer": self._number, "real": self._number, "text": numeric_text(self._string)},
+        return case({"integer": self._number, "real": self._number, "text": spelled_number(self._string)},
                     value=self.type)
 
     def text(self) -> ColumnElement:
@@ -114,7 +109,7 @@ class TextValue(_Computed):
         return null()
 
     def number(self) -> ColumnElement:
-        return numeric_text(self.expression)
+        return spelled_number(self.expression)
 
     def text(self) -> ColumnElement:
         return self.expression
