@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, Select, Table, and_, exists, false, func, 
 
 from backend.clock import to_ms
 from backend.cql import ast
-from backend.cql.dialect import binary, json_array_of, julian_day, position, spelled_number
+from backend.cql.dialect import binary, json_array_of, julian_day, one_step, position, spelled_number
 from backend.cql.sqlvalues import (
     ConstValue,
     JsonValue,
@@ -150,8 +150,8 @@ class _Compiler:
         if not computed:
             return self.compare(node, operands)
         labels = {id(operand): f"b{index}" for index, operand in enumerate(computed)}
-        bound = select(*(operand.expression.label(labels[id(operand)]) for operand in computed)
-                       ).correlate_except(None).subquery()
+        bound = one_step(select(*(operand.expression.label(labels[id(operand)]) for operand in computed)
+                                ).correlate_except(None)).subquery()
         rebound = [operand.over(bound.c[labels[id(operand)]]) if id(operand) in labels else operand
                    for operand in operands]
         return select(self.compare(node, rebound)).select_from(bound).correlate_except(bound).scalar_subquery()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import ARRAY, Boolean, Float, Integer, Numeric, String, Text, case, func, literal, literal_column
+from sqlalchemy import ARRAY, Boolean, Float, Integer, Numeric, Select, String, Text, case, func, literal, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -367,3 +367,10 @@ def _binary_sqlite(element, compiler, **kw):
 def _binary_postgresql(element, compiler, **kw):
     [value] = element.arguments()
     return f'({_render(compiler, value, **kw)} COLLATE "C")'
+
+
+def one_step(statement: Select) -> Select:
+    """`statement` kept as a step of its own in PostgreSQL's plan (`OFFSET 0`). Its planner otherwise
+    inlines a one-row derived table into every reference to its columns, copying the sub-selects it
+    holds, so nested bindings grow the plan (and its planning time) exponentially."""
+    return statement.suffix_with("OFFSET 0", dialect="postgresql")

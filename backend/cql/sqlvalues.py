@@ -24,6 +24,7 @@ from backend.cql.dialect import (
     json_string,
     julian_day,
     matches_glob,
+    one_step,
     parsed_json,
     path_arguments,
     spelled_number,
@@ -193,7 +194,7 @@ def _instant_day(text: ColumnElement) -> ColumnElement:
 def let(expression: ColumnElement, body) -> ColumnElement:
     """`body(x)` with `x` bound once to `expression`: a one-row derived table, so a long expression
     that uses its input many times does not repeat (and re-evaluate) that input."""
-    bound = select(expression.label("x")).correlate_except(None).subquery()
+    bound = one_step(select(expression.label("x")).correlate_except(None)).subquery()
     return select(body(bound.c.x)).select_from(bound).correlate_except(bound).scalar_subquery()
 
 
