@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlmodel import Session
 
 from backend import fql
+from store import locks
 from store.errors import Conflict, InputValidation, NotFound
 from store.ids import new_id
 from store.models import SpaceFilter
@@ -30,6 +31,7 @@ def create_filter(
     _check(name=name, condition=condition)
     with store.write() as session:
         require_space(session, space_id)
+        locks.exclusive(session, [f"filters of {space_id}"])
         count = session.execute(select(func.count()).where(SpaceFilter.space_id == space_id)).scalar_one()
         if count >= MAX_FILTERS:
             raise Conflict(f"space {space_id} already has {MAX_FILTERS} filters, the most allowed; delete one first")

@@ -27,7 +27,7 @@ from backend.tracking.messages import (
     parse_time,
     to_ms,
 )
-from store import bulk, filters
+from store import bulk, filters, locks
 from store.models import Event
 from store.profile_writer import BatchWriter
 from store.store import Store
@@ -73,9 +73,12 @@ def accept(
 
 
 def ingest(store: Store, space_id: str, messages: list[Message], source_id: str) -> IngestResult:
-    """Store a batch of validated messages for a space in one transaction."""
+    """Store a batch of validated messages for a space in one transaction. Batches into one space
+    take turns (on PostgreSQL by a lock every process shares): resolving identities reads the
+    identity graph and then changes it, so two batches must never interleave."""
     verdicts = _filter_verdicts(store, space_id, messages)
     with store.write() as session:
+        locks.exclusive(session, [f"ingest into {space_id}"])
         connection = session.connection()
         result = IngestResult()
         unseen = _deduplicate(connection, space_id, messages, result)

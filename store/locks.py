@@ -1,5 +1,8 @@
-"""Locks that make compute work happen once when several processes, on several hosts, share one
+"""Locks that make work happen once, and in turn, when several processes, on several hosts, share one
 PostgreSQL database: transaction-scoped advisory locks, released when the transaction ends.
+
+- Batches ingested into one space take its ingest lock, so identity resolution (read the identity
+  graph, then change it) never interleaves with another batch's.
 
 - A full run of a computation takes its lock exclusively, and only if no one holds it: a worker that
   finds it taken skips the run (another worker is doing it). A realtime pass takes the locks of the
@@ -8,7 +11,8 @@ PostgreSQL database: transaction-scoped advisory locks, released when the transa
 - An account recomputed by a realtime pass (for its changed users) is locked exclusively, so two
   passes never recompute one account at once.
 - A space's trait keys are locked while a new one is chosen, so two audiences created at once in
-  two processes never pick the same key; the first start's Default space is made under a lock too.
+  two processes never pick the same key; the first start's Default space is made under a lock too,
+  and a space's filters are counted against their limit under one.
 
 Locks are always taken in the order of their keys, so two transactions never wait on each other in
 a cycle. On SQLite every write transaction holds the database's write lock from its first statement

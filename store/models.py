@@ -440,6 +440,12 @@ class Download(SQLModel, table=True):
     expires_at_ms: int = Field(sa_type=BigInteger, index=True)
 
 
+# The outbox's partial indexes (see migration 0003): the due index answers only queries about due
+# times (they imply `next_attempt_at_ms IS NOT NULL`), so a claim's order check finds just the
+# pending-rows index applicable, whatever the planner's statistics say.
+DUE = "state = 'pending' AND next_attempt_at_ms IS NOT NULL"
+
+
 class OutboxMessage(SQLModel, table=True):
     """A transition waiting for delivery to one activation or destination connection. `message_id` is
     stable per (target, profile, transition, run), so a resend is idempotent downstream.
@@ -450,9 +456,11 @@ class OutboxMessage(SQLModel, table=True):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_due", "state", "next_attempt_at_ms"),
-        Index("ix_outbox_order", "target_id", "profile_id", "state", "id"),
-        Index("ix_outbox_target", "target_id", "state"),
+        Index("ix_outbox_due", "next_attempt_at_ms", sqlite_where=text(DUE), postgresql_where=text(DUE)),
+        Index("ix_outbox_pending", "target_id", "profile_id", "id",
+              sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
+        Index("ix_outbox_target", "target_id", "state",
+              sqlite_where=text("state <> 'pending'"), postgresql_where=text("state <> 'pending'")),
     )
     id: int | None = row_id()
     space_id: str

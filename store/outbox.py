@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, case, exists, func, literal_column, or_, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, literal_column, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from backend.clock import to_ms
 from backend.delivery import adapters, policy
@@ -83,7 +84,7 @@ def resync(session: Session, route: Route, now_ms: int) -> int:
 def cancel(session: Session, *, target_id: str | None = None, computation_id: str | None = None) -> None:
     """Cancel the pending rows of a removed target, audience or computed trait."""
     where = OutboxMessage.target_id == target_id if target_id else OutboxMessage.computation_id == computation_id
-    session.execute(update(OutboxMessage).where(where, OutboxMessage.state == "pending")
+    session.execute(update(OutboxMessage).where(where, _pending(OutboxMessage))
                     .values(state="cancelled", lease_owner=None, lease_until_ms=None))
 
 
@@ -100,20 +101,29 @@ class Claim:
     secrets: tuple[str, ...] = ()
 
 
+def _pending(row) -> ColumnElement:
+    """`state = 'pending'` with the state written into the SQL: a bound value would hide from the
+    planner that the indexes of pending rows (`ix_outbox_pending`, `ix_outbox_due`) apply."""
+    return row.state == literal_column("'pending'")
+
+
 def _due(now_ms: int) -> tuple:
     """Pending rows whose time has come, not leased, of an enabled target."""
-    return (OutboxMessage.state == "pending", OutboxMessage.next_attempt_at_ms <= now_ms,
+    return (_pending(OutboxMessage), OutboxMessage.next_attempt_at_ms <= now_ms,
             or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
             col(OutboxMessage.target_id).in_(routes.enabled_target_ids()))
 
 
 def _claimable(now_ms: int) -> tuple:
-    """Due rows with no earlier row of the same target and profile still pending."""
-    earlier = aliased(OutboxMessage)
+    """Due rows that are the first pending row of their target and profile. The check is a sub-select
+    per candidate, which PostgreSQL cannot turn into a join: as a join, a planner whose statistics are
+    from a near-empty outbox (the first minute after a fresh start) compared every candidate with every
+    pending row of the target; as a sub-select it is one lookup in `ix_outbox_pending`."""
+    first = aliased(OutboxMessage)
     return (*_due(now_ms),
-            ~exists().where(earlier.target_id == OutboxMessage.target_id,
-                            earlier.profile_id == OutboxMessage.profile_id,
-                            earlier.state == "pending", earlier.id < OutboxMessage.id))
+            OutboxMessage.id == select(func.min(first.id)).where(
+                first.target_id == OutboxMessage.target_id, first.profile_id == OutboxMessage.profile_id,
+                _pending(first)).scalar_subquery())
 
 
 def due_targets(store: Store) -> set[str]:
@@ -137,6 +147,16 @@ def pass_size(store: Store, target_id: str, rounds: int = 8, most: int = 500) ->
     return max(1, min(most, target.max_in_flight * adapters.group_size(target) * rounds))
 
 
+def claimable_ids(now_ms: int, limit: int, target_id: str | None = None) -> Select:
+    """The ids of the first `limit` claimable rows (of one target, if given), in the order they fell
+    due, locked; on PostgreSQL rows another worker has locked are skipped, so workers take different rows."""
+    statement = select(OutboxMessage.id).where(*_claimable(now_ms))
+    if target_id is not None:
+        statement = statement.where(OutboxMessage.target_id == target_id)
+    return (statement.order_by(OutboxMessage.next_attempt_at_ms, OutboxMessage.id).limit(limit)
+            .with_for_update(skip_locked=True))
+
+
 def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS, target_id: str | None = None) -> list[Claim]:
     """Lease up to `limit` claimable rows (of one target, if given) to `owner` under a fresh token,
     build their payloads if not built yet, and group them into jobs. Only the leasing and the storing
@@ -144,11 +164,7 @@ def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS, target
     now_ms = to_ms(store.now())
     lease = Lease(f"{owner}:{uuid.uuid4().hex[:12]}", now_ms + lease_ms, lease_ms)
     with store.write() as session:
-        statement = select(OutboxMessage.id).where(*_claimable(now_ms))
-        if target_id is not None:
-            statement = statement.where(OutboxMessage.target_id == target_id)
-        candidates = session.exec(statement.order_by(OutboxMessage.next_attempt_at_ms, OutboxMessage.id).limit(limit)
-                                  .with_for_update(skip_locked=True)).all()  # PostgreSQL: workers take different rows
+        candidates = session.exec(claimable_ids(now_ms, limit, target_id)).all()
         if not candidates:
             return []
         session.execute(update(OutboxMessage).where(
@@ -267,7 +283,7 @@ def _hold_back_while_paused(session: Session, claims: Sequence[Claim], now_ms: i
             until[target_id] = max(until.get(target_id, 0), now_ms + outcome.retry_after_ms)
     for target_id, until_ms in until.items():
         session.execute(update(OutboxMessage).where(
-            OutboxMessage.target_id == target_id, OutboxMessage.state == "pending",
+            OutboxMessage.target_id == target_id, _pending(OutboxMessage),
             OutboxMessage.next_attempt_at_ms < until_ms,
             or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
         ).values(next_attempt_at_ms=until_ms))

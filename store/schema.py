@@ -28,8 +28,7 @@ class SchemaTooNew(RuntimeError):
 
 def migrate(engine: Engine) -> str:
     """Bring the database to the newest schema; returns the workspace id it records."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _config()
     known = {revision.revision for revision in ScriptDirectory.from_config(config).walk_revisions()}
     with _locked(engine) as connection:
         current = MigrationContext.configure(connection).get_current_revision()
@@ -39,6 +38,17 @@ def migrate(engine: Engine) -> str:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         return connection.execute(text("SELECT value FROM schema_meta WHERE key = 'workspace_id'")).scalar_one()
+
+
+def head_revision() -> str:
+    """The newest migration's revision: where `migrate` brings every database."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
 
 
 @contextmanager

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from backend.clock import Clock, SystemClock
 from store.database import data_dir, database_url, default_url, make_engine, writer
+from store.errors import Conflict
 from store.schema import migrate
 
 DEFAULT_ACTOR = "segment-audiences"
+# PostgreSQL's SQLSTATEs for a transaction that lost a race with a concurrent one: a unique or foreign
+# key the other took or removed first, a serialization failure, a deadlock.
+LOST_RACE = {"23505", "23503", "40001", "40P01"}
 
 
 class Store:
@@ -40,11 +45,22 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One transaction holding the write lock from its first statement; rolled back on any error.
-        Writers in this process queue on a lock first, so they wait their turn instead of polling
-        SQLite's busy handler; other processes still meet at the database's own lock."""
-        with self._write_turn, Session(self._writer, expire_on_commit=False) as session, session.begin():
-            yield session
+        """One write transaction, rolled back on any error.
+
+        On SQLite it holds the database's write lock from its first statement, and writers in this
+        process queue on a lock first, so they wait their turn instead of polling SQLite's busy
+        handler. On PostgreSQL writers run side by side (what must not interleave takes a
+        `store.locks` lock), and one that loses a race to a concurrent writer, on a unique or foreign
+        key or a deadlock, is a Conflict asking to retry: nothing of it was written."""
+        turn = self._write_turn if self.engine.dialect.name == "sqlite" else nullcontext()
+        try:
+            with turn, Session(self._writer, expire_on_commit=False) as session, session.begin():
+                yield session
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) not in LOST_RACE:
+                raise
+            raise Conflict("Another request changed the same data at the same moment, so nothing of this one "
+                           "was written; retry it.") from error
 
     def now(self) -> datetime:
         """The clock's time in UTC."""

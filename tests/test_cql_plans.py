@@ -4,15 +4,14 @@ bound sub-select into every use, so a definition nested three deep planned (and 
 thousands of steps and took minutes."""
 
 import re
-from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import Connection, event
 
 from backend.cql import parse
 from backend.cql.compiler import Scope, audience_members
 from tests.cql_data import SPACE, TABLES, memory_engine
+from tests.plans import table_reads
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 ENGINE = memory_engine()
@@ -26,35 +25,11 @@ NESTED = [
 ]
 
 
-@contextmanager
-def explaining(connection: Connection):
-    """Statements run on `connection` answer with their plan instead of their rows."""
-    prefix = "EXPLAIN (FORMAT JSON) " if connection.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
-
-    def explain(conn, cursor, statement, parameters, context, executemany):
-        return prefix + statement, parameters
-
-    event.listen(connection, "before_cursor_execute", explain, retval=True)
-    try:
-        yield
-    finally:
-        event.remove(connection, "before_cursor_execute", explain)
-
-
 def event_reads(query: str) -> int:
     """How many steps of the plan read the event table for `query`'s compiled statement."""
     statement = audience_members(parse(query), tables=TABLES, scope=Scope(SPACE, False), now=NOW)
-    with ENGINE.connect() as connection, explaining(connection):
-        rows = connection.execute(statement).all()
-    if ENGINE.dialect.name == "postgresql":
-        return sum(1 for node in _nodes(rows[0][0][0]["Plan"]) if node.get("Relation Name") == "event")
-    return sum(1 for row in rows if re.match(r"(SCAN|SEARCH) e\d+\b", row[-1]))
-
-
-def _nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
+    with ENGINE.connect() as connection:
+        return sum(1 for alias, _ in table_reads(connection, statement) if re.fullmatch(r"e\d+(_\d+)?", alias))
 
 
 @pytest.mark.parametrize("query", NESTED)

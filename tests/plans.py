@@ -1,0 +1,41 @@
+"""The database's plan for a statement, read the same way on SQLite and PostgreSQL: one (alias,
+detail) pair per step that reads a table, so a test can say how a table is read."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Executable, event
+
+
+def table_reads(connection: Connection, statement: Executable) -> list[tuple[str, str]]:
+    """Each step of `statement`'s plan that reads a table: its alias, and the database's own words
+    for how (SQLite's `SEARCH e1 USING INDEX …`, PostgreSQL's index name and condition)."""
+    with _explaining(connection):
+        rows = connection.execute(statement).all()
+    if connection.dialect.name == "postgresql":
+        return [(node["Alias"], f"{node.get('Index Name', 'sequential scan')} {node.get('Index Cond', '')}".strip())
+                for node in _nodes(rows[0][0][0]["Plan"]) if "Relation Name" in node]
+    return [(match.group(2), row[-1]) for row in rows if (match := re.match(r"(SCAN|SEARCH) (\w+)", row[-1]))]
+
+
+@contextmanager
+def _explaining(connection: Connection):
+    """Statements run on `connection` answer with their plan instead of their rows."""
+    prefix = "EXPLAIN (FORMAT JSON) " if connection.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+
+    def explain(conn, cursor, statement, parameters, context, executemany):
+        return prefix + statement, parameters
+
+    event.listen(connection, "before_cursor_execute", explain, retval=True)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", explain)
+
+
+def _nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)

@@ -1,0 +1,90 @@
+"""Two servers writing to one database at once, as two `serve` processes on two hosts would: each is a
+Store of its own, so nothing in-process keeps them apart. Ingest keeps one profile per person however
+their batches interleave; a write that loses a race is refused whole, as a conflict to retry."""
+
+import threading
+
+import pytest
+
+from store import spaces
+from store.errors import Conflict
+from store.store import Store
+from tests.databases import database_url, on_postgres
+from tests.delivery_helpers import wait_until
+from tests.ingest_helpers import canonical_profiles, profile_of, rows, send
+
+PEOPLE = 40
+
+
+@pytest.fixture
+def two_servers(tmp_path):
+    url = database_url(tmp_path)
+    first, second = Store(url), Store(url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def side_by_side(*work) -> list[BaseException]:
+    """Run each callable in its own thread, all released at once; the errors they raised."""
+    start, errors = threading.Barrier(len(work)), []
+
+    def run(job):
+        start.wait()
+        try:
+            job()
+        except BaseException as error:  # reported to the test, which fails on any
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_two_servers_ingesting_the_same_people_at_once_keep_one_profile_each(two_servers):
+    first, second = two_servers
+    space_id = spaces.create_space(first, "Race").space.id
+
+    def identifies():
+        for n in range(PEOPLE):
+            send(first, space_id, {"type": "identify", "userId": f"u{n}", "anonymousId": f"a{n}"})
+
+    def tracks():
+        for n in range(PEOPLE):
+            send(second, space_id, {"type": "track", "event": "Viewed", "anonymousId": f"a{n}"},
+                 {"type": "track", "event": "Bought", "userId": f"u{n}", "traits": {"email": f"p{n}@x.io"}})
+
+    assert side_by_side(identifies, tracks) == []
+    assert len(canonical_profiles(first)) == PEOPLE
+    for n in range(PEOPLE):
+        assert profile_of(first, "user_id", f"u{n}") == profile_of(first, "anonymous_id", f"a{n}")
+    assert rows(first, "select count(*) from event") == [(3 * PEOPLE,)]
+
+
+@pytest.mark.skipif(not on_postgres(), reason="SQLite runs one writer at a time, so no write can lose a race")
+def test_a_write_that_loses_a_race_is_a_conflict_to_retry_and_writes_nothing(two_servers):
+    first, second = two_servers
+    outcome: list[object] = []
+
+    def create_race_space():
+        try:
+            outcome.append(spaces.create_space(second, "Race"))
+        except Conflict as conflict:
+            outcome.append(conflict)
+
+    with first.write() as session:
+        spaces._create(session, first, "Race")
+        session.flush()
+        racer = threading.Thread(target=create_race_space)
+        racer.start()
+        wait_until(lambda: rows(first, "select count(*) from pg_locks where not granted") == [(1,)])
+    racer.join()
+
+    [conflict] = outcome
+    assert isinstance(conflict, Conflict) and "retry" in conflict.message
+    assert rows(first, "select slug from space") == [("race",)]
+    assert spaces.create_space(second, "Race").space.slug == "race-2"
+    assert rows(first, "select count(*) from space") == [(2,)]

@@ -1,0 +1,34 @@
+"""A claim checks each candidate's order (no earlier row of its target and profile still pending) by
+one index lookup, even with statistics taken when the outbox was nearly empty, as they are in the
+first minute after a fresh start. As a join, PostgreSQL then compared every candidate with every
+pending row of the target: seconds per claim at a few thousand rows."""
+
+from sqlalchemy import insert, text
+
+from backend.clock import to_ms
+from store import outbox
+from store.models import OutboxMessage
+from tests.conftest import NOW
+from tests.plans import table_reads
+
+TARGET = "act_busy"
+
+
+def pending_rows(count: int) -> list[dict]:
+    return [dict(space_id="spa_x", computation_id="aud_x", target_kind="activation", target_id=TARGET,
+                 profile_id=f"use_{n % 1000}", transition="entered", run_id="run_x", message_id=f"m{n}",
+                 created_at_ms=to_ms(NOW), state="pending", attempts=0, next_attempt_at_ms=to_ms(NOW))
+            for n in range(count)]
+
+
+def test_the_order_check_is_one_lookup_per_candidate_with_statistics_from_an_empty_outbox(store):
+    with store.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("ALTER TABLE outbox SET (autovacuum_enabled = false)"))
+        connection.execute(insert(OutboxMessage.__table__), pending_rows(1))
+        connection.execute(text("ANALYZE outbox"))
+        connection.execute(insert(OutboxMessage.__table__), pending_rows(3000)[1:])
+    with store.engine.connect() as connection:
+        reads = table_reads(connection, outbox.claimable_ids(to_ms(NOW), 128, TARGET))
+    checks = [detail for alias, detail in reads if alias == "outbox_1"]
+    assert checks and all("profile_id" in detail for detail in checks), reads
