@@ -440,10 +440,13 @@ class Download(SQLModel, table=True):
     expires_at_ms: int = Field(sa_type=BigInteger, index=True)
 
 
-# The outbox's partial indexes (see migration 0003): the due index answers only queries about due
-# times (they imply `next_attempt_at_ms IS NOT NULL`), so a claim's order check finds just the
-# pending-rows index applicable, whatever the planner's statistics say.
+# The outbox's partial indexes (see migration 0003). Each but the pending-rows index names a column
+# the claim's order check never constrains, so that check finds only `ix_outbox_pending` applicable,
+# whatever the planner's statistics say; queries about due times or lease holders imply theirs.
+PENDING = "state = 'pending'"
 DUE = "state = 'pending' AND next_attempt_at_ms IS NOT NULL"
+LEASED = "state = 'pending' AND lease_owner IS NOT NULL"
+SETTLED = "state <> 'pending'"
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -458,9 +461,9 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_due", "next_attempt_at_ms", sqlite_where=text(DUE), postgresql_where=text(DUE)),
         Index("ix_outbox_pending", "target_id", "profile_id", "id",
-              sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
-        Index("ix_outbox_target", "target_id", "state",
-              sqlite_where=text("state <> 'pending'"), postgresql_where=text("state <> 'pending'")),
+              sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
+        Index("ix_outbox_lease", "lease_owner", sqlite_where=text(LEASED), postgresql_where=text(LEASED)),
+        Index("ix_outbox_target", "target_id", "state", sqlite_where=text(SETTLED), postgresql_where=text(SETTLED)),
     )
     id: int | None = row_id()
     space_id: str

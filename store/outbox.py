@@ -206,7 +206,7 @@ def heartbeat(store: Store, leases: Sequence[Lease], lease_ms: int = LEASE_MS) -
     with store.write() as session:
         for lease in leases:
             held = session.execute(update(OutboxMessage).where(
-                OutboxMessage.lease_owner == lease.token, OutboxMessage.state == "pending",
+                OutboxMessage.lease_owner == lease.token, _pending(OutboxMessage),
             ).values(lease_until_ms=now_ms + lease_ms)).rowcount
             ends[lease.token] = now_ms + lease_ms if held else 0
     return ends, now_ms

@@ -5,6 +5,9 @@ Keys are checked per type and failures are reported per key, never failing the w
 INVALID_EMAIL, INVALID_PHONE_NUMBER (E.164, e.g. +14155550100), INVALID_PUSH_TOKEN, MISSING_STATUS,
 GROUPS_NOT_SUPPORTED (groups on a non-email key), INVALID_GROUP_NAME, TOO_MANY_GROUPS, and
 GLOBAL_STATE_NOT_SUBSCRIBED (subscribing to a group while not globally subscribed).
+
+States are written by upserts, so two requests replacing one key at once (from two servers) both
+succeed and the later one's state stays; a new group is created under the space's lock.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 
 from sqlmodel import Session, func, select
 
+from store import locks
+from store.bulk import upsert_newer
 from store.ids import new_id
 from store.models import GroupSubscription, MessagingSubscription, SubscriptionGroup
 from store.spaces import require_space
@@ -78,13 +83,15 @@ def _replace_one(session: Session, store: Store, space_id: str, request: dict[st
             return outcome
         group_rows.append((row, group["status"]))
     now = store.now()
+    connection = session.connection()
     if status is not None or stored is None:
-        session.merge(MessagingSubscription(space_id=space_id, type=kind, key=key, status=global_status, updated_at=now))
-    for row, group_status in group_rows:
-        session.merge(
-            GroupSubscription(space_id=space_id, type=kind, key=key, group_id=row.id, status=group_status, updated_at=now)
-        )
-    session.flush()
+        upsert_newer(connection, MessagingSubscription.__table__,
+                     [dict(space_id=space_id, type=kind, key=key, status=global_status, updated_at=now)],
+                     ("space_id", "type", "key"), "updated_at")
+    upsert_newer(connection, GroupSubscription.__table__,
+                 [dict(space_id=space_id, type=kind, key=key, group_id=row.id, status=group_status, updated_at=now)
+                  for row, group_status in group_rows], ("space_id", "type", "key", "group_id"), "updated_at")
+    session.expire_all()
     return _query_one(session, space_id, key, kind)
 
 
@@ -116,10 +123,11 @@ def _group(session: Session, space_id: str, name: str) -> tuple[SubscriptionGrou
             "code": "INVALID_GROUP_NAME",
             "message": f"Group names are 1 to {MAX_GROUP_NAME} characters with no leading or trailing spaces.",
         }
-    existing = session.exec(
-        select(SubscriptionGroup).where(SubscriptionGroup.space_id == space_id, SubscriptionGroup.name == name)
-    ).first()
-    if existing:
+    existing = _named_group(session, space_id, name)
+    if existing is None:
+        locks.exclusive(session, [f"subscription groups of {space_id}"])
+        existing = _named_group(session, space_id, name)  # another server may have made it meanwhile
+    if existing is not None:
         return existing, None
     count = session.scalar(select(func.count()).select_from(SubscriptionGroup).where(SubscriptionGroup.space_id == space_id))
     if (count or 0) >= MAX_GROUPS:
@@ -128,6 +136,12 @@ def _group(session: Session, space_id: str, name: str) -> tuple[SubscriptionGrou
     session.add(group)
     session.flush()
     return group, None
+
+
+def _named_group(session: Session, space_id: str, name: str) -> SubscriptionGroup | None:
+    return session.exec(
+        select(SubscriptionGroup).where(SubscriptionGroup.space_id == space_id, SubscriptionGroup.name == name)
+    ).first()
 
 
 def _key_error(key: str, kind: str) -> dict[str, str] | None:

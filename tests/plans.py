@@ -15,8 +15,9 @@ def table_reads(connection: Connection, statement: Executable) -> list[tuple[str
     with _explaining(connection):
         rows = connection.execute(statement).all()
     if connection.dialect.name == "postgresql":
+        scans = [node for node in _nodes(rows[0][0][0]["Plan"]) if node["Node Type"].endswith("Scan")]
         return [(node["Alias"], f"{node.get('Index Name', 'sequential scan')} {node.get('Index Cond', '')}".strip())
-                for node in _nodes(rows[0][0][0]["Plan"]) if "Relation Name" in node]
+                for node in scans if "Relation Name" in node]
     return [(match.group(2), row[-1]) for row in rows if (match := re.match(r"(SCAN|SEARCH) (\w+)", row[-1]))]
 
 

@@ -1,12 +1,13 @@
 """Two servers writing to one database at once, as two `serve` processes on two hosts would: each is a
 Store of its own, so nothing in-process keeps them apart. Ingest keeps one profile per person however
-their batches interleave; a write that loses a race is refused whole, as a conflict to retry."""
+their batches interleave, subscriptions replaced at once both take effect (the later wins), and a
+write that loses a race is refused whole, as a conflict to retry."""
 
 import threading
 
 import pytest
 
-from store import spaces
+from store import spaces, subscriptions
 from store.errors import Conflict
 from store.store import Store
 from tests.databases import database_url, on_postgres
@@ -62,6 +63,25 @@ def test_two_servers_ingesting_the_same_people_at_once_keep_one_profile_each(two
     for n in range(PEOPLE):
         assert profile_of(first, "user_id", f"u{n}") == profile_of(first, "anonymous_id", f"a{n}")
     assert rows(first, "select count(*) from event") == [(3 * PEOPLE,)]
+
+
+def test_two_servers_replacing_the_same_subscriptions_at_once_both_succeed(two_servers):
+    first, second = two_servers
+    space_id = spaces.create_space(first, "Subscriptions").space.id
+
+    def replaces(store, group_status):
+        def run():
+            for n in range(PEOPLE):
+                [outcome] = subscriptions.replace_subscriptions(store, space_id, [
+                    {"key": f"p{n}@x.io", "type": "EMAIL", "status": "SUBSCRIBED",
+                     "groups": [{"name": "News", "status": group_status}]}])
+                assert not outcome.errors, outcome.errors
+        return run
+
+    assert side_by_side(replaces(first, "SUBSCRIBED"), replaces(second, "UNSUBSCRIBED")) == []
+    assert rows(first, "select count(*) from messaging_subscription") == [(PEOPLE,)]
+    assert rows(first, "select name from subscription_group") == [("News",)]
+    assert rows(first, "select count(*) from group_subscription") == [(PEOPLE,)]
 
 
 @pytest.mark.skipif(not on_postgres(), reason="SQLite runs one writer at a time, so no write can lose a race")
