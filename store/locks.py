@@ -12,7 +12,7 @@ PostgreSQL database: transaction-scoped advisory locks, released when the transa
   passes never recompute one account at once.
 - A space's trait keys are locked while a new one is chosen, so two audiences created at once in
   two processes never pick the same key; the first start's Default space is made under a lock too,
-  and a space's filters are counted against their limit under one.
+  and a space's filters and new subscription groups are counted against their limits under one.
 
 Locks are always taken in the order of their keys, so two transactions never wait on each other in
 a cycle. On SQLite every write transaction holds the database's write lock from its first statement
