@@ -1,17 +1,20 @@
-"""Compute speed: full runs of representative definitions and an incremental recompute, against a
-hand-written DuckDB query over the same data (the columnar reference), in the same run.
+"""Compute speed: full runs of representative definitions on one engine, and an incremental
+recompute, against a hand-written DuckDB query over typed columns (the columnar reference), in the
+same run.
 
 Generates a seeded dataset (profiles with a user_id, a plan trait for some, ~10 events each over 60
-days with a price and a brand), writes it to a fresh segment-audiences database and to DuckDB, then
-for each definition times:
+days with a price and a brand), writes it to a fresh segment-audiences database (SQLite) and to
+DuckDB tables of its own for the reference. With `--engine duckdb` or `clickhouse` (chdb, in process)
+it then replicates the database into that analytic store (`replication_events_per_s`). For each
+definition it times:
 
-- `query_s`: the compiled statement alone over every profile;
-- `run_s`: a whole run (statement, membership diff, `<key>` traits, run record) of a new audience;
+- `query_s`: the compiled statement alone over every profile, on the engine;
+- `run_s`: a whole run (catch-up, statement, membership diff, `<key>` traits, run record) of a new audience;
 - `duckdb_s`: the hand-written DuckDB query; and checks that both give the same members (or values).
 
-Then times the incremental path (the same statement restricted to 100 profiles, plus the diff).
-Prints the figures and writes them to bench/results/compute.json.
-Usage: python bench/compute.py [--profiles 100000] [--events-per-profile 10]   (needs `pip install duckdb`)
+Then times the incremental path (the same statement restricted to 100 profiles, plus the diff, on
+the operational store). Prints the figures and writes them to bench/results/compute.json.
+Usage: python bench/compute.py [--engine sqlite|duckdb|clickhouse] [--profiles 100000] [--events-per-profile 10]
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from backend.clock import FrozenClock, to_ms  # noqa: E402
 from store import audiences, computations, computed_traits, runs, spaces  # noqa: E402
+from store.analytic.engines import ClickHouse, Chdb, DuckDB  # noqa: E402
+from store.analytic.store import AnalyticStore  # noqa: E402
 from store.store import Store  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "compute.json"
@@ -160,11 +165,16 @@ def measure(store: Store, space_id: str, reference: duckdb.DuckDBPyConnection) -
         else:
             row = computed_traits.create_computed_trait(store, space_id, name=name, query=query, definition_type="USERS")
             computation = computations.for_trait(row)
-        statement = computation.statement(NOW)
-        with store.read() as session:
-            ours, query_s = best_of(lambda: session.execute(statement).all())
+        if store.analytics is None:
+            statement = computation.statement(NOW)
+            with store.read() as session:
+                ours, query_s = best_of(lambda: session.execute(statement).all())
+        else:
+            statement = computation.statement(NOW, analytic=True)
+            ours, query_s = best_of(lambda: store.analytics.engine.run(statement))
         run, run_s = timed(lambda: runs.run(store, row.id, reason="forced"))
         assert run.status == "COMPLETED", run.error
+        assert run.engine == engine_name(store), run.engine
         theirs, duckdb_s = best_of(lambda: reference.execute(sql).fetchall())
         if kind == "audience":
             same = {profile_id for (profile_id,) in ours} == {profile_id for (profile_id,) in theirs}
@@ -172,10 +182,12 @@ def measure(store: Store, space_id: str, reference: duckdb.DuckDBPyConnection) -
             expected = {profile_id: value for profile_id, value in theirs}
             same = {p: orjson.loads(v) for p, v in ours if v is not None} == expected
         figures[name] = {"query_s": round(query_s, 3), "run_s": round(run_s, 3), "duckdb_s": round(duckdb_s, 4),
+                         "query_over_duckdb": round(query_s / duckdb_s, 1),
                          "run_over_duckdb": round(run_s / duckdb_s, 1), "members_identical": same,
                          "size": run.size}
         print(f"{name:28s} query {query_s:7.3f}s  run {run_s:7.3f}s  duckdb {duckdb_s:7.4f}s  "
-              f"ratio {run_s / duckdb_s:6.1f}  same={same}  size={run.size}")
+              f"query/duckdb {query_s / duckdb_s:6.1f}  run/duckdb {run_s / duckdb_s:6.1f}  same={same}  "
+              f"size={run.size}")
     return figures
 
 
@@ -190,14 +202,30 @@ def incremental(store: Store, space_id: str, profiles: int) -> float:
         ids = [f"use_{rng.randrange(profiles):08d}" for _ in range(100)]
         with store.write() as session:
             started = time.perf_counter()
-            runs.apply(session, computation, NOW, "realtime", ids)
+            runs.apply_realtime(session, computation, NOW, ids)
             samples.append(time.perf_counter() - started)
     samples.sort()
     return samples[len(samples) // 2]
 
 
+def engine_name(store: Store) -> str:
+    return "sqlite" if store.analytics is None else store.analytics.name
+
+
+def replicate(store: Store, engine: str, folder: str, events: int) -> float | None:
+    """Attach the analytic store and copy the database into it; returns events copied per second."""
+    if engine == "sqlite":
+        return None
+    analytic = DuckDB(f"{folder}/analytic.duckdb") if engine == "duckdb" else ClickHouse(Chdb(f"{folder}/chdb"))
+    store.analytics = AnalyticStore(store, analytic)
+    _, replicate_s = timed(store.analytics.catch_up)
+    print(f"replicated {events} events (and the profiles' rows) in {replicate_s:.1f}s: {events / replicate_s:,.0f}/s")
+    return events / replicate_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", choices=("sqlite", "duckdb", "clickhouse"), default="sqlite")
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--events-per-profile", type=int, default=10)
     args = parser.parse_args()
@@ -208,16 +236,20 @@ def main() -> None:
                                                     args.events_per_profile))
         print(f"generated {args.profiles} profiles and {events} events in {generate_s:.0f}s")
         reference = columnar(Path(folder), args.profiles)
+        replication_rate = replicate(store, args.engine, folder, events)
         figures = measure(store, space_id, reference)
         incremental_s = incremental(store, space_id, args.profiles)
         print(f"incremental recompute of 100 profiles: {incremental_s * 1000:.1f} ms (median of 20)")
+        if store.analytics is not None:
+            store.analytics.close()
         store.close()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[str(args.profiles)] = {
+    results[f"{args.engine}:{args.profiles}"] = {
         "date": NOW.date().isoformat(),
         "machine": f"{platform.machine()}, {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
                    f"DuckDB {duckdb.__version__}",
-        "profiles": args.profiles, "events": events, "definitions": figures,
+        "engine": args.engine, "profiles": args.profiles, "events": events, "definitions": figures,
+        "replication_events_per_s": None if replication_rate is None else round(replication_rate),
         "incremental_100_profiles_ms": round(incremental_s * 1000, 1),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -7,7 +7,9 @@ SEGMENT_AUDIENCES_TOKEN, `--http-port` / SEGMENT_AUDIENCES_HTTP_PORT, `--actor` 
 SEGMENT_AUDIENCES_ACTOR (recorded as createdBy/updatedBy), SEGMENT_AUDIENCES_PUBLIC_URL (the base of
 download links, when the server is reached through another address; default its own HTTP address,
 or file URLs under stdio), SEGMENT_AUDIENCES_DATA_DIR (where download files go; default beside a
-SQLite database). The background loop reads
+SQLite database), `--analytics` / SEGMENT_AUDIENCES_ANALYTICS (where full runs compute: `duckdb`, the
+default, a DuckDB file beside a SQLite database; `duckdb:PATH`; `clickhouse://…`; or `none`, the
+operational database; see `store.analytic.store`). The background loop reads
 SEGMENT_AUDIENCES_BATCH_HOURS (batch cadence, default 8), SEGMENT_AUDIENCES_SWEEP_MINUTES (window
 sweeps, default 15) and SEGMENT_AUDIENCES_LEASE_SECONDS (delivery leases);
 a read-only server runs no loop.
@@ -22,6 +24,7 @@ import sys
 from server.importer import import_file
 from server.worker import Worker
 from store import catalog, destination_instances, outbox, spaces
+from store.analytic.store import open_analytic_store
 from store.schema import SchemaTooNew
 from store.errors import DomainError, InputValidation
 from store.pagination import PageRequest
@@ -62,6 +65,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
         api_port = _serve_api(log, store, args)
         if api_port is None and args.http_port is not None:
             return 2
+    store.analytics = open_analytic_store(store, args.analytics)
     server = build_server(store, read_only=args.read_only, toolsets=args.toolsets)
     worker = None if args.read_only or args.no_worker else Worker(store).start()
     store.download_base_url = os.environ.get("SEGMENT_AUDIENCES_PUBLIC_URL") or (
@@ -110,6 +114,7 @@ def _announce_default_space(log: logging.Logger, created: spaces.NewSpace) -> No
 
 
 def _worker(store: Store, args: argparse.Namespace) -> int:
+    store.analytics = open_analytic_store(store, args.analytics)
     worker = Worker(store).start()
     try:
         worker.thread.join()
@@ -255,6 +260,12 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
                         else argparse.SUPPRESS, help="recorded as createdBy/updatedBy")
 
 
+def _analytics_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--analytics", default=os.environ.get("SEGMENT_AUDIENCES_ANALYTICS", "duckdb"),
+                        metavar="ENGINE", help="where full runs compute: duckdb (default: a file beside a SQLite "
+                        "database), duckdb:PATH, clickhouse://user:password@host:8123/db, or none")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segment-audiences", description=__doc__.splitlines()[0])
     _global_options(parser, defaults=True)
@@ -276,10 +287,12 @@ def _parser() -> argparse.ArgumentParser:
         help="port of the Tracking and Profile APIs (/v1/…), 0 for any free port, or off; by default they "
         "share the MCP port under sse/streamable-http and take 8000 under stdio (if it is free)",
     )
+    _analytics_option(serve)
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run only the background loops (realtime recomputes, cadences, "
                                  "sweeps, schedules, previews, delivery)")
+    _analytics_option(worker)
     worker.set_defaults(run=_worker)
 
     ingest = commands.add_parser("ingest", help="import Segment-spec messages from a JSON-lines file")

@@ -1,5 +1,6 @@
-"""The background loops: realtime recomputes, previews and due runs (cadences, sweeps, schedules) in
-one thread, and outbox delivery in another with its own event loop.
+"""The background loops: realtime recomputes, previews, due runs (cadences, sweeps, schedules) and the
+pruning of the analytic store's change log in one thread; outbox delivery in another with its own
+event loop; and, when this process has an analytic store, its replication in a third.
 
 They run inside `serve` (or alone as `segment-audiences worker`). Each step is a store service that
 takes `now` from the store's clock, so tests call the same services directly. A step that fails is
@@ -22,6 +23,7 @@ import anyio
 
 from backend.delivery.sender import DEADLINE_SECONDS
 from store import outbox, previews, recompute
+from store.analytic.replication import prune_changes
 from store.delivery import deliver_once, sender_for
 from store.runs import Cadence
 from store.store import Store
@@ -29,6 +31,8 @@ from store.store import Store
 logger = logging.getLogger("segment_audiences.worker")
 TICK_SECONDS = 0.1
 DUE_EVERY_TICKS = 10
+PRUNE_EVERY_TICKS = 6000
+REPLICATE_SECONDS = 1.0
 
 
 def cadence_from_env() -> Cadence:
@@ -45,16 +49,28 @@ class Worker:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.loop, name="segment-audiences-worker", daemon=True)
         self.delivery = DeliveryWorker(store)
+        self.replication = threading.Thread(target=self.replicate, name="segment-audiences-replication", daemon=True)
 
     def start(self) -> Worker:
         self.thread.start()
         self.delivery.start()
+        if self.store.analytics is not None:
+            self.replication.start()
         return self
 
     def stop(self) -> None:
         self.stopping.set()
         self.delivery.stop()
         self.thread.join(timeout=10)
+        if self.replication.is_alive():
+            self.replication.join(timeout=10)
+
+    def replicate(self) -> None:
+        """Keep the analytic store close behind (in a thread of its own: a first copy takes a while),
+        so a full run has little to copy first."""
+        while not self.stopping.is_set():
+            self.step("replication", self.store.analytics.catch_up)
+            self.stopping.wait(REPLICATE_SECONDS)
 
     def loop(self) -> None:
         ticks = 0
@@ -63,6 +79,8 @@ class Worker:
             self.step("previews", lambda: previews.run_pending(self.store))
             if ticks % DUE_EVERY_TICKS == 0:
                 self.step("due runs", lambda: recompute.run_due(self.store, self.cadence))
+            if ticks % PRUNE_EVERY_TICKS == 0:
+                self.step("change log pruning", lambda: prune_changes(self.store))
             ticks += 1
             if not busy:
                 self.stopping.wait(TICK_SECONDS)

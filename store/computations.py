@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, or_
+from sqlalchemy import ColumnElement, Select, exists, or_, select as core_select
 from sqlmodel import Session, col, select
 
 from backend import cql
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.clock import to_ms
+from store.analytic import tables as analytic_tables
 from store.audiences import DEFAULT_EXTERNAL_IDS
 from store.models import Audience, AudiencePreview, ComputedTrait, Event, Identifier, Profile, ProfileLink, Trait
 from store.store import Store
@@ -50,14 +51,18 @@ class Computation:
     def accounts(self) -> bool:
         return self.profile_type == "ACCOUNTS"
 
-    def statement(self, now, profile_ids: Collection[str] | None = None) -> Select:
-        """The compiled SELECT of members (audience) or `(profile, value)` rows (computed trait)."""
+    def statement(self, now, profile_ids: Collection[str] | None = None, *, analytic: bool = False) -> Select:
+        """The compiled SELECT of members (audience) or `(profile, value)` rows (computed trait), over
+        the operational store's tables, or with `analytic` over the analytic store's."""
         root = cql.parse(self.query)
-        scope = Scope(self.space_id, self.accounts, profile_ids, self._eligibility(), self._event_horizon())
+        scope = Scope(self.space_id, self.accounts, profile_ids, self._eligibility(analytic), self._event_horizon())
         build = audience_members if self.kind == "audience" else trait_values
-        return build(root, tables=TABLES, scope=scope, now=now)
+        return build(root, tables=analytic_tables.TABLES if analytic else TABLES, scope=scope, now=now)
 
-    def _eligibility(self) -> tuple[ColumnElement, ...]:
+    def _eligibility(self, analytic: bool) -> tuple[ColumnElement, ...]:
+        """Profiles with an external id of an eligible type: a correlated EXISTS on the operational
+        store (an index lookup per profile, right for a few profiles), an IN over the identifiers on
+        the analytic store (which cannot correlate)."""
         if self.accounts:
             return ()
         if self.kind == "audience":
@@ -66,6 +71,10 @@ class Computation:
             return ()
         else:
             types = DEFAULT_EXTERNAL_IDS
+        if analytic:
+            identifier = analytic_tables.IDENTIFIER
+            eligible = core_select(identifier.c.profile_id).where(identifier.c.type.in_(types))
+            return (analytic_tables.PROFILE.c.id.in_(eligible),)
         profile = TABLES.profile
         return (exists().where(Identifier.profile_id == profile.c.id, col(Identifier.type).in_(types)),)
 
@@ -118,11 +127,16 @@ def find(session: Session, computation_id: str) -> Computation | None:
     return None if row is None or row.deleted_at is not None else for_trait(row)
 
 
-def explain(store: Store, computation: Computation) -> str:
-    """The SQL a computation runs now, as the store's database is sent it (SQLite's or PostgreSQL's),
-    values inlined for reading (its analysis says cadence and references)."""
+def explain(store: Store, computation: Computation) -> tuple[str, str]:
+    """The engine a full run of the computation reads (the analytic store's, else the operational
+    database's) and the SQL it sends it now, values inlined for reading (its analysis says cadence
+    and references)."""
+    analytics = store.analytics
+    if analytics is not None:
+        return analytics.name, analytics.sql(computation.statement(store.now(), analytic=True))
     statement = computation.statement(store.now())
-    return str(statement.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))
+    return store.engine.dialect.name, str(statement.compile(dialect=store.engine.dialect,
+                                                             compile_kwargs={"literal_binds": True}))
 
 
 def dependency_order(computations: Iterable[Computation]) -> list[Computation]:

@@ -14,6 +14,10 @@ PostgreSQL database: transaction-scoped advisory locks, released when the transa
   two processes never pick the same key; the first start's Default space is made under a lock too,
   and a space's filters and new subscription groups are counted against their limits under one.
 
+- Every write transaction takes the writes lock shared (`Store.write`); the analytic store's
+  replicator takes it exclusively for a moment to read how far committed rows go, knowing that no
+  transaction holding a smaller id is still in flight.
+
 Locks are always taken in the order of their keys, so two transactions never wait on each other in
 a cycle. On SQLite every write transaction holds the database's write lock from its first statement
 (`BEGIN IMMEDIATE`), which already serialises all of this; the functions do nothing there.
@@ -26,6 +30,9 @@ from collections.abc import Iterable
 
 from sqlalchemy import text
 from sqlmodel import Session
+
+
+WRITES = "writes"
 
 
 def key(name: str) -> int:

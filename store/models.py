@@ -349,6 +349,16 @@ class ProfileMerge(SQLModel, table=True):
     merged_at_ms: int = Field(sa_type=BigInteger)
 
 
+class AnalyticChange(SQLModel, table=True):
+    """A profile whose rows in a table (profile, identifier, trait, profile_link) changed, written by
+    triggers (migration 0004) for the analytic store's replicator to re-copy."""
+
+    __tablename__ = "analytic_change"
+    seq: int | None = row_id()
+    table_name: str
+    profile_id: str
+
+
 class DirtyProfile(SQLModel, table=True):
     """A profile whose events, traits or identity changed since its audiences were last computed."""
 
@@ -388,6 +398,8 @@ class ComputeRun(SQLModel, table=True):
     entered: int = 0
     exited: int = 0
     error: str | None = None
+    engine: str | None = None  # sqlite | postgresql | duckdb | clickhouse
+    replication_lag_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class Membership(SQLModel, table=True):

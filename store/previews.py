@@ -60,8 +60,13 @@ def run_pending(store: Store) -> int:
 def _run(store: Store, preview: AudiencePreview) -> None:
     computation = computations.for_preview(preview)
     try:
+        now = store.now()
+        analytic = store.analytics.compute(computation.statement(now, analytic=True)) if store.analytics else None
         with store.read() as session:
-            members = sorted(session.execute(computation.statement(store.now())).scalars())
+            if analytic is None:
+                members = sorted(session.execute(computation.statement(now)).scalars())
+            else:
+                members = sorted(row[0] for row in analytic.rows)
             results = _sample(session, members[:SAMPLE_SIZE])
         outcome = {"status": "COMPLETED", "size": len(members), "results": results}
     except Exception as error:  # a preview's boundary: the agent reads the reason from failureReason

@@ -2,7 +2,12 @@
 back in one transaction together with the `<key>` trait, the run record and the outbox rows.
 
 A run over some profile ids (realtime) touches only those profiles; a run over all of them (initial,
-cadence, sweep, schedule, forced) also sets the computation's size. Nothing is sent from here: the
+cadence, sweep, schedule, forced) also sets the computation's size. A full run reads the analytic
+store when this process has one (`store.analytic.store`): it first copies everything committed, runs
+the statement there, and then, inside its transaction, recomputes on the operational store the
+profiles that changed since that copy (their events or rows arrived meanwhile), so the result is as
+current as a run on the operational store would be. The run records the engine and how far behind
+the analytic store was. Nothing is sent from here: the
 outbox rows wait for the delivery worker: an audience's entries and exits, a computed trait's
 changed values (a cleared value goes out as null; a merged-away profile leaves silently). A run that
 fails leaves membership and traits as they were, records the failed run, and sets the computation's
@@ -16,25 +21,30 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import bindparam, delete, union, update
 from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
 from backend.cql.compiler import CompileError
 from store import computations, locks, outbox, routes
+from store.analytic.replication import Marks
+from store.analytic.store import FullResult
 from store.audiences import get_audience
 from store.bulk import IN_CHUNK, insert_dicts, select_in, upsert_newer
 from store.computations import Computation
 from store.errors import Conflict, NotFound
 from store.ids import new_id
 from store.models import (
+    AnalyticChange,
     Audience,
     ComputedTrait,
     ComputedValue,
     ComputeRun,
     ComputeState,
+    Event,
     Membership,
     Profile,
+    ProfileLink,
     Trait,
 )
 from store.store import Store
@@ -82,12 +92,13 @@ def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
         raise NotFound("computation", computation_id, field="id")
     started = store.now()
     try:
+        full = _analytic_result(store, computation, started)
         with store.write() as session:
             if still_due is None:
                 locks.exclusive(session, [computation_id])
             elif not (locks.try_exclusive(session, computation_id) and still_due(session)):
                 return None
-            run_row = apply(session, computation, started, reason, cadence=cadence)
+            run_row = apply(session, computation, started, reason, cadence=cadence, full=full)
             run_row.finished_at_ms = to_ms(store.now())
             return run_row
     except Exception as error:  # the run's boundary: whatever failed, the computation shows why
@@ -113,11 +124,28 @@ def force_audience_run(store: Store, space_id: str, audience_id: str) -> Compute
     return run(store, audience_id, reason="forced")
 
 
-def apply(session: Session, computation: Computation, now, reason: str, *, cadence: Cadence = Cadence()) -> ComputeRun:
-    """A full run within the caller's transaction (which holds the computation's lock): compute, write
-    back, record the run and the computation's new size; returns the run."""
+def _analytic_result(store: Store, computation: Computation, now) -> FullResult | None:
+    """The computation over every profile on the analytic store, or None without a ready one (or when
+    it fails: the run then reads the operational store, which gives the same answer)."""
+    if store.analytics is None:
+        return None
+    try:
+        return store.analytics.compute(computation.statement(now, analytic=True))
+    except CompileError:
+        raise
+    except Exception:
+        logger.warning("the analytic store failed to compute %s; computing on the operational store",
+                       computation.id, exc_info=True)
+        return None
+
+
+def apply(session: Session, computation: Computation, now, reason: str, *, cadence: Cadence = Cadence(),
+          full: FullResult | None = None) -> ComputeRun:
+    """A full run within the caller's transaction (which holds the computation's lock): compute (or
+    take `full`, the analytic store's answer, brought up to date), write back, record the run and the
+    computation's new size; returns the run."""
     now_ms = to_ms(now)
-    run_row, size, _ = _compute(session, computation, now, reason, None)
+    run_row, size, _ = _compute(session, computation, now, reason, None, full)
     state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
                                                                        space_id=computation.space_id)
     state.size = run_row.size = size
@@ -163,23 +191,47 @@ def record_realtime(session: Session, changes: list[RealtimeChange]) -> None:
         set_status(session, computation_id, "Live")
 
 
-def _compute(session: Session, computation: Computation, now, reason: str,
-             profile_ids: Collection[str] | None) -> tuple[ComputeRun, int, int]:
+def _compute(session: Session, computation: Computation, now, reason: str, profile_ids: Collection[str] | None,
+             full: FullResult | None = None) -> tuple[ComputeRun, int, int]:
     """Compute and write back members or values; returns the run, the size (a full run's) and the
     change in size."""
     now_ms = to_ms(now)
     run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
                          reason=reason, status="COMPLETED", started_at_ms=now_ms, finished_at_ms=now_ms)
-    statement = computation.statement(now, profile_ids)
+    if full is None:
+        rows = [tuple(row) for row in session.execute(computation.statement(now, profile_ids))]
+        run_row.engine = session.get_bind().dialect.name
+    else:
+        rows = _brought_up_to_date(session, computation, now, full)
+        run_row.engine, run_row.replication_lag_ms = full.engine, full.lag_ms
     write = _apply_audience if computation.kind == "audience" else _apply_trait
-    size, size_change = write(session, computation, statement, run_row, profile_ids)
+    size, size_change = write(session, computation, rows, run_row, profile_ids)
     return run_row, size, size_change
 
 
-def _apply_audience(session: Session, computation: Computation, statement, run_row: ComputeRun,
+def _brought_up_to_date(session: Session, computation: Computation, now, full: FullResult) -> list[tuple]:
+    """The analytic store's rows, with the profiles changed since its copy recomputed here."""
+    changed = changed_since(session, full.marks, computation.accounts)
+    fresh = [tuple(row) for chunk in _chunks(sorted(changed))
+             for row in session.execute(computation.statement(now, chunk))]
+    return [row for row in full.rows if row[0] not in changed] + fresh
+
+
+def changed_since(session: Session, marks: Marks, accounts: bool) -> set[str]:
+    """Profiles with events or rows committed after `marks` (and, for ACCOUNTS, their accounts)."""
+    changed_ids = union(select(Event.profile_id).where(Event.id > marks.event_id),
+                        select(AnalyticChange.profile_id).where(AnalyticChange.seq > marks.change_seq))
+    changed = set(session.execute(changed_ids).scalars())
+    if accounts:
+        linked = select(ProfileLink.account_id).where(col(ProfileLink.user_id).in_(changed_ids.scalar_subquery()))
+        changed |= set(session.execute(linked).scalars())
+    return changed
+
+
+def _apply_audience(session: Session, computation: Computation, rows: list[tuple], run_row: ComputeRun,
                     profile_ids) -> tuple[int, int]:
     """Write the membership diff; returns the size (for a full run) and the change in size."""
-    members = set(session.execute(statement).scalars())
+    members = {row[0] for row in rows}
     current = {profile_id for (profile_id,) in _restricted(
         session, "current members",
         lambda: select(Membership.profile_id).where(Membership.computation_id == bindparam("computation"),
@@ -206,10 +258,10 @@ def _apply_audience(session: Session, computation: Computation, statement, run_r
     return len(members), run_row.entered - run_row.exited
 
 
-def _apply_trait(session: Session, computation: Computation, statement, run_row: ComputeRun,
+def _apply_trait(session: Session, computation: Computation, rows: list[tuple], run_row: ComputeRun,
                  profile_ids) -> tuple[int, int]:
     """Write changed values; `entered` counts values set or changed, `exited` values cleared."""
-    values = {profile_id: value for profile_id, value in session.execute(statement)}
+    values = {profile_id: value for profile_id, value in rows}
     current = dict(_restricted(
         session, "current computed values",
         lambda: select(Trait.profile_id, Trait.value).where(Trait.key == bindparam("key"),

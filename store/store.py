@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from backend.clock import Clock, SystemClock
 from store.database import data_dir, database_url, default_url, make_engine, writer
+from store import locks
 from store.errors import Conflict
 from store.schema import migrate
 
@@ -31,6 +32,7 @@ class Store:
         self.url = database_url(url) if url else default_url()
         self.data_dir = data_dir(self.url)
         self.download_base_url: str | None = None
+        self.analytics = None  # the AnalyticStore full runs read (`store.analytic.store`), if any
         self.clock = clock or SystemClock()
         self.actor = actor
         self.engine = make_engine(self.url)
@@ -55,6 +57,7 @@ class Store:
         turn = self._write_turn if self.engine.dialect.name == "sqlite" else nullcontext()
         try:
             with turn, Session(self._writer, expire_on_commit=False) as session, session.begin():
+                locks.shared(session, [locks.WRITES])
                 yield session
         except DBAPIError as error:
             if getattr(error.orig, "sqlstate", None) not in LOST_RACE:

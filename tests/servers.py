@@ -49,13 +49,14 @@ class HttpServer:
         self.process.wait(timeout=10)
 
 
-def server_with_space(tmp_path, name: str) -> HttpServer:
-    """A streamable-HTTP server over a database holding one space made by `spaces create`; the server
-    carries the space's id, write key and access token, its environment and its base URL."""
+def server_with_space(tmp_path, name: str, *extra: str) -> HttpServer:
+    """A streamable-HTTP server (with `extra` options) over a database holding one space made by
+    `spaces create`; the server carries the space's id, write key and access token, its environment
+    and its base URL."""
     created = subprocess.run([sys.executable, "-m", "server", "spaces", "create", name],
                              env=server_env(tmp_path), capture_output=True, text=True, check=True)
     space_id, write_key, access_token = SPACE_CREATED.search(created.stdout).groups()
-    process = HttpServer(tmp_path, "streamable-http")
+    process = HttpServer(tmp_path, "streamable-http", *extra)
     process.space_id, process.write_key, process.access_token = space_id, write_key, access_token
     process.env = server_env(tmp_path)
     process.base = f"http://127.0.0.1:{process.port}"

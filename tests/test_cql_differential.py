@@ -1,5 +1,5 @@
 """The proof of the compiler: on random profiles and random definitions drawn from the grammar, the
-compiled SQL and the reference evaluator agree on every profile."""
+compiled SQL and the reference evaluator agree on every profile, on every engine."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from backend.cql import CQLError, validate
 from backend.cql.evaluate import EventRecord, ProfileData, is_member, trait_value
 from backend.cql.parser import parse
-from tests.cql_data import memory_engine, same_value, sql_members, sql_values, store_profiles
+from tests.cql_data import ENGINES, CqlDatabase, same_value
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 NAMES = ["Bought", "Returned", "Login"]
@@ -123,9 +123,9 @@ def _valid(query: str, kind: str, audience_type: str = "USERS") -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return memory_engine()
+@pytest.fixture(scope="module", params=ENGINES)
+def database(request):
+    return CqlDatabase(request.param)
 
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -134,19 +134,19 @@ SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[Heal
 
 @SETTINGS
 @given(profiles=st.lists(USERS, min_size=1, max_size=4), query=audience())
-def test_audience_members_agree(engine, profiles, query):
+def test_audience_members_agree(database, profiles, query):
     assume(_valid(query, "audience"))
-    ids = store_profiles(engine, profiles)
+    ids = database.store(profiles)
     expected = {profile_id for profile_id, profile in zip(ids, profiles) if is_member(parse(query), profile, NOW)}
-    assert sql_members(engine, query, NOW) == expected, query
+    assert database.members(query, NOW) == expected, query
 
 
 @SETTINGS
 @given(profiles=st.lists(USERS, min_size=1, max_size=4), query=TRAIT_DEFINITIONS)
-def test_computed_trait_values_agree(engine, profiles, query):
+def test_computed_trait_values_agree(database, profiles, query):
     assume(_valid(query, "computed_trait"))
-    ids = store_profiles(engine, profiles)
-    actual = sql_values(engine, query, NOW)
+    ids = database.store(profiles)
+    actual = database.values(query, NOW)
     for profile_id, profile in zip(ids, profiles):
         expected = trait_value(parse(query), profile, NOW)
         assert same_value(expected, actual[profile_id]), (query, profile_id, expected, actual[profile_id])
@@ -155,9 +155,9 @@ def test_computed_trait_values_agree(engine, profiles, query):
 @SETTINGS
 @given(accounts=st.lists(ACCOUNTS, min_size=1, max_size=3), quantifier=st.sampled_from(["ANY", "ALL", "ALL NOT", ""]),
        query=audience(depth=0))
-def test_account_audience_members_agree(engine, accounts, quantifier, query):
+def test_account_audience_members_agree(database, accounts, quantifier, query):
     query = f"{quantifier} ({query})" if quantifier else query
     assume(_valid(query, "audience", "ACCOUNTS"))
-    ids = store_profiles(engine, accounts, accounts=True)
+    ids = database.store(accounts, accounts=True)
     expected = {account_id for account_id, account in zip(ids, accounts) if is_member(parse(query), account, NOW)}
-    assert sql_members(engine, query, NOW, accounts=True) == expected, query
+    assert database.members(query, NOW, accounts=True) == expected, query

@@ -1,7 +1,8 @@
 """CQL semantics on the reference's example queries and on each rule decided where it is silent.
 
-Every answer is asked of both the reference evaluator and the compiled SQL (on a real SQLite database);
-they must agree with each other and with the hand-checked expectation."""
+Every answer is asked of both the reference evaluator and the compiled SQL on every engine (the
+operational database, DuckDB, ClickHouse); they must agree with each other and with the hand-checked
+expectation."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -11,10 +12,10 @@ from hypothesis import strategies as st
 
 from backend.cql import parse
 from backend.cql.evaluate import EvaluationError, EventRecord, ProfileData, is_member, trait_value
-from tests.cql_data import memory_engine, same_value, sql_members, sql_values, store_profiles
+from tests.cql_data import ENGINES, CqlDatabase, same_value
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
-ENGINE = memory_engine()
+DATABASES = [CqlDatabase(engine) for engine in ENGINES]
 
 
 def ago(**delta) -> datetime:
@@ -33,17 +34,20 @@ def member(query, profile):
     """Whether `profile` is a member, as evaluator and SQL both say."""
     expected = is_member(parse(query), profile, NOW)
     accounts = _is_account(query, profile)
-    [profile_id] = store_profiles(ENGINE, [profile], accounts=accounts)
-    assert (profile_id in sql_members(ENGINE, query, NOW, accounts=accounts)) is expected, "SQL disagrees"
+    for database in DATABASES:
+        [profile_id] = database.store([profile], accounts=accounts)
+        actual = profile_id in database.members(query, NOW, accounts=accounts)
+        assert actual is expected, f"SQL on {database.name} disagrees"
     return expected
 
 
 def value(query, profile):
     """The computed-trait value of `profile`, as evaluator and SQL both say."""
     expected = trait_value(parse(query), profile, NOW)
-    [profile_id] = store_profiles(ENGINE, [profile])
-    actual = sql_values(ENGINE, query, NOW)[profile_id]
-    assert same_value(expected, actual), f"SQL says {actual!r}"
+    for database in DATABASES:
+        [profile_id] = database.store([profile])
+        actual = database.values(query, NOW)[profile_id]
+        assert same_value(expected, actual), f"SQL on {database.name} says {actual!r}"
     return expected
 
 

@@ -96,7 +96,7 @@ def get_audience(
     explanation = None
     if explain:
         computation = computations.for_audience(row)
-        explanation = shapes.explain(computations.explain(store, computation), computation)
+        explanation = shapes.explain(*computations.explain(store, computation), computation)
     return GetAudienceOutput(audience=shapes.audience_with_lookback(row, schedules, state, explanation))
 
 

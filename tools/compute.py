@@ -64,8 +64,8 @@ def force_execute_audience_run(
     store: Store, spaceId: SpaceId, audienceId: Annotated[str, resource_id("Audience id (aud_…).")]
 ) -> RunOutput:
     """Recompute an audience now, whatever its cadence, and wait. Returns {run: {id: run_…, status,
-    size, entered, exited, error?}}; changes go to the connected destinations. A FAILED run keeps the
-    previous members."""
+    size, entered, exited, engine, error?}}; changes go to the connected destinations. A FAILED run keeps
+    the previous members."""
     return RunOutput(run=shapes.run(runs.force_audience_run(store, spaceId, audienceId)))
 
 

@@ -229,7 +229,8 @@ class AudienceSummary(Output):
 class Explanation(Output):
     """How segment-audiences computes a definition (an addition to the Public API's shape)."""
 
-    sql: str = Field(description="The compiled SQL, values inlined.")
+    engine: str = Field(description="What full runs compute on: duckdb, clickhouse, sqlite or postgresql.")
+    sql: str = Field(description="The compiled SQL full runs send it, values inlined.")
     computeCadence: ComputeCadence
     cadenceReason: str
     referencedKeys: list[str] = Field(description="Audience or trait keys read with trait('<key>').")
@@ -432,4 +433,6 @@ class RunInfo(Output):
     size: int = Field(description="Members after the run.")
     entered: int
     exited: int
+    engine: Optional[str] = Field(None, description="Where it computed: duckdb, clickhouse, sqlite or postgresql.")
+    replicationLagMs: Optional[int] = Field(None, description="How far behind the analytic store was when it started.")
     error: Optional[str] = None

@@ -70,9 +70,10 @@ def size(audience_type: str, count: int) -> api.AudienceSize:
     return api.AudienceSize(type="ACCOUNTS" if audience_type == "ACCOUNTS" else "USERS", count=count)
 
 
-def explain(sql: str, computation: Computation) -> api.Explanation:
+def explain(engine: str, sql: str, computation: Computation) -> api.Explanation:
     analysis = computation.analysis
     return api.Explanation(
+        engine=engine,
         sql=sql,
         computeCadence=api.ComputeCadence(type=analysis.cadence),
         cadenceReason=analysis.cadence_reason,
@@ -98,7 +99,7 @@ def preview(row: rows.AudiencePreview) -> api.AudiencePreview:
 
 def run(row: rows.ComputeRun) -> api.RunInfo:
     return api.RunInfo(id=row.id, status=row.status, size=row.size, entered=row.entered, exited=row.exited,
-                       error=row.error)
+                       engine=row.engine, replicationLagMs=row.replication_lag_ms, error=row.error)
 
 
 def _audience_options(options: dict[str, Any]) -> dict[str, Any]:

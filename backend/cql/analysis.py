@@ -48,11 +48,12 @@ def analyze(root: ast.Node, *, kind: str, audience_type: str) -> Analysis:
 def walk(node: object) -> Iterator[object]:
     """Every node below and including `node`, depth first."""
     yield node
-    for child in _children(node):
+    for child in children(node):
         yield from walk(child)
 
 
-def _children(node: object) -> tuple:
+def children(node: object) -> tuple:
+    """The nodes directly below `node`."""
     if isinstance(node, (ast.And, ast.Or)):
         return node.operands
     if isinstance(node, (ast.Not, ast.Quantified)):

@@ -1,11 +1,23 @@
-"""CQL compiled to one SQLAlchemy Core SELECT per definition, in agreement with `backend.cql.evaluate`.
+"""CQL compiled to one set-based SELECT per definition, in agreement with `backend.cql.evaluate`.
 
-An audience compiles to `SELECT profile.id FROM profile WHERE <condition>`; a computed trait to
-`SELECT profile.id, <value as JSON text>`. Every event condition is a correlated sub-select over the
-profile's events (count, aggregate, or ordered pick), so `NOT`, `OR` and zero counts need no special
-case, funnels nest one sub-select per parent event, and restricting the outer query to some profile
-ids is the incremental path. Comparisons are two-valued (NULL becomes false) so `NOT` is exact.
+An audience compiles to `SELECT profile.id FROM profile LEFT JOIN … WHERE <condition>`; a computed
+trait to `SELECT profile.id, <value as JSON text>`. Nothing is correlated, so the same statement runs
+on SQLite, PostgreSQL and the analytic engines (DuckDB, ClickHouse), which cannot decorrelate
+`LIMIT 1` picks or references from two scopes out:
 
+- A reduction (`count`, `sum`, `first`, `mode`, …) over an event stream is a derived table of the
+  stream's rows grouped by the rows of the scope it is read in, LEFT JOINed to that scope, so a
+  profile with no events gets the empty reduction (0, NULL, `[]`) and `NOT`, `OR` and zero counts need
+  no special case. First/last and mode pick with `row_number()`.
+- At the top a scope row is a profile (or, under `ANY`/`ALL`, one of an account's users). Inside a
+  stream's `where`, a scope row is one event of that stream together with the scope rows it belongs
+  to, so a stream nested there (a funnel) is joined to its parent event by profile and time and
+  grouped by the parent's row.
+- Traits are LEFT JOINed by profile; an account's events are its own and its users' (by the link table).
+- `expires_after` keeps the latest session with window functions (`lag`, `max … OVER`).
+
+Restricting the statement to some profile ids (`Scope.profile_ids`) restricts every derived table
+too: that is the incremental path. Comparisons are two-valued (NULL becomes false) so `NOT` is exact.
 The tables come from the caller (`Tables`), which keeps this module free of the store's models.
 `entity()` (Linked Audiences) needs a warehouse's data graph, which this engine does not have, and is
 rejected with `CompileError`.
@@ -15,15 +27,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, Table, and_, exists, false, func, literal, not_, or_, select
+from sqlalchemy import (ColumnElement, FromClause, Select, Table, and_, case, false, func, literal, not_, or_, select,
+                        union_all)
 
 from backend.clock import to_ms
 from backend.cql import ast
-from backend.cql.dialect import binary, json_array_of, julian_day, one_step, position, spelled_number
+from backend.cql.dialect import (binary, json_array_of, julian_day, nullable, position, spelled_number, text_length,
+                                 text_part)
 from backend.cql.sqlvalues import (
     ConstValue,
     JsonValue,
@@ -34,7 +48,6 @@ from backend.cql.sqlvalues import (
     equal,
     instant_day,
     iso,
-    let,
     utc_date,
 )
 
@@ -46,20 +59,14 @@ class CompileError(ValueError):
 
 
 class Tables(NamedTuple):
+    """The tables a statement reads. With `merged_events`, an event may still name a profile merged
+    since into another (the analytic store's copy), whose `merged_into` names the profile it is now."""
+
     profile: Table
     event: Table
     trait: Table
     link: Table
-
-
-@dataclass(frozen=True)
-class _Scope:
-    """Whose traits and events a node reads, and which event rows are current (`event`) and parent."""
-
-    profile_id: ColumnElement
-    account: bool
-    event: object = None
-    parent: object = None
+    merged_events: bool = False
 
 
 def span_ms(duration: ast.Duration) -> int:
@@ -83,197 +90,314 @@ class Scope:
 
 def audience_members(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime) -> Select:
     """The ids of the live profiles (users, or accounts) that satisfy the audience definition at `now`."""
-    compiler = _Compiler(tables, now, scope.event_horizon)
-    profile = tables.profile
-    condition = compiler.boolean(root, _Scope(profile.c.id, scope.accounts))
-    return _profiles(select(profile.c.id), tables, scope).where(condition)
+    compiler = _Compiler(tables, now, scope)
+    frame = compiler.top_frame()
+    condition = compiler.boolean(root, frame)
+    return compiler.profiles(select(tables.profile.c.id), frame).where(condition)
 
 
 def trait_values(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime) -> Select:
     """Every live profile's id and computed-trait value at `now`, as JSON text (NULL for no value)."""
-    compiler = _Compiler(tables, now, scope.event_horizon)
-    profile = tables.profile
-    value = compiler.scalar(root, _Scope(profile.c.id, scope.accounts)).json()
-    return _profiles(select(profile.c.id, value.label("value")), tables, scope)
+    compiler = _Compiler(tables, now, scope)
+    frame = compiler.top_frame()
+    value = compiler.scalar(root, frame).json()
+    return compiler.profiles(select(tables.profile.c.id, value.label("value")), frame)
 
 
-def _profiles(statement: Select, tables: Tables, scope: Scope) -> Select:
-    profile = tables.profile
-    statement = statement.where(profile.c.space_id == scope.space_id, profile.c.merged_into.is_(None),
-                                profile.c.collection == ("accounts" if scope.accounts else "users"), *scope.conditions)
-    return statement if scope.profile_ids is None else statement.where(profile.c.id.in_(list(scope.profile_ids)))
+@dataclass
+class _Frame:
+    """The rows a condition is evaluated on, and the derived tables LEFT JOINed to them for it.
+
+    A profile frame's rows are profiles (`keys` is the profile id); an event frame's rows are the
+    events of a stream (`rows`, columns as `_Compiler.candidates` names them) with the scope rows each
+    belongs to (`keys` ends with the event id). `owner` is the profile whose traits and events are
+    read; `account` says whether its events include its users'."""
+
+    keys: tuple[ColumnElement, ...]
+    owner: ColumnElement
+    account: bool
+    rows: FromClause | None = None
+    restrict: Callable[[ColumnElement], list[ColumnElement]] = lambda owner: []
+    joins: list[tuple[FromClause, ColumnElement]] = field(default_factory=list)
+
+    def joined(self, base: FromClause) -> FromClause:
+        return _outer_joined(base, self.joins)
+
+    def join_by_keys(self, derived: FromClause) -> None:
+        self.joins.append((derived, and_(*(derived.c[f"k{i}"] == key for i, key in enumerate(self.keys)))))
+
+
+@dataclass
+class _Selection:
+    """A stream's rows so far: `rows` (one per scope row and event, the scope keys first as k0…)
+    narrowed by `conditions`, which may read derived tables in `joins`."""
+
+    rows: FromClause
+    width: int
+    joins: list[tuple[FromClause, ColumnElement]] = field(default_factory=list)
+    conditions: list[ColumnElement] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[ColumnElement]:
+        return [self.rows.c[f"k{i}"] for i in range(self.width)]
+
+    def select(self, *columns) -> Select:
+        return select(*columns).select_from(_outer_joined(self.rows, self.joins)).where(*self.conditions)
+
+
+def _outer_joined(base: FromClause, joins: list[tuple[FromClause, ColumnElement]]) -> FromClause:
+    for table, on in joins:
+        base = base.outerjoin(table, on)
+    return base
 
 
 class _Compiler:
-    def __init__(self, tables: Tables, now: datetime, event_horizon=None):
+    def __init__(self, tables: Tables, now: datetime, scope: Scope):
         self.tables = tables
-        self.event_horizon = event_horizon
+        self.scope = scope
         self.now = now
         self.now_ms = to_ms(now)
         self.names = itertools.count(1)
 
+    def name(self, prefix: str) -> str:
+        return f"{prefix}{next(self.names)}"
+
+    # -- frames ----------------------------------------------------------------------------------
+
+    def top_frame(self) -> _Frame:
+        profile, ids = self.tables.profile, self.scope.profile_ids
+        restrict = (lambda owner: []) if ids is None else (lambda owner: [owner.in_(list(ids))])
+        return _Frame((profile.c.id,), profile.c.id, self.scope.accounts, restrict=restrict)
+
+    def profiles(self, statement: Select, frame: _Frame) -> Select:
+        profile, scope = self.tables.profile, self.scope
+        statement = statement.select_from(frame.joined(profile)).where(
+            profile.c.space_id == scope.space_id, profile.c.merged_into.is_(None),
+            profile.c.collection == ("accounts" if scope.accounts else "users"), *scope.conditions)
+        return statement if scope.profile_ids is None else statement.where(profile.c.id.in_(list(scope.profile_ids)))
+
+    def event_frame(self, rows: FromClause, width: int, account: bool) -> _Frame:
+        keys = tuple(rows.c[f"k{i}"] for i in range(width)) + (rows.c.id,)
+        return _Frame(keys, rows.c.owner, account, rows=rows)
+
     # -- booleans --------------------------------------------------------------------------------
 
-    def boolean(self, node: ast.Node, scope: _Scope) -> ColumnElement:
+    def boolean(self, node: ast.Node, frame: _Frame) -> ColumnElement:
         if isinstance(node, ast.And):
-            return and_(*(self.boolean(operand, scope) for operand in node.operands))
+            return and_(*(self.boolean(operand, frame) for operand in node.operands))
         if isinstance(node, ast.Or):
-            return or_(*(self.boolean(operand, scope) for operand in node.operands))
+            return or_(*(self.boolean(operand, frame) for operand in node.operands))
         if isinstance(node, ast.Not):
-            return not_(self.boolean(node.operand, scope))
+            return not_(self.boolean(node.operand, frame))
         if isinstance(node, ast.Quantified):
-            return self.quantified(node, scope)
+            return self.quantified(node, frame)
         if isinstance(node, ast.Comparison):
-            return func.coalesce(self.comparison(node, scope), false())
+            return func.coalesce(self.comparison(node, frame), false())
         raise CompileError(f"{type(node).__name__} is not a condition")
 
-    def quantified(self, node: ast.Quantified, scope: _Scope) -> ColumnElement:
-        link = self.tables.link.alias(f"l{next(self.names)}")
-        user = _Scope(link.c.user_id, account=False)
-        of_account = link.c.account_id == scope.profile_id
-        holds = self.boolean(node.operand, user)
+    def quantified(self, node: ast.Quantified, frame: _Frame) -> ColumnElement:
+        """Whether any (all) of an account's users satisfy the condition: the condition per link row,
+        grouped by account (ALL is false for an account without users)."""
+        link = self.tables.link.alias(self.name("l"))
+        users = _Frame((link.c.user_id,), link.c.user_id, account=False, restrict=self.users_restriction())
+        holds = case((self.boolean(node.operand, users), 1), else_=0)
+        grouped = select(link.c.account_id.label("k0"), func.max(holds).label("some"), func.min(holds).label("every"))
+        grouped = grouped.select_from(users.joined(link)).where(link.c.space_id == self.scope.space_id,
+                                                               *frame.restrict(link.c.account_id))
+        derived = grouped.group_by(link.c.account_id).subquery(self.name("q"))
+        frame.join_by_keys(derived)
+        return func.coalesce(derived.c.some if node.quantifier == "ANY" else derived.c.every, 0) == 1
 
-        def some(*conditions):
-            return exists(select(link.c.user_id).where(of_account, *conditions).correlate_except(link))
-
-        if node.quantifier == "ANY":
-            return some(holds)
-        return and_(some(), not_(some(not_(holds))))
-
-    def comparison(self, node: ast.Comparison, scope: _Scope) -> ColumnElement:
-        """The comparator over its operands, each computed operand bound once in a one-row derived
-        table: comparators read an operand several times, and a sub-select repeated is re-run."""
-        operands = [self.scalar(operand, scope) for operand in (node.subject, *node.arguments)
-                    if not isinstance(operand, ast.Duration)]
-        computed = [operand for operand in operands if not isinstance(operand, ConstValue)
-                    and not (isinstance(operand, JsonValue) and operand.column)]
-        if not computed:
-            return self.compare(node, operands)
-        labels = {id(operand): f"b{index}" for index, operand in enumerate(computed)}
-        bound = one_step(select(*(operand.expression.label(labels[id(operand)]) for operand in computed)
-                                ).correlate_except(None)).subquery()
-        rebound = [operand.over(bound.c[labels[id(operand)]]) if id(operand) in labels else operand
-                   for operand in operands]
-        return select(self.compare(node, rebound)).select_from(bound).correlate_except(bound).scalar_subquery()
-
-    def compare(self, node: ast.Comparison, operands: list[Value]) -> ColumnElement:
-        subject, values = operands[0], iter(operands[1:])
-        arguments = [argument if isinstance(argument, ast.Duration) else next(values) for argument in node.arguments]
+    def comparison(self, node: ast.Comparison, frame: _Frame) -> ColumnElement:
+        operands = iter([self.scalar(argument, frame) for argument in (node.subject, *node.arguments)
+                         if not isinstance(argument, ast.Duration)])
+        subject = next(operands)
+        arguments = [argument if isinstance(argument, ast.Duration) else next(operands) for argument in node.arguments]
         return _COMPARATORS[node.comparator](self, subject, arguments)
+
+    def users_restriction(self) -> Callable[[ColumnElement], list[ColumnElement]]:
+        """Limits a user id to the users of the accounts computed (when the statement is restricted)."""
+        ids = self.scope.profile_ids
+        if ids is None:
+            return lambda owner: []
+        link = self.tables.link.alias(self.name("l"))
+        chosen = select(link.c.user_id).where(link.c.account_id.in_(list(ids)))
+        return lambda owner: [owner.in_(chosen)]
 
     # -- scalars ---------------------------------------------------------------------------------
 
-    def scalar(self, node: ast.Node, scope: _Scope):
+    def scalar(self, node: ast.Node, frame: _Frame):
         if isinstance(node, ast.Literal):
             return ConstValue(node.value)
         if isinstance(node, ast.TraitRef):
-            trait = self.tables.trait.alias(f"t{next(self.names)}")
-            document = select(trait.c.value).where(trait.c.profile_id == scope.profile_id,
-                                                   trait.c.key == node.path[0]).correlate_except(trait)
-            return JsonValue(document.scalar_subquery(), node.path[1:])
+            trait = self.tables.trait
+            values = select(trait.c.profile_id.label("k0"), trait.c.value).where(
+                trait.c.key == node.path[0]).subquery(self.name("t"))
+            frame.joins.append((values, values.c.k0 == frame.owner))
+            return JsonValue(values.c.value, node.path[1:])
         if isinstance(node, ast.PropertyRef):
-            event = scope.parent if node.parent else scope.event
-            return ConstValue(None) if event is None else JsonValue(event.c.properties, node.path, column=True)
+            if frame.rows is None or (node.parent and "parent_properties" not in frame.rows.c):
+                return ConstValue(None)
+            return JsonValue(frame.rows.c.parent_properties if node.parent else frame.rows.c.properties, node.path)
         if isinstance(node, ast.ContextRef):
-            return ConstValue(None) if scope.event is None else JsonValue(scope.event.c.context, node.path,
-                                                                          column=True)
+            return ConstValue(None) if frame.rows is None else JsonValue(frame.rows.c.context, node.path)
         if isinstance(node, ast.Reduction):
-            return self.reduce(node, scope)
+            return self.reduce(node, frame)
         raise CompileError(f"{type(node).__name__} is not a value")
 
-    def reduce(self, node: ast.Reduction, scope: _Scope):
-        event, conditions = self.stream(node.stream, scope)
-        rows = select().where(*conditions).correlate_except(event)
-        if node.reducer == "count":
-            return NumberValue(rows.with_only_columns(func.count()).scalar_subquery())
-        argument = self.scalar(node.argument, replace(scope, event=event, parent=scope.event))
+    def reduce(self, node: ast.Reduction, frame: _Frame):
+        """The reduction of a stream per row of `frame`, as a column of a derived table joined to it."""
+        stream = self.stream(node.stream, frame)
+        keys = [key.label(f"k{i}") for i, key in enumerate(stream.keys)]
         reducer = node.reducer
+        if reducer == "count":
+            return NumberValue(func.coalesce(self.grouped(stream, keys, func.count(), frame), 0))
+        argument_frame = self.event_frame(stream.rows, stream.width, frame.account)
+        argument = self.scalar(node.argument, argument_frame)
+        stream.joins.extend(argument_frame.joins)
         if reducer in ("sum", "avg") or (reducer in ("min", "max") and node.as_type != "string"):
-            aggregate = getattr(func, reducer)(argument.plain_number())
-            if reducer == "sum":
-                aggregate = func.coalesce(aggregate, 0)
-            return NumberValue(rows.with_only_columns(aggregate).scalar_subquery())
+            value = self.grouped(stream, keys, getattr(func, reducer)(argument.plain_number()), frame)
+            return NumberValue(func.coalesce(value, 0) if reducer == "sum" else value, real=True)
         text = argument.text()
         if reducer in ("min", "max"):
-            return TextValue(rows.with_only_columns(getattr(func, reducer)(binary(text))).scalar_subquery())
+            return TextValue(self.grouped(stream, keys, getattr(func, reducer)(binary(text)), frame))
         if reducer in ("first", "last"):
-            order = (event.c.timestamp_ms, event.c.id) if reducer == "first" else (
-                event.c.timestamp_ms.desc(), event.c.id.desc())
-            picked = rows.with_only_columns(argument.json()).where(not_(argument.missing()))
-            return JsonValue(picked.order_by(*order).limit(1).scalar_subquery())
-        texts = rows.where(text.is_not(None))
+            order = (stream.rows.c.ts, stream.rows.c.id) if reducer == "first" else (
+                stream.rows.c.ts.desc(), stream.rows.c.id.desc())
+            stream.conditions.append(not_(argument.missing()))
+            return JsonValue(self.picked(stream.select(*keys, argument.json().label("v")), stream.keys, order, frame))
+        stream.conditions.append(text.is_not(None))
+        texts = stream.select(*keys, text.label("v")).subquery(self.name("s"))
+        text_keys = [texts.c[f"k{i}"] for i in range(len(keys))]
         if reducer == "mode":
-            often = texts.with_only_columns(text).group_by(text).having(func.count() >= (node.min_frequency or 1))
-            best = TextValue(often.order_by(func.count().desc(), binary(text)).limit(1).scalar_subquery())
-            return NumberValue(let(best.expression, spelled_number)) if node.as_type == "number" else best
+            count = func.count().label("c")
+            often = select(*text_keys, texts.c.v, count).group_by(*text_keys, texts.c.v).having(
+                func.count() >= (node.min_frequency or 1))
+            best = often.subquery(self.name("m"))
+            best_keys = [best.c[f"k{i}"] for i in range(len(keys))]
+            picked = self.picked(select(*best_keys, best.c.v), best_keys, (best.c.c.desc(), binary(best.c.v)), frame)
+            return NumberValue(spelled_number(picked), real=True) if node.as_type == "number" else TextValue(picked)
         if reducer == "unique_count":
-            return NumberValue(texts.with_only_columns(func.count(text.distinct())).scalar_subquery())
+            value = self.derived(select(*text_keys, func.count(texts.c.v.distinct()).label("v")).group_by(*text_keys),
+                                 frame)
+            return NumberValue(func.coalesce(value, 0))
         if reducer == "unique":
-            value = text.label("v")
-            distinct = texts.with_only_columns(value).distinct().order_by(value).subquery()
-            return ListValue(select(json_array_of(distinct.c.v)).correlate_except(distinct).scalar_subquery())
+            distinct = select(*text_keys, texts.c.v).group_by(*text_keys, texts.c.v).order_by(*text_keys, binary(texts.c.v))
+            ordered = distinct.subquery(self.name("u"))
+            ordered_keys = [ordered.c[f"k{i}"] for i in range(len(keys))]
+            value = self.derived(select(*ordered_keys, json_array_of(ordered.c.v).label("v")).group_by(*ordered_keys),
+                                 frame)
+            return ListValue(func.coalesce(value, "[]"))
         raise CompileError(f"unknown reducer {reducer}")
+
+    def grouped(self, stream: _Selection, keys: list, aggregate: ColumnElement, frame: _Frame) -> ColumnElement:
+        return self.derived(stream.select(*keys, aggregate.label("v")).group_by(*stream.keys), frame)
+
+    def derived(self, statement: Select, frame: _Frame) -> ColumnElement:
+        """`statement`'s `v` column for each row of `frame`, by a derived table joined on its keys."""
+        derived = statement.subquery(self.name("d"))
+        frame.join_by_keys(derived)
+        return derived.c.v
+
+    def picked(self, statement: Select, keys: list[ColumnElement], order, frame: _Frame) -> ColumnElement:
+        """The `v` of the first row of `statement` (keyed by `keys`, its k0… columns) in `order`, per
+        row of `frame`."""
+        place = func.row_number().over(partition_by=keys, order_by=order).label("n")
+        ranked = statement.add_columns(place).subquery(self.name("r"))
+        first = select(*(ranked.c[f"k{i}"] for i in range(len(keys))), ranked.c.v).where(ranked.c.n == 1)
+        return self.derived(first, frame)
 
     # -- streams ---------------------------------------------------------------------------------
 
-    def stream(self, node: ast.Stream, scope: _Scope):
-        """A fresh alias of the event table and the conditions that make its rows the stream."""
+    def stream(self, node: ast.Stream, frame: _Frame) -> _Selection:
+        """The stream's events for each row of `frame`, narrowed by its filters in order."""
         if node.source == "entity":
             raise CompileError("entity() needs a Linked Audience data graph from a warehouse, which this "
                                "engine does not have; use event() and trait() conditions instead")
-        event = self.tables.event.alias(f"e{next(self.names)}")
-        return event, self.stream_conditions(node, len(node.filters), event, scope)
+        selection = _Selection(self.candidates(node, frame), len(frame.keys))
+        for step in node.filters:
+            if isinstance(step, ast.ExpiresAfter):
+                selection = _Selection(self.latest_session(selection, span_ms(step.duration)), selection.width)
+            elif isinstance(step, ast.Where):
+                inner = self.event_frame(selection.rows, selection.width, frame.account)
+                selection.conditions.append(self.boolean(step.condition, inner))
+                selection.joins.extend(inner.joins)
+            else:
+                selection.conditions.append(self.step(step, selection.rows))
+        return selection
 
-    def stream_conditions(self, node: ast.Stream, steps: int, event, scope: _Scope) -> list[ColumnElement]:
-        conditions = [event.c.event == node.name, self.owned(event, scope)]
-        if self.event_horizon is not None:
-            conditions.append(self.event_horizon(event))
-        for index, step in enumerate(node.filters[:steps]):
-            conditions.append(self.step(node, index, step, event, scope))
-        return conditions
+    def candidates(self, node: ast.Stream, frame: _Frame) -> FromClause:
+        """The events named `node.name` of each row's owner, one row per (frame row, event): columns
+        k0… (the frame's keys), owner, id, ts, properties, context, source_id, and in an event frame the
+        parent event's ts and properties."""
+        event = self.tables.event.alias(self.name("e"))
+        conditions = [event.c.event == node.name, event.c.space_id == self.scope.space_id]
+        if self.scope.event_horizon is not None:
+            conditions.append(self.scope.event_horizon(event))
+        source, profile_of_event = self.event_profile(event)
+        parent = frame.rows
+        if frame.account:
+            owners = self.owners()
+            source, owner = source.join(owners, owners.c.member == profile_of_event), owners.c.owner
+        else:
+            owner = profile_of_event
+        if parent is None:
+            keys, extra = [owner], []
+            conditions.extend(frame.restrict(owner))
+        else:
+            source = source.join(parent, parent.c.owner == owner)
+            keys, extra = list(frame.keys), [parent.c.ts.label("parent_ts"), parent.c.properties.label("parent_properties")]
+        columns = [key.label(f"k{i}") for i, key in enumerate(keys)] + [
+            owner.label("owner"), event.c.id, event.c.timestamp_ms.label("ts"), event.c.properties, event.c.context,
+            event.c.source_id, *extra]
+        return select(*columns).select_from(source).where(*conditions).subquery(self.name("c"))
 
-    def owned(self, event, scope: _Scope) -> ColumnElement:
-        if not scope.account:
-            return event.c.profile_id == scope.profile_id
-        link = self.tables.link.alias(f"l{next(self.names)}")
-        users = select(link.c.user_id).where(link.c.account_id == scope.profile_id).correlate_except(link)
-        return or_(event.c.profile_id == scope.profile_id, event.c.profile_id.in_(users))
+    def event_profile(self, event) -> tuple[FromClause, ColumnElement]:
+        """The event table joined to what says whose an event is now, and that profile's id."""
+        if not self.tables.merged_events:
+            return event, event.c.profile_id
+        profile = self.tables.profile
+        merged = select(profile.c.id, profile.c.merged_into).where(profile.c.merged_into.is_not(None)).subquery(
+            self.name("m"))
+        return (event.outerjoin(merged, merged.c.id == event.c.profile_id),
+                func.coalesce(merged.c.merged_into, event.c.profile_id))
 
-    def step(self, node: ast.Stream, index: int, step, event, scope: _Scope) -> ColumnElement:
-        time = event.c.timestamp_ms
-        if isinstance(step, ast.Where):
-            return self.boolean(step.condition, replace(scope, event=event, parent=scope.event))
+    def owners(self) -> FromClause:
+        """Each account of the space with its members: itself and its users."""
+        profile, link, space = self.tables.profile, self.tables.link, self.scope.space_id
+        accounts = select(profile.c.id.label("owner"), profile.c.id.label("member")).where(
+            profile.c.space_id == space, profile.c.collection == "accounts", profile.c.merged_into.is_(None))
+        users = select(link.c.account_id.label("owner"), link.c.user_id.label("member")).where(link.c.space_id == space)
+        return union_all(accounts, users).subquery(self.name("o"))
+
+    def step(self, step, rows: FromClause) -> ColumnElement:
+        time = rows.c.ts
         if isinstance(step, ast.Sources):
-            return event.c.source_id.not_in(step.exclude)
+            return rows.c.source_id.not_in(step.exclude)
         if isinstance(step, ast.Within):
             if not step.parent:
                 return time >= self.now_ms - span_ms(step.duration)
-            if scope.event is None:
+            if "parent_ts" not in rows.c:
                 return false()
-            parent_time = scope.event.c.timestamp_ms
-            return and_(time > parent_time, time <= parent_time + span_ms(step.duration))
+            return and_(time > rows.c.parent_ts, time <= rows.c.parent_ts + span_ms(step.duration))
         if isinstance(step, ast.Between):
             return and_(time >= self.now_ms - span_ms(step.end), time <= self.now_ms - span_ms(step.start))
-        if isinstance(step, ast.ExpiresAfter):
-            return self.latest_session(node, index, span_ms(step.duration), event, scope)
         raise CompileError(f"unknown stream filter {type(step).__name__}")
 
-    def latest_session(self, node: ast.Stream, index: int, gap: int, event, scope: _Scope) -> ColumnElement:
-        """Events from the start of the latest session (the last event with no predecessor closer than
-        `gap`), provided the stream's last event is less than `gap` ago."""
-        def earlier_steps():
-            alias = self.tables.event.alias(f"e{next(self.names)}")
-            return alias, self.stream_conditions(node, index, alias, scope)
-
-        last_event, last_conditions = earlier_steps()
-        last = select(func.max(last_event.c.timestamp_ms)).where(*last_conditions).correlate_except(last_event)
-        start_event, start_conditions = earlier_steps()
-        before_event, before_conditions = earlier_steps()
-        start_time, before_time = start_event.c.timestamp_ms, before_event.c.timestamp_ms
-        joined = exists(select(before_time).where(*before_conditions, before_time < start_time,
-                                                  before_time > start_time - gap).correlate_except(before_event))
-        start = select(func.max(start_time)).where(*start_conditions, not_(joined)).correlate_except(start_event)
-        return and_(last.scalar_subquery() > self.now_ms - gap, event.c.timestamp_ms >= start.scalar_subquery())
+    def latest_session(self, selection: _Selection, gap: int) -> FromClause:
+        """The rows of the latest session per scope row: from the last event with no predecessor
+        closer than `gap`, provided the last event is less than `gap` ago."""
+        rows = selection.select(*selection.rows.c).subquery(self.name("x"))
+        keys = [rows.c[f"k{i}"] for i in range(selection.width)]
+        previous = func.lag(nullable(rows.c.ts)).over(partition_by=keys, order_by=(rows.c.ts, rows.c.id))
+        timed = select(rows, previous.label("previous_ts"),
+                       func.max(rows.c.ts).over(partition_by=keys).label("latest_ts")).subquery(self.name("x"))
+        opens = case((or_(timed.c.previous_ts.is_(None), timed.c.ts - timed.c.previous_ts >= gap), timed.c.ts))
+        keys = [timed.c[f"k{i}"] for i in range(selection.width)]
+        sessions = select(timed, func.max(opens).over(partition_by=keys).label("session_ts")).subquery(self.name("x"))
+        latest = select(*(sessions.c[column.name] for column in rows.c)).where(
+            sessions.c.latest_ts > self.now_ms - gap, sessions.c.ts >= sessions.c.session_ts)
+        return latest.subquery(self.name("x"))
 
     # -- dates -----------------------------------------------------------------------------------
 
@@ -307,13 +431,13 @@ def _contains(compiler, subject: Value, arguments: list[Value]) -> ColumnElement
 
 def _starts_with(compiler, subject: Value, arguments: list[Value]) -> ColumnElement:
     string, affix = subject.string(), arguments[0].text()
-    return func.substr(string, 1, func.length(affix)) == affix
+    return text_part(string, 1, text_length(affix)) == affix
 
 
 def _ends_with(compiler, subject: Value, arguments: list[Value]) -> ColumnElement:
     string, affix = subject.string(), arguments[0].text()
-    tail = func.substr(string, func.length(string) - func.length(affix) + 1)
-    return and_(func.length(string) >= func.length(affix), tail == affix)
+    tail = text_part(string, text_length(string) - text_length(affix) + 1)
+    return and_(text_length(string) >= text_length(affix), tail == affix)
 
 
 def _one_of(compiler, subject: Value, arguments: list[Value]) -> ColumnElement:

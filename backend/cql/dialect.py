@@ -1,5 +1,6 @@
 """The SQL functions compiled CQL uses, rendered for each database: the one place that knows SQLite's
-JSON1, date and GLOB functions and their PostgreSQL (jsonb, regular expression) equivalents.
+JSON1, date and GLOB functions and their PostgreSQL (jsonb, regular expression), DuckDB (`duckdb`,
+through duckdb_engine) and ClickHouse (`clickhousedb`, clickhouse-connect's dialect) equivalents.
 
 Each function is an SQLAlchemy element whose inputs are SQL expressions or bound values, so
 statements stay cacheable; the rendering is chosen when a statement is compiled for an engine. Both
@@ -10,14 +11,18 @@ renderings give the same answers for every input (the differential tests run on 
   jsonb) on PostgreSQL. A JSON kind is named as SQLite's `json_type` names it.
 - Dates are Julian day numbers, as SQLite's `julianday` gives them; PostgreSQL computes them with
   `segment_audiences_julianday` (created by the schema migration), NULL where the text is not a time.
-- Text order is by code point (SQLite's BINARY; PostgreSQL's "C" collation).
+- Text order is by code point (SQLite's BINARY; PostgreSQL's "C" collation; DuckDB's and ClickHouse's
+  byte order, which is code point order in UTF-8).
+- DuckDB and ClickHouse read JSON numbers as doubles. A real number's text is written as Python
+  writes it (`30.0`, `2.5`, `1e+20`), except that ClickHouse writes integral reals of 1e16 and more
+  in full and DuckDB writes reals below 1e-4 with an exponent (`1e-05`).
 """
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import ARRAY, Boolean, Float, Integer, Numeric, Select, String, Text, case, func, literal, literal_column
+from sqlalchemy import ARRAY, Boolean, Float, Integer, Numeric, String, Text, case, func, literal, literal_column
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -33,6 +38,7 @@ END $$
 """
 
 JSON_NUMBER = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?[ \t\n\r]*$"
+JSON_SPACE_AROUND = r"^[ \t\n\r]+|[ \t\n\r]+$"
 
 
 def json_path(parts: tuple[str, ...]) -> str:
@@ -205,6 +211,20 @@ def _to_json_postgresql(element, compiler, **kw):
     return f"to_jsonb({_render(compiler, value, **kw)})::text"
 
 
+class real_to_json(_Function):
+    """A real number as JSON text (NULL stays NULL); `to_json` everywhere but on ClickHouse, which
+    would write an integral real without its `.0`."""
+
+    inherit_cache = True
+    type = Text()
+    name = "real_to_json"
+
+
+@compiles(real_to_json)
+def _real_to_json_default(element, compiler, **kw):
+    return _render(compiler, to_json(*element.arguments()), **kw)
+
+
 class parsed_json(_Function):
     """A JSON text, checked and written minimally by the database."""
 
@@ -369,8 +389,245 @@ def _binary_postgresql(element, compiler, **kw):
     return f'({_render(compiler, value, **kw)} COLLATE "C")'
 
 
-def one_step(statement: Select) -> Select:
-    """`statement` kept as a step of its own in PostgreSQL's plan (`OFFSET 0`). Its planner otherwise
-    inlines a one-row derived table into every reference to its columns, copying the sub-selects it
-    holds, so nested bindings grow the plan (and its planning time) exponentially."""
-    return statement.suffix_with("OFFSET 0", dialect="postgresql")
+class text_length(_Function):
+    """How many characters a text has."""
+
+    inherit_cache = True
+    type = Integer()
+    name = "text_length"
+
+
+@compiles(text_length)
+def _text_length_default(element, compiler, **kw):
+    return _render(compiler, func.length(*element.arguments()), **kw)
+
+
+class text_part(_Function):
+    """The characters of a text from a 1-based position, `length` of them or to its end."""
+
+    inherit_cache = True
+    type = String()
+    name = "text_part"
+
+
+@compiles(text_part)
+def _text_part_default(element, compiler, **kw):
+    return _render(compiler, func.substr(*element.arguments()), **kw)
+
+
+# -- DuckDB ---------------------------------------------------------------------------------------
+
+
+def _duck_path(compiler, element, **kw) -> tuple[str, str]:
+    document, path, _ = element.arguments()
+    return _render(compiler, document, **kw), _render(compiler, path, **kw)
+
+
+@compiles(json_kind, "duckdb")
+def _json_kind_duckdb(element, compiler, **kw):
+    document, path = _duck_path(compiler, element, **kw)
+    return (f"CASE json_type({document}, {path}) WHEN 'BIGINT' THEN 'integer' WHEN 'UBIGINT' THEN 'integer' "
+            f"WHEN 'DOUBLE' THEN 'real' WHEN 'VARCHAR' THEN 'text' WHEN 'NULL' THEN 'null' "
+            f"WHEN 'BOOLEAN' THEN json_extract_string({document}, {path}) WHEN 'OBJECT' THEN 'object' "
+            f"WHEN 'ARRAY' THEN 'array' END")
+
+
+@compiles(json_number, "duckdb")
+def _json_number_duckdb(element, compiler, **kw):
+    document, path = _duck_path(compiler, element, **kw)
+    return f"TRY_CAST(json_extract({document}, {path}) AS DOUBLE)"
+
+
+@compiles(json_string, "duckdb")
+def _json_string_duckdb(element, compiler, **kw):
+    document, path = _duck_path(compiler, element, **kw)
+    return f"json_extract_string({document}, {path})"
+
+
+@compiles(json_at, "duckdb")
+@compiles(json_spelled, "duckdb")
+def _json_at_duckdb(element, compiler, **kw):
+    document, path = _duck_path(compiler, element, **kw)
+    value = f"json_extract({document}, {path})"
+    return (f"CASE WHEN json_type({document}, {path}) = 'DOUBLE' THEN CAST(CAST({value} AS DOUBLE) AS VARCHAR) "
+            f"ELSE CAST({value} AS VARCHAR) END")
+
+
+@compiles(spelled_number, "duckdb")
+def _spelled_number_duckdb(element, compiler, **kw):
+    [text] = element.arguments()
+    text_sql = _render(compiler, text, **kw)
+    return (f"CASE WHEN regexp_matches({text_sql}, '{JSON_NUMBER}') "
+            f"THEN TRY_CAST(trim({text_sql}, ' ' || chr(9) || chr(10) || chr(13)) AS DOUBLE) END")
+
+
+@compiles(to_json, "duckdb")
+def _to_json_duckdb(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"CAST(to_json({_render(compiler, value, **kw)}) AS VARCHAR)"
+
+
+@compiles(parsed_json, "duckdb")
+@compiles(parsed_json, "clickhousedb")
+@compiles(binary, "duckdb")
+@compiles(binary, "clickhousedb")
+def _as_it_is(element, compiler, **kw):
+    [value] = element.arguments()
+    return _render(compiler, value, **kw)
+
+
+@compiles(json_array_of, "duckdb")
+def _json_array_of_duckdb(element, compiler, **kw):
+    [value] = element.arguments()
+    value_sql = _render(compiler, value, **kw)
+    return f"CAST(to_json(list({value_sql} ORDER BY {value_sql})) AS VARCHAR)"
+
+
+@compiles(julian_day, "duckdb")
+def _julian_day_duckdb(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"(epoch_ms(TRY_CAST({_render(compiler, value, **kw)} AS TIMESTAMPTZ)) / 86400000.0 + 2440587.5)"
+
+
+@compiles(day_of, "duckdb")
+def _day_of_duckdb(element, compiler, **kw):
+    [value] = element.arguments()
+    return (f"strftime(DATE '1970-01-01' + CAST(floor({_render(compiler, value, **kw)} - 2440587.5) AS INTEGER), "
+            f"'%Y-%m-%d')")
+
+
+@compiles(glob, "duckdb")
+def _glob_duckdb(element, compiler, **kw):
+    text, pattern = element.arguments()
+    return f"regexp_matches({_render(compiler, text, **kw)}, '{glob_regex(pattern.name[1:-1])}')"
+
+
+@compiles(position, "duckdb")
+def _position_duckdb(element, compiler, **kw):
+    return _render(compiler, func.strpos(*element.arguments()), **kw)
+
+
+# -- ClickHouse -----------------------------------------------------------------------------------
+
+
+def _clickhouse_keys(compiler, element, **kw) -> str:
+    """`document, 'key', 'key'…`: how ClickHouse's JSON functions take a path."""
+    document, _, parts = element.arguments()
+    keys = [_render(compiler, literal(part), **kw) for part in parts.value]
+    return ", ".join([_render(compiler, document, **kw), *keys])
+
+
+def _clickhouse_literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _clickhouse_real_text(number: str) -> str:
+    """A double's text as Python writes it: integral values keep `.0`."""
+    return (f"if({number} = trunc({number}) AND abs({number}) < 1e16, concat(toString({number}), '.0'), "
+            f"toString({number}))")
+
+
+@compiles(json_kind, "clickhousedb")
+def _json_kind_clickhouse(element, compiler, **kw):
+    keys = _clickhouse_keys(compiler, element, **kw)
+    kind = f"toString(JSONType({keys}))"
+    return (f"multiIf({kind} IN ('Int64', 'UInt64'), 'integer', {kind} = 'Double', 'real', {kind} = 'String', 'text', "
+            f"{kind} = 'Bool', if(JSONExtractBool({keys}), 'true', 'false'), {kind} = 'Array', 'array', "
+            f"{kind} = 'Object', 'object', 'null')")
+
+
+@compiles(json_number, "clickhousedb")
+def _json_number_clickhouse(element, compiler, **kw):
+    return f"JSONExtractFloat({_clickhouse_keys(compiler, element, **kw)})"
+
+
+@compiles(json_string, "clickhousedb")
+def _json_string_clickhouse(element, compiler, **kw):
+    return f"JSONExtractString({_clickhouse_keys(compiler, element, **kw)})"
+
+
+@compiles(json_at, "clickhousedb")
+@compiles(json_spelled, "clickhousedb")
+def _json_at_clickhouse(element, compiler, **kw):
+    keys = _clickhouse_keys(compiler, element, **kw)
+    real = _clickhouse_real_text(f"JSONExtractFloat({keys})")
+    return f"if(toString(JSONType({keys})) = 'Double', {real}, nullIf(JSONExtractRaw({keys}), ''))"
+
+
+@compiles(spelled_number, "clickhousedb")
+def _spelled_number_clickhouse(element, compiler, **kw):
+    [text] = element.arguments()
+    text_sql = _render(compiler, text, **kw)
+    trimmed = f"replaceRegexpAll({text_sql}, {_clickhouse_literal(JSON_SPACE_AROUND)}, '')"
+    return f"if(match({text_sql}, {_clickhouse_literal(JSON_NUMBER)}), toFloat64OrNull({trimmed}), NULL)"
+
+
+@compiles(to_json, "clickhousedb")
+def _to_json_clickhouse(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"toJSONString({_render(compiler, value, **kw)})"
+
+
+@compiles(real_to_json, "clickhousedb")
+def _real_to_json_clickhouse(element, compiler, **kw):
+    [value] = element.arguments()
+    value_sql = _render(compiler, value, **kw)
+    return f"if(isNull({value_sql}), NULL, {_clickhouse_real_text(value_sql)})"
+
+
+@compiles(json_array_of, "clickhousedb")
+def _json_array_of_clickhouse(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"toJSONString(arraySort(groupArray({_render(compiler, value, **kw)})))"
+
+
+@compiles(julian_day, "clickhousedb")
+def _julian_day_clickhouse(element, compiler, **kw):
+    [value] = element.arguments()
+    moment = f"parseDateTime64BestEffortOrNull({_render(compiler, value, **kw)}, 3, 'UTC')"
+    return f"(toUnixTimestamp64Milli({moment}) / 86400000 + 2440587.5)"
+
+
+@compiles(day_of, "clickhousedb")
+def _day_of_clickhouse(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"toString(addDays(toDate32('1970-01-01'), toInt32(floor({_render(compiler, value, **kw)} - 2440587.5))))"
+
+
+@compiles(glob, "clickhousedb")
+def _glob_clickhouse(element, compiler, **kw):
+    text, pattern = element.arguments()
+    return f"match({_render(compiler, text, **kw)}, {_clickhouse_literal(glob_regex(pattern.name[1:-1]))})"
+
+
+@compiles(position, "clickhousedb")
+def _position_clickhouse(element, compiler, **kw):
+    return _render(compiler, func.positionUTF8(*element.arguments()), **kw)
+
+
+@compiles(text_length, "clickhousedb")
+def _text_length_clickhouse(element, compiler, **kw):
+    return _render(compiler, func.lengthUTF8(*element.arguments()), **kw)
+
+
+class nullable(_Function):
+    """A value that may be NULL (ClickHouse's `lag` gives NULL before the first row only then)."""
+
+    inherit_cache = True
+    name = "nullable"
+
+
+@compiles(nullable)
+def _nullable_default(element, compiler, **kw):
+    [value] = element.arguments()
+    return _render(compiler, value, **kw)
+
+
+@compiles(nullable, "clickhousedb")
+def _nullable_clickhouse(element, compiler, **kw):
+    return _render(compiler, func.toNullable(*element.arguments()), **kw)
+
+
+@compiles(text_part, "clickhousedb")
+def _text_part_clickhouse(element, compiler, **kw):
+    return _render(compiler, func.substringUTF8(*element.arguments()), **kw)

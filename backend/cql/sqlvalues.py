@@ -11,7 +11,7 @@ what number, what text, what string, what JSON. The functions they use render fo
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, null, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, null, or_
 
 from backend.clock import iso
 from backend.cql import values
@@ -24,10 +24,11 @@ from backend.cql.dialect import (
     json_string,
     julian_day,
     matches_glob,
-    one_step,
     parsed_json,
+    real_to_json,
     path_arguments,
     spelled_number,
+    text_part,
     to_json,
 )
 
@@ -40,19 +41,12 @@ ZONE_GLOB = "*[+-]" + DIGIT2 + ":" + DIGIT2
 class JsonValue:
     """The value at the path of keys `parts` inside the JSON document `document`."""
 
-    def __init__(self, document: ColumnElement, parts: tuple[str, ...] = (), *, column: bool = False):
-        self.document, self.parts, self.column = document, parts, column
+    def __init__(self, document: ColumnElement, parts: tuple[str, ...] = ()):
+        self.document, self.parts = document, parts
         path = path_arguments(parts)
         self.type = json_kind(document, *path)
         self._number, self._string = json_number(document, *path), json_string(document, *path)
         self._spelled, self._json = json_spelled(document, *path), json_at(document, *path)
-
-    @property
-    def expression(self) -> ColumnElement:
-        return self.document
-
-    def over(self, column: ColumnElement) -> JsonValue:
-        return JsonValue(column, self.parts, column=True)
 
     def missing(self) -> ColumnElement:
         return or_(self.type.is_(None), self.type == "null")
@@ -71,6 +65,12 @@ class JsonValue:
     def string(self) -> ColumnElement:
         return case((self.type == "text", self._string))
 
+    def text_is(self, text: str) -> ColumnElement:
+        """Whether its text is `text`, a text no JSON number spells: only a string, or the boolean
+        of that name, can be. (`text() == text`, without computing every kind's text.)"""
+        is_string = and_(self.type == "text", self._string == text)
+        return or_(self.type == text, is_string) if text in ("true", "false") else is_string
+
     def json(self) -> ColumnElement:
         return func.nullif(self._json, "null")
 
@@ -81,9 +81,6 @@ class _Computed:
     def __init__(self, expression: ColumnElement):
         self.expression = expression
 
-    def over(self, column: ColumnElement):
-        return type(self)(column)
-
     def missing(self) -> ColumnElement:
         return self.expression.is_(None)
 
@@ -92,6 +89,15 @@ class _Computed:
 
 
 class NumberValue(_Computed):
+    """A count (an integer), or with `real` an aggregate or a number read from text."""
+
+    def __init__(self, expression: ColumnElement, *, real: bool = False):
+        super().__init__(expression)
+        self.real = real
+
+    def json(self) -> ColumnElement:
+        return real_to_json(self.expression) if self.real else to_json(self.expression)
+
     def plain_number(self) -> ColumnElement:
         return self.expression
 
@@ -167,7 +173,9 @@ def equal(left: Value, right: Value) -> ColumnElement:
         number, text = values.number(left.value), values.text(left.value)
         if number is not None:
             return right.number() == number
-        return false() if text is None else right.text() == text
+        if text is None:
+            return false()
+        return right.text_is(text) if isinstance(right, JsonValue) else right.text() == text
     both_numbers = and_(left.number().is_not(None), right.number().is_not(None))
     return case((both_numbers, left.number() == right.number()), else_=left.text() == right.text())
 
@@ -177,25 +185,18 @@ def instant_day(value: Value) -> ColumnElement:
     if isinstance(value, ConstValue):
         moment = values.instant(value.value)
         return null() if moment is None else julian_day(iso(moment))
-    return let(value.string(), _instant_day)
+    return _instant_day(value.string())
 
 
 def _instant_day(text: ColumnElement) -> ColumnElement:
     """Databases read more forms than `values.instant` accepts; the patterns and the day check narrow
     it to those (`T` separator, a zone on every time, no spaces, hours below 24, real calendar days)."""
-    day = func.substr(text, 1, 10)
+    day = text_part(text, 1, 10)
     valid_day = day_of(julian_day(day)) == day
     is_date = matches_glob(text, DATE_GLOB)
     is_time = and_(matches_glob(text, MINUTE_GLOB + "*"), or_(matches_glob(text, "*Z"), matches_glob(text, ZONE_GLOB)),
-                   not_(matches_glob(text, "* *")), func.substr(text, 12, 2) < "24")
+                   not_(matches_glob(text, "* *")), text_part(text, 12, 2) < "24")
     return case((and_(or_(is_date, is_time), valid_day), julian_day(text)))
-
-
-def let(expression: ColumnElement, body) -> ColumnElement:
-    """`body(x)` with `x` bound once to `expression`: a one-row derived table, so a long expression
-    that uses its input many times does not repeat (and re-evaluate) that input."""
-    bound = one_step(select(expression.label("x")).correlate_except(None)).subquery()
-    return select(body(bound.c.x)).select_from(bound).correlate_except(bound).scalar_subquery()
 
 
 def utc_date(value: Value) -> ColumnElement:

@@ -1,0 +1,202 @@
+"""Connections to the analytic engines, behind one interface: create the tables, run SQL text or a
+compiled statement, insert rows column by column, and group writes in a transaction where the
+engine has them.
+
+DuckDB is reached through SQLAlchemy (duckdb_engine), so statements bind their values as usual, and
+rows are inserted through Arrow. ClickHouse is reached through a client that takes SQL text:
+clickhouse-connect's client for a server, or chdb (the ClickHouse engine in process) for tests and
+one machine. Statements are rendered by clickhouse-connect's SQLAlchemy dialect with their values
+inlined (it quotes them for ClickHouse), and run with `join_use_nulls`, so an unmatched LEFT JOIN
+gives NULL as in SQL. ClickHouse has no transactions: what the replicator writes is idempotent
+instead (`store.analytic.replication`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Protocol
+
+import orjson
+from sqlalchemy import Connection, Executable, Table, create_engine, text
+
+from store.analytic.tables import CLICKHOUSE_ORDER, METADATA
+
+CLICKHOUSE_TYPES = {"BIGINT": "Int64", "VARCHAR": "String"}
+
+
+class AnalyticEngine(Protocol):
+    name: str
+
+    def create_tables(self) -> None: ...
+
+    def transaction(self): ...
+
+    def execute(self, sql: str) -> None: ...
+
+    def run(self, statement: Executable) -> list[tuple]: ...
+
+    def insert(self, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None: ...
+
+    def sql(self, statement: Executable) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class DuckDB:
+    """A DuckDB database file (or `:memory:`). DuckDB lets one process at a time open a file for
+    writing; opening it fails in any other (`duckdb.IOException`)."""
+
+    name = "duckdb"
+
+    def __init__(self, path: str):
+        self.engine = create_engine(f"duckdb:///{path}")
+        self._connection: Connection | None = None
+        self.engine.connect().close()
+
+    def create_tables(self) -> None:
+        METADATA.create_all(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes made inside commit together, or not at all."""
+        with self.engine.begin() as connection:
+            self._connection = connection
+            try:
+                yield
+            finally:
+                self._connection = None
+
+    def _using(self):
+        return nullcontext(self._connection) if self._connection is not None else self.engine.begin()
+
+    def execute(self, sql: str) -> None:
+        with self._using() as connection:
+            connection.execute(text(sql))
+
+    def run(self, statement: Executable) -> list[tuple]:
+        with self._using() as connection:
+            return [tuple(row) for row in connection.execute(statement)]
+
+    def insert(self, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        if not rows:
+            return
+        import pyarrow
+
+        batch = pyarrow.table(dict(zip(columns, zip(*rows))))
+        with self._using() as connection:
+            duck = connection.connection.driver_connection
+            duck.register("incoming_rows", batch)
+            try:
+                duck.execute(f"INSERT INTO \"{table.name}\" ({', '.join(columns)}) "
+                             f"SELECT {', '.join(columns)} FROM incoming_rows")
+            finally:
+                duck.unregister("incoming_rows")
+
+    def sql(self, statement: Executable) -> str:
+        return str(statement.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class ClickHouseClient(Protocol):
+    """What this store needs of a ClickHouse connection."""
+
+    def query_rows(self, sql: str) -> list[tuple]: ...
+
+    def command(self, sql: str) -> None: ...
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ClickHouse:
+    """A ClickHouse database reached through `client`."""
+
+    name = "clickhouse"
+
+    def __init__(self, client: ClickHouseClient):
+        from clickhouse_connect.cc_sqlalchemy.dialect import ClickHouseDialect
+
+        self.client = client
+        self.dialect = ClickHouseDialect()
+
+    def create_tables(self) -> None:
+        for table in METADATA.sorted_tables:
+            columns = ", ".join(f"`{column.name}` {self._type(column)}" for column in table.columns)
+            self.client.command(f"CREATE TABLE IF NOT EXISTS `{table.name}` ({columns}) "
+                                f"ENGINE = MergeTree ORDER BY {CLICKHOUSE_ORDER[table.name]}")
+
+    @staticmethod
+    def _type(column) -> str:
+        kind = CLICKHOUSE_TYPES[column.type.compile().split("(")[0]]
+        return f"Nullable({kind})" if column.nullable else kind
+
+    def transaction(self):
+        return nullcontext()
+
+    def execute(self, sql: str) -> None:
+        self.client.command(sql)
+
+    def run(self, statement: Executable) -> list[tuple]:
+        return self.client.query_rows(self.sql(statement) + " SETTINGS join_use_nulls = 1")
+
+    def insert(self, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        if rows:
+            self.client.insert_rows(table.name, columns, rows)
+
+    def sql(self, statement: Executable) -> str:
+        return str(statement.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Chdb:
+    """The ClickHouse engine in this process (chdb), as a `ClickHouseClient`."""
+
+    def __init__(self, path: str = ":memory:"):
+        import chdb
+
+        self.connection = chdb.connect(path)
+
+    def query_rows(self, sql: str) -> list[tuple]:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def command(self, sql: str) -> None:
+        self.query_rows(sql)
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        lines = b"\n".join(orjson.dumps(dict(zip(columns, row))) for row in rows).decode()
+        self.command(f"INSERT INTO `{table}` FORMAT JSONEachRow\n{lines}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class ClickHouseServer:
+    """A ClickHouse server through clickhouse-connect, as a `ClickHouseClient`."""
+
+    def __init__(self, url: str):
+        import clickhouse_connect
+
+        self.client = clickhouse_connect.get_client(dsn=url)
+
+    def query_rows(self, sql: str) -> list[tuple]:
+        return [tuple(row) for row in self.client.query(sql).result_rows]
+
+    def command(self, sql: str) -> None:
+        self.client.command(sql)
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+        self.client.insert(table, list(rows), column_names=list(columns))
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,219 @@
+"""Replication of the operational store into the analytic store: continuous, idempotent, and with a
+watermark, so a full run that catches up first sees every event acknowledged before it started.
+
+- **Events** are copied in id order. They are only ever inserted, so the analytic store's largest
+  event id is its watermark: each batch is one insert (atomic on both engines), and a batch cut off by
+  a crash is copied again from that id. A merge moves events to the canonical profile in the
+  operational store only; the analytic store keeps the id they were ingested under and resolves it
+  through the merged profile's `merged_into` (which always names the final canonical profile), as
+  PostHog resolves person ids through an override table.
+- **Profiles, identifiers, traits and account links** change in place. Triggers log the table and
+  the id of each profile whose rows in it changed (`analytic_change`, migration 0004); the replicator
+  re-copies those profiles' current rows of that table: delete them from the analytic store, insert
+  them again, record the log position reached. Repeating that after a crash gives the same rows, so it is idempotent on
+  ClickHouse (no transactions) too; on DuckDB each batch is also one transaction. A store that has
+  never copied, or has fallen behind the log's pruning, copies those tables whole first.
+- **Visibility.** On SQLite one writer commits at a time, so every id and log position read in a
+  transaction is committed. On PostgreSQL every write transaction holds a shared advisory lock
+  (`store.locks.WRITES`); the replicator reads its watermarks holding it exclusively, so no
+  transaction holding a smaller id is still in flight. It tries for the lock between writes rather
+  than queueing for it, so writers never wait behind it for a long transaction to end; after
+  `MARKS_PATIENCE_S` of trying it queues.
+
+The log is pruned (by whichever process runs the background loop) to its newest `CHANGE_LOG_KEEP`
+entries; a replica further behind than that starts over from whole tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Table, delete, func, select
+
+from backend.clock import to_ms
+from store import locks
+from store.analytic import tables as analytic
+from store.analytic.engines import AnalyticEngine
+from store.models import AnalyticChange, Event, Identifier, Profile, ProfileLink, SchemaMeta, Trait
+from store.store import Store
+
+logger = logging.getLogger("segment_audiences.replication")
+EVENT_BATCH = 100_000
+CHANGE_BATCH = 20_000
+CHANGE_LOG_KEEP = 1_000_000
+MARKS_PATIENCE_S = 2.0
+PRUNED_KEY = "analytic_change_pruned_seq"
+STATE, CHANGED = analytic.REPLICATION_STATE.name, analytic.CHANGED_PROFILE.name
+
+# (analytic table, operational table, the column naming the profile) copied per changed profile.
+PROFILE_TABLES: tuple[tuple[Table, Table, str], ...] = (
+    (analytic.PROFILE, Profile.__table__, "id"),
+    (analytic.IDENTIFIER, Identifier.__table__, "profile_id"),
+    (analytic.TRAIT, Trait.__table__, "profile_id"),
+    (analytic.LINK, ProfileLink.__table__, "user_id"),
+)
+
+
+@dataclass(frozen=True)
+class Marks:
+    """How far the operational store's committed rows go: the largest event id and log position."""
+
+    event_id: int
+    change_seq: int
+    pruned_seq: int
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What one catch-up copied up to, and how far behind the analytic store was before it: the age
+    (by the store's clock) of the oldest event it had not copied, 0 if none."""
+
+    marks: Marks
+    lag_ms: int
+
+
+class Replicator:
+    """Copies the operational store `store` into `engine`, which this process owns."""
+
+    def __init__(self, store: Store, engine: AnalyticEngine):
+        self.store, self.engine = store, engine
+        engine.create_tables()
+        self._claim()
+
+    def _claim(self) -> None:
+        """Mark the analytic store as this operational database's copy; one copied from another
+        database (its file reused, say) is emptied first."""
+        state = analytic.REPLICATION_STATE
+        names = {row[0] for row in self.engine.run(select(state.c.name).distinct())}
+        mine = f"workspace:{self.store.workspace_id}"
+        if mine in names:
+            return
+        if names:
+            logger.warning("the %s store holds a copy of another database; copying this one instead", self.engine.name)
+            for table in analytic.METADATA.sorted_tables:
+                self.engine.execute(f"TRUNCATE TABLE {table.name}")
+        self.engine.insert(state, ["name", "value"], [(mine, 0)])
+
+    def catch_up(self) -> CatchUp:
+        """Copy everything committed before this call."""
+        marks = self.marks()
+        event_id, change_seq = self.position()
+        lag_ms = self._lag_ms(event_id, marks)
+        if change_seq < 0 or change_seq < marks.pruned_seq:
+            self._copy_whole_tables(marks.change_seq)
+        else:
+            self._copy_changes(change_seq, marks.change_seq)
+        self._copy_events(event_id, marks.event_id)
+        return CatchUp(marks, lag_ms)
+
+    def marks(self) -> Marks:
+        deadline = time.monotonic() + MARKS_PATIENCE_S
+        while True:
+            with self.store.read() as session:
+                if time.monotonic() >= deadline:
+                    locks.exclusive(session, [locks.WRITES])
+                if locks.try_exclusive(session, locks.WRITES):
+                    event_id = session.execute(select(func.coalesce(func.max(Event.id), 0))).scalar_one()
+                    change_seq = session.execute(select(func.coalesce(func.max(AnalyticChange.seq), 0))).scalar_one()
+                    pruned = session.get(SchemaMeta, PRUNED_KEY)
+                    return Marks(event_id, change_seq, int(pruned.value) if pruned else 0)
+            time.sleep(0.005)
+
+    def position(self) -> tuple[int, int]:
+        """The largest event id copied, and the log position the other tables are copied to (-1: never)."""
+        state = analytic.REPLICATION_STATE
+        [(event_id,)] = self.engine.run(select(func.coalesce(func.max(analytic.EVENT.c.id), 0)))
+        [(change_seq,)] = self.engine.run(select(func.coalesce(func.max(state.c.value), -1)).where(
+            state.c.name == "change_seq"))
+        return int(event_id), int(change_seq)
+
+    def _lag_ms(self, event_id: int, marks: Marks) -> int:
+        with self.store.read() as session:
+            oldest = session.execute(select(func.min(Event.received_at_ms)).where(
+                Event.id > event_id, Event.id <= marks.event_id)).scalar_one()
+        return 0 if oldest is None else max(0, to_ms(self.store.now()) - oldest)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _copy_events(self, after: int, through: int) -> None:
+        """Copy events in id order, a batch at a time, read through the driver's own cursor (rows as
+        plain tuples: most of a copy's time is reading them)."""
+        columns = [str(column.name) for column in analytic.EVENT.columns]
+        while after < through:
+            with self.store.read() as session:
+                driver = session.connection().connection.driver_connection
+                rows = driver.execute(f"SELECT {', '.join(columns)} FROM event WHERE id > {int(after)} AND "
+                                      f"id <= {int(through)} ORDER BY id LIMIT {EVENT_BATCH}").fetchall()
+            if not rows:
+                return
+            self.engine.insert(analytic.EVENT, columns, rows)
+            after = rows[-1][0]
+
+    # -- profiles, identifiers, traits, links ----------------------------------------------------
+
+    def _copy_changes(self, after: int, through: int) -> None:
+        change = AnalyticChange.__table__
+        while after < through:
+            upto = min(through, after + CHANGE_BATCH)
+            in_batch = (change.c.seq > after, change.c.seq <= upto)
+            copies = []
+            with self.store.read() as session:
+                for target, source, column in PROFILE_TABLES:
+                    changed = select(change.c.profile_id).where(*in_batch, change.c.table_name == source.name)
+                    profile_ids = list(session.execute(changed.distinct()).scalars())
+                    if profile_ids:
+                        copies.append((target, column, profile_ids, self._current_rows(session, source, target,
+                                                                                        column, changed)))
+            with self.engine.transaction():
+                for target, column, profile_ids, rows in copies:
+                    self.engine.execute(f"TRUNCATE TABLE {CHANGED}")
+                    self.engine.insert(analytic.CHANGED_PROFILE, ["profile_id"], [(p,) for p in profile_ids])
+                    self.engine.execute(f"DELETE FROM {target.name} WHERE {column} IN "
+                                        f"(SELECT profile_id FROM {CHANGED})")
+                    self._insert(target, rows)
+                self._record(upto)
+            after = upto
+
+    def _copy_whole_tables(self, through: int) -> None:
+        """Copy the four tables whole, as of log position `through` (or later: re-copying a change
+        that is already in is harmless)."""
+        logger.info("copying profiles, identifiers, traits and links whole to the %s store", self.engine.name)
+        with self.store.read() as session:
+            copies = [(target, self._current_rows(session, source, target)) for target, source, _ in PROFILE_TABLES]
+        with self.engine.transaction():
+            for target, rows in copies:
+                self.engine.execute(f"TRUNCATE TABLE {target.name}")
+                self._insert(target, rows)
+            self._record(through)
+
+    @staticmethod
+    def _current_rows(session, source: Table, target: Table, column: str | None = None, changed=None) -> list[tuple]:
+        statement = select(*(source.c[str(name)] for name in target.columns.keys()))
+        if changed is not None:
+            statement = statement.where(source.c[column].in_(changed.scalar_subquery()))
+        return [tuple(row) for row in session.execute(statement)]
+
+    def _insert(self, target: Table, rows: list[tuple]) -> None:
+        self.engine.insert(target, [str(name) for name in target.columns.keys()], rows)
+
+    def _record(self, change_seq: int) -> None:
+        self.engine.insert(analytic.REPLICATION_STATE, ["name", "value"], [("change_seq", change_seq)])
+
+
+def prune_changes(store: Store) -> int:
+    """Keep the newest CHANGE_LOG_KEEP log entries, recording the last position dropped; returns how
+    many were dropped."""
+    change = AnalyticChange.__table__
+    with store.write() as session:
+        newest = session.execute(select(func.max(change.c.seq))).scalar_one()
+        if newest is None or newest <= CHANGE_LOG_KEEP:
+            return 0
+        last = newest - CHANGE_LOG_KEEP
+        dropped = session.execute(delete(change).where(change.c.seq <= last)).rowcount
+        if dropped:
+            meta = session.get(SchemaMeta, PRUNED_KEY) or SchemaMeta(key=PRUNED_KEY, value="0")
+            meta.value = str(max(int(meta.value), last))
+            session.add(meta)
+        return dropped
