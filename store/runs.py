@@ -211,13 +211,13 @@ def _compute(session: Session, computation: Computation, now, reason: str, profi
 
 def _brought_up_to_date(session: Session, computation: Computation, now, full: FullResult) -> list[tuple]:
     """The analytic store's rows, with the profiles changed since its copy recomputed here."""
-    changed = changed_since(session, full.marks, computation.accounts)
+    changed = _changed_since(session, full.marks, computation.accounts)
     fresh = [tuple(row) for chunk in _chunks(sorted(changed))
              for row in session.execute(computation.statement(now, chunk))]
     return [row for row in full.rows if row[0] not in changed] + fresh
 
 
-def changed_since(session: Session, marks: Marks, accounts: bool) -> set[str]:
+def _changed_since(session: Session, marks: Marks, accounts: bool) -> set[str]:
     """Profiles with events or rows committed after `marks` (and, for ACCOUNTS, their accounts)."""
     changed_ids = union(select(Event.profile_id).where(Event.id > marks.event_id),
                         select(AnalyticChange.profile_id).where(AnalyticChange.seq > marks.change_seq))

@@ -67,7 +67,9 @@ async def test_an_audience_computed_on_duckdb_has_the_members_it_has_on_the_oper
     answers = {}
     for option in ("duckdb", "none"):
         (tmp_path / option).mkdir()
-        server = server_with_space(tmp_path / option, "Analytics", "--analytics", option)
+        # the file named outright: on PostgreSQL `duckdb` alone means none
+        analytics = f"duckdb:{tmp_path / 'analytic.duckdb'}" if option == "duckdb" else "none"
+        server = server_with_space(tmp_path / option, "Analytics", "--analytics", analytics)
         try:
             send_the_same_events(server)
             answers[option] = await members(server)

@@ -36,6 +36,7 @@ from sqlalchemy import (ColumnElement, FromClause, Select, Table, and_, case, fa
 
 from backend.clock import to_ms
 from backend.cql import ast
+from backend.cql.analysis import walk
 from backend.cql.dialect import (binary, json_array_of, julian_day, nullable, position, spelled_number, text_length,
                                  text_part)
 from backend.cql.sqlvalues import (
@@ -92,6 +93,7 @@ def audience_members(root: ast.Node, *, tables: Tables, scope: Scope, now: datet
     """The ids of the live profiles (users, or accounts) that satisfy the audience definition at `now`."""
     compiler = _Compiler(tables, now, scope)
     frame = compiler.top_frame()
+    compiler.share_scan(root, frame)
     condition = compiler.boolean(root, frame)
     return compiler.profiles(select(tables.profile.c.id), frame).where(condition)
 
@@ -100,6 +102,7 @@ def trait_values(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime)
     """Every live profile's id and computed-trait value at `now`, as JSON text (NULL for no value)."""
     compiler = _Compiler(tables, now, scope)
     frame = compiler.top_frame()
+    compiler.share_scan(root, frame)
     value = compiler.scalar(root, frame).json()
     return compiler.profiles(select(tables.profile.c.id, value.label("value")), frame)
 
@@ -119,6 +122,7 @@ class _Frame:
     rows: FromClause | None = None
     restrict: Callable[[ColumnElement], list[ColumnElement]] = lambda owner: []
     joins: list[tuple[FromClause, ColumnElement]] = field(default_factory=list)
+    shared: dict[ast.Reduction, object] = field(default_factory=dict)
 
     def joined(self, base: FromClause) -> FromClause:
         return _outer_joined(base, self.joins)
@@ -247,6 +251,8 @@ class _Compiler:
 
     def reduce(self, node: ast.Reduction, frame: _Frame):
         """The reduction of a stream per row of `frame`, as a column of a derived table joined to it."""
+        if node in frame.shared:
+            return frame.shared[node]
         stream = self.stream(node.stream, frame)
         keys = [key.label(f"k{i}") for i, key in enumerate(stream.keys)]
         reducer = node.reducer
@@ -307,6 +313,44 @@ class _Compiler:
         first = select(*(ranked.c[f"k{i}"] for i in range(len(keys))), ranked.c.v).where(ranked.c.n == 1)
         return self.derived(first, frame)
 
+    # -- one scan for several reductions ----------------------------------------------------------
+
+    def share_scan(self, root: ast.Node, frame: _Frame) -> None:
+        """Compute the definition's plain aggregates over event streams (`count`, `sum`, `avg`, `min`,
+        `max` of streams whose filters each look at one event) in one grouped scan of the events,
+        each a conditional aggregate, rather than one scan each. A lone one keeps its own."""
+        found = list(dict.fromkeys(node for node in _profile_level(root) if _shareable(node)))
+        if len(found) < 2:
+            return
+        rows = self.candidates(sorted({node.stream.name for node in found}), frame)
+        events = self.event_frame(rows, 1, frame.account)
+        aggregates = [self.conditional(node, rows, events) for node in found]
+        derived = select(rows.c.k0.label("k0"), *(aggregate.label(f"v{index}") for index, aggregate in
+                                                  enumerate(aggregates))).group_by(rows.c.k0).subquery(self.name("a"))
+        frame.join_by_keys(derived)
+        for index, node in enumerate(found):
+            value = derived.c[f"v{index}"]
+            if node.reducer == "count":
+                frame.shared[node] = NumberValue(func.coalesce(value, 0))
+            elif node.reducer in ("min", "max") and node.as_type == "string":
+                frame.shared[node] = TextValue(value)
+            else:
+                frame.shared[node] = NumberValue(func.coalesce(value, 0) if node.reducer == "sum" else value, real=True)
+
+    def conditional(self, node: ast.Reduction, rows: FromClause, events: _Frame) -> ColumnElement:
+        """`node`'s aggregate over the rows of its stream among `rows` (its name and filters)."""
+        conditions = [rows.c.event == node.stream.name]
+        for step in node.stream.filters:
+            conditions.append(self.boolean(step.condition, events) if isinstance(step, ast.Where)
+                              else self.step(step, rows))
+        condition = and_(*conditions)
+        if node.reducer == "count":
+            return func.count(case((condition, 1)))
+        argument = self.scalar(node.argument, events)
+        if node.reducer in ("min", "max") and node.as_type == "string":
+            return getattr(func, node.reducer)(binary(case((condition, argument.text()))))
+        return getattr(func, node.reducer)(case((condition, argument.plain_number())))
+
     # -- streams ---------------------------------------------------------------------------------
 
     def stream(self, node: ast.Stream, frame: _Frame) -> _Selection:
@@ -314,7 +358,7 @@ class _Compiler:
         if node.source == "entity":
             raise CompileError("entity() needs a Linked Audience data graph from a warehouse, which this "
                                "engine does not have; use event() and trait() conditions instead")
-        selection = _Selection(self.candidates(node, frame), len(frame.keys))
+        selection = _Selection(self.candidates([node.name], frame), len(frame.keys))
         for step in node.filters:
             if isinstance(step, ast.ExpiresAfter):
                 selection = _Selection(self.latest_session(selection, span_ms(step.duration)), selection.width)
@@ -326,12 +370,13 @@ class _Compiler:
                 selection.conditions.append(self.step(step, selection.rows))
         return selection
 
-    def candidates(self, node: ast.Stream, frame: _Frame) -> FromClause:
-        """The events named `node.name` of each row's owner, one row per (frame row, event): columns
-        k0… (the frame's keys), owner, id, ts, properties, context, source_id, and in an event frame the
-        parent event's ts and properties."""
+    def candidates(self, names: list[str], frame: _Frame) -> FromClause:
+        """The events of each row's owner with one of `names`, one row per (frame row, event): columns
+        k0… (the frame's keys), owner, id, event, ts, properties, context, source_id, and in an event
+        frame the parent event's ts and properties."""
         event = self.tables.event.alias(self.name("e"))
-        conditions = [event.c.event == node.name, event.c.space_id == self.scope.space_id]
+        named = event.c.event == names[0] if len(names) == 1 else event.c.event.in_(names)
+        conditions = [named, event.c.space_id == self.scope.space_id]
         if self.scope.event_horizon is not None:
             conditions.append(self.scope.event_horizon(event))
         source, profile_of_event = self.event_profile(event)
@@ -348,8 +393,8 @@ class _Compiler:
             source = source.join(parent, parent.c.owner == owner)
             keys, extra = list(frame.keys), [parent.c.ts.label("parent_ts"), parent.c.properties.label("parent_properties")]
         columns = [key.label(f"k{i}") for i, key in enumerate(keys)] + [
-            owner.label("owner"), event.c.id, event.c.timestamp_ms.label("ts"), event.c.properties, event.c.context,
-            event.c.source_id, *extra]
+            owner.label("owner"), event.c.id, event.c.event, event.c.timestamp_ms.label("ts"), event.c.properties,
+            event.c.context, event.c.source_id, *extra]
         return select(*columns).select_from(source).where(*conditions).subquery(self.name("c"))
 
     def event_profile(self, event) -> tuple[FromClause, ColumnElement]:
@@ -418,6 +463,34 @@ class _Compiler:
         if kind == "within_next":
             return and_(value >= high, value <= low)
         return value <= low if kind == "before_last" else value >= low
+
+
+def _profile_level(node: ast.Node):
+    """The reductions a definition reads per profile: not those inside a stream's `where` (read per
+    event) or under `ANY`/`ALL` (read per user)."""
+    if isinstance(node, ast.Reduction):
+        yield node
+    elif isinstance(node, (ast.And, ast.Or)):
+        for operand in node.operands:
+            yield from _profile_level(operand)
+    elif isinstance(node, ast.Not):
+        yield from _profile_level(node.operand)
+    elif isinstance(node, ast.Comparison):
+        for operand in (node.subject, *node.arguments):
+            yield from _profile_level(operand)
+
+
+def _shareable(node: ast.Reduction) -> bool:
+    """A plain aggregate over a stream whose filters each decide on one event alone."""
+    if node.reducer not in ("count", "sum", "avg", "min", "max") or node.stream.source != "event":
+        return False
+    for step in node.stream.filters:
+        if isinstance(step, ast.ExpiresAfter) or (isinstance(step, ast.Within) and step.parent):
+            return False
+        if isinstance(step, ast.Where) and any(isinstance(inner, (ast.Reduction, ast.TraitRef))
+                                               for inner in walk(step.condition)):
+            return False
+    return True
 
 
 def _ordered(operator):
