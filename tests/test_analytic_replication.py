@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from store import audiences, computations, runs
+from store import audiences, computations, runs, spaces
 from store.analytic import replication, tables
 from store.analytic.engines import ClickHouse, Chdb, DuckDB
 from store.analytic.replication import Replicator
 from store.analytic.store import AnalyticStore
+from store.store import Store
 from tests.conftest import NOW
 from tests.ingest_helpers import profile_of, rows, send
 
@@ -156,11 +157,9 @@ def test_a_copy_fallen_behind_the_pruned_log_starts_over_from_whole_tables(store
 
 
 def test_an_analytic_store_copied_from_another_database_starts_over(store, space_id, tmp_path):
-    from store.store import Store
-
     other = Store(str(tmp_path / "other.db"))
     try:
-        send(other, spaces_of(other), {"type": "track", "userId": "x", "event": "Elsewhere"})
+        send(other, spaces.create_space(other, "Other").space.id, {"type": "track", "userId": "x", "event": "Elsewhere"})
         engine = DuckDB(str(tmp_path / "shared.duckdb"))
         Replicator(other, engine).catch_up()
         engine.close()
@@ -173,8 +172,3 @@ def test_an_analytic_store_copied_from_another_database_starts_over(store, space
     assert engine.run(select(func.count()).select_from(tables.PROFILE)) == [(1,)]
     engine.close()
 
-
-def spaces_of(store) -> str:
-    from store import spaces
-
-    return spaces.create_space(store, "Other").space.id

@@ -10,8 +10,8 @@ watermark, so a full run that catches up first sees every event acknowledged bef
 - **Profiles, identifiers, traits and account links** change in place. Triggers log the table and
   the id of each profile whose rows in it changed (`analytic_change`, migration 0004); the replicator
   re-copies those profiles' current rows of that table: delete them from the analytic store, insert
-  them again, record the log position reached. Repeating that after a crash gives the same rows, so it is idempotent on
-  ClickHouse (no transactions) too; on DuckDB each batch is also one transaction. A store that has
+  them again, record the log position reached. Repeating that after a crash gives the same rows, so
+  it is idempotent on ClickHouse (no transactions) too; on DuckDB each batch is also one transaction. A store that has
   never copied, or has fallen behind the log's pruning, copies those tables whole first.
 - **Visibility.** On SQLite one writer commits at a time, so every id and log position read in a
   transaction is committed. On PostgreSQL every write transaction holds a shared advisory lock
@@ -45,7 +45,7 @@ CHANGE_BATCH = 20_000
 CHANGE_LOG_KEEP = 1_000_000
 MARKS_PATIENCE_S = 2.0
 PRUNED_KEY = "analytic_change_pruned_seq"
-STATE, CHANGED = analytic.REPLICATION_STATE.name, analytic.CHANGED_PROFILE.name
+CHANGED = analytic.CHANGED_PROFILE.name
 
 # (analytic table, operational table, the column naming the profile) copied per changed profile.
 PROFILE_TABLES: tuple[tuple[Table, Table, str], ...] = (
@@ -140,7 +140,7 @@ class Replicator:
     def _copy_events(self, after: int, through: int) -> None:
         """Copy events in id order, a batch at a time, read through the driver's own cursor (rows as
         plain tuples: most of a copy's time is reading them)."""
-        columns = [str(column.name) for column in analytic.EVENT.columns]
+        columns = _columns(analytic.EVENT)
         while after < through:
             with self.store.read() as session:
                 driver = session.connection().connection.driver_connection
@@ -190,16 +190,20 @@ class Replicator:
 
     @staticmethod
     def _current_rows(session, source: Table, target: Table, column: str | None = None, changed=None) -> list[tuple]:
-        statement = select(*(source.c[str(name)] for name in target.columns.keys()))
+        statement = select(*(source.c[name] for name in _columns(target)))
         if changed is not None:
             statement = statement.where(source.c[column].in_(changed.scalar_subquery()))
         return [tuple(row) for row in session.execute(statement)]
 
     def _insert(self, target: Table, rows: list[tuple]) -> None:
-        self.engine.insert(target, [str(name) for name in target.columns.keys()], rows)
+        self.engine.insert(target, _columns(target), rows)
 
     def _record(self, change_seq: int) -> None:
         self.engine.insert(analytic.REPLICATION_STATE, ["name", "value"], [("change_seq", change_seq)])
+
+
+def _columns(table: Table) -> list[str]:
+    return [str(column.name) for column in table.columns]
 
 
 def prune_changes(store: Store) -> int:
