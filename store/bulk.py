@@ -85,6 +85,22 @@ def insert_ignoring_duplicates(connection: Connection, table: Table, rows: list[
             {name: bindparam(name) for name in columns}).on_conflict_do_nothing(), rows)
 
 
+def insert_or_hold(connection: Connection, table: Table, rows: list[dict], keys: tuple[str, ...]) -> None:
+    """Insert rows; a row already stored under the same keys is kept as it was but locked (a no-op
+    update) until this transaction ends. A claim that skips locked rows (`FOR UPDATE SKIP LOCKED`)
+    then passes it over instead of taking it before the rest of this transaction is visible."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+
+    def build() -> Executable:
+        statement = dialect_insert(connection, table).values({name: bindparam(name) for name in columns})
+        kept = {name: table.c[name] for name in columns if name not in keys}
+        return statement.on_conflict_do_update(index_elements=[table.c[key] for key in keys], set_=kept)
+
+    execute_dicts(connection, f"insert or hold {table.name} {columns}", build, rows)
+
+
 def upsert_newer(connection: Connection, table: Table, rows: list[dict], keys: tuple[str, ...], stamp: str) -> None:
     """Insert rows; on a key clash overwrite the stored row only with one whose `stamp` is at least as new."""
     if not rows:

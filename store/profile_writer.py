@@ -248,10 +248,10 @@ class BatchWriter:
             {"user_id": user, "account_id": account, "space_id": self.space_id, "created_at_ms": self.now_ms}
             for user, account in sorted({(self._current(user), account) for user, account in self.links})
         ])
-        bulk.insert_ignoring_duplicates(connection, DirtyProfile.__table__, [
+        bulk.insert_or_hold(connection, DirtyProfile.__table__, [
             {"profile_id": profile_id, "space_id": self.space_id, "since_ms": self.now_ms}
             for profile_id in sorted(self.touched)
-        ])
+        ], ("profile_id",))
 
     def _repointed(self, rows: list[tuple], at: int) -> list[tuple]:
         if not self.redirect:

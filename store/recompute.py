@@ -7,6 +7,8 @@
   marks by deleting them first (rows locked by another pass are skipped), so on PostgreSQL several
   workers take different profiles, and a change ingested meanwhile for a profile being recomputed
   waits for the pass to end and then marks it again: it is never absorbed by a mark already taken.
+  A batch that finds its profile already marked holds that mark until it commits, so no pass takes
+  the mark before the batch's events are visible to it.
 - `run_due`: full runs for computations never computed, BATCH computations whose cadence is due,
   REALTIME ones that read the clock (window sweeps), and audiences whose schedules are due (each
   schedule's `nextExecution` then moves on). Each run checks again, under the computation's lock

@@ -1,13 +1,15 @@
 """Two servers writing to one database at once, as two `serve` processes on two hosts would: each is a
 Store of its own, so nothing in-process keeps them apart. Ingest keeps one profile per person however
 their batches interleave, subscriptions replaced at once both take effect (the later wins), and a
-write that loses a race is refused whole, as a conflict to retry."""
+write that loses a race is refused whole, as a conflict to retry. A realtime pass never takes the
+recompute mark of a batch still being written, whose events it cannot see yet."""
 
 import threading
+from contextlib import contextmanager
 
 import pytest
 
-from store import spaces, subscriptions
+from store import audiences, recompute, runs, spaces, subscriptions
 from store.errors import Conflict
 from store.store import Store
 from tests.databases import database_url, on_postgres
@@ -108,3 +110,37 @@ def test_a_write_that_loses_a_race_is_a_conflict_to_retry_and_writes_nothing(two
     assert rows(first, "select slug from space") == [("race",)]
     assert spaces.create_space(second, "Race").space.slug == "race-2"
     assert rows(first, "select count(*) from space") == [(2,)]
+
+
+@pytest.mark.skipif(not on_postgres(), reason="SQLite runs one writer at a time, so no pass runs beside a batch")
+def test_a_realtime_pass_leaves_the_mark_of_a_batch_not_yet_committed(two_servers, monkeypatch):
+    ingesting, worker = two_servers
+    space_id = spaces.create_space(ingesting, "Marks").space.id
+    signed_up = audiences.create_audience(ingesting, space_id, name="Signed Up", audience_type="USERS",
+                                          query="event('Signed Up').count() >= 1", options=None)
+    runs.run(worker, signed_up.id, reason="initial")
+    send(ingesting, space_id, {"type": "identify", "userId": "u1"})  # marked, not yet recomputed
+    written, release = threading.Event(), threading.Event()
+    commit = ingesting.write
+
+    @contextmanager
+    def write_then_wait():
+        with commit() as session:
+            yield session
+            written.set()
+            release.wait(timeout=60)
+
+    monkeypatch.setattr(ingesting, "write", write_then_wait)
+    batch = threading.Thread(target=send, args=(ingesting, space_id, {"type": "track", "userId": "u1",
+                                                                      "event": "Signed Up"}))
+    batch.start()
+    try:
+        assert written.wait(timeout=60)
+        passed_over = recompute.process_dirty(worker)
+    finally:
+        release.set()
+        batch.join()
+
+    assert passed_over == 0, "the pass took a mark whose batch it cannot see yet"
+    assert recompute.process_dirty(worker) == 1
+    assert rows(worker, "select count(*) from membership where computation_id = :a", a=signed_up.id) == [(1,)]
