@@ -27,6 +27,7 @@ from backend import cql
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.clock import to_ms
 from store.analytic import tables as analytic_tables
+from store.analytic.store import AnalyticStore, FullResult
 from store.audiences import DEFAULT_EXTERNAL_IDS
 from store.models import Audience, AudiencePreview, ComputedTrait, Event, Identifier, Profile, ProfileLink, Trait
 from store.store import Store
@@ -58,6 +59,10 @@ class Computation:
         scope = Scope(self.space_id, self.accounts, profile_ids, self._eligibility(analytic), self._event_horizon())
         build = audience_members if self.kind == "audience" else trait_values
         return build(root, tables=analytic_tables.TABLES if analytic else TABLES, scope=scope, now=now)
+
+    def on_analytic_store(self, analytics: AnalyticStore, now) -> FullResult | None:
+        """Every profile's rows computed on the analytic store (None while its first copy is under way)."""
+        return analytics.compute(self.statement(now, analytic=True), self.space_id, self.analysis.referenced_traits)
 
     def _eligibility(self, analytic: bool) -> tuple[ColumnElement, ...]:
         """Profiles with an external id of an eligible type: a correlated EXISTS on the operational

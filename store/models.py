@@ -315,9 +315,16 @@ class Event(SQLModel, table=True):
     external_ids: str = Field(sa_type=JsonText)
 
 
+COMPUTED_TRAIT = "trait_class <> 'custom'"
+
+
 class Trait(SQLModel, table=True):
     """One trait of a profile: `custom` from Identify/Group calls, or `audience`/`computed_trait`."""
 
+    __table_args__ = (
+        Index("ix_trait_computed", "space_id", "key", sqlite_where=text(COMPUTED_TRAIT),
+              postgresql_where=text(COMPUTED_TRAIT)),
+    )
     profile_id: str = Field(primary_key=True)
     key: str = Field(primary_key=True)
     space_id: str

@@ -61,7 +61,7 @@ def _run(store: Store, preview: AudiencePreview) -> None:
     computation = computations.for_preview(preview)
     try:
         now = store.now()
-        analytic = store.analytics.compute(computation.statement(now, analytic=True)) if store.analytics else None
+        analytic = computation.on_analytic_store(store.analytics, now) if store.analytics else None
         with store.read() as session:
             if analytic is None:
                 members = sorted(session.execute(computation.statement(now)).scalars())

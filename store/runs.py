@@ -130,7 +130,7 @@ def _analytic_result(store: Store, computation: Computation, now) -> FullResult 
     if store.analytics is None:
         return None
     try:
-        return store.analytics.compute(computation.statement(now, analytic=True))
+        return computation.on_analytic_store(store.analytics, now)
     except CompileError:
         raise
     except Exception:

@@ -1,7 +1,7 @@
 """The analytic store's copy of the operational store: events in order and exactly once (also after a
 catch-up cut off mid-batch), profiles' rows re-copied when they change, merged profiles' events
-resolved to the profile they merged into, and full runs that see every event acknowledged before
-they start. On DuckDB and on ClickHouse (chdb)."""
+resolved to the profile they merged into, computed values copied when a full run reads them, and full
+runs that see every event acknowledged before they start. On DuckDB and on ClickHouse (chdb)."""
 
 from datetime import timedelta
 
@@ -99,6 +99,51 @@ def test_changed_profiles_are_copied_again(store, space_id, analytic):
     assert copied == {"plan": '"pro"', "seats": "3"}
 
 
+def buyers_and_their_readers(store, space_id):
+    """An audience, and one reading its key (as `trait('<key>')`)."""
+    buyers = audiences.create_audience(store, space_id, name="Buyers", audience_type="USERS",
+                                       query="event('Bought').count() >= 1", options={"includeHistoricalData": True})
+    readers = audiences.create_audience(store, space_id, name="Buyers on a plan", audience_type="USERS",
+                                        query=f"trait('{buyers.key}') = true AND trait('plan').exists()", options=None)
+    return buyers, readers
+
+
+def copied_values(analytic, key: str) -> list[tuple]:
+    trait = tables.TRAIT
+    return sorted(analytic.engine.run(select(trait.c.profile_id, trait.c.value).where(trait.c.key == key)))
+
+
+def test_computed_values_are_not_copied_by_the_replicator(store, space_id, analytic):
+    buyers, _ = buyers_and_their_readers(store, space_id)
+    send(store, space_id, *[{"type": "identify", "userId": f"u{n}", "traits": {"plan": "pro"}} for n in range(3)])
+    track(store, space_id, "u0", "Bought")
+    assert runs.run(store, buyers.id, reason="forced").size == 1
+    analytic.catch_up()
+    assert copied_values(analytic, buyers.key) == []
+    assert copied_values(analytic, "plan") == sorted(rows(store, "select profile_id, value from trait where key = 'plan'"))
+    assert rows(store, "select table_name, count(*) from analytic_change where profile_id = :p group by table_name "
+                       "order by table_name", p=profile_of(store, "user_id", "u0")) == [
+        ("computed_trait", 1), ("identifier", 1), ("profile", 1), ("trait", 1)]
+
+
+def test_a_full_run_reads_the_computed_values_it_references_as_they_are_when_it_runs(store, space_id, analytic):
+    buyers, readers = buyers_and_their_readers(store, space_id)
+    send(store, space_id, *[{"type": "identify", "userId": f"u{n}", "traits": {"plan": "pro"}} for n in range(3)])
+    track(store, space_id, "u0", "Bought")
+    analytic.catch_up()
+    runs.run(store, buyers.id, reason="forced")
+    computation = computations.for_audience(readers)
+    assert [row[0] for row in computation.on_analytic_store(analytic, NOW).rows] == [profile_of(store, "user_id", "u0")]
+    track(store, space_id, "u1", "Bought")
+    runs.run(store, buyers.id, reason="forced")
+    full = computation.on_analytic_store(analytic, NOW)
+    assert sorted(row[0] for row in full.rows) == sorted(profile_of(store, "user_id", u) for u in ("u0", "u1"))
+    assert copied_values(analytic, buyers.key) == sorted(rows(store, "select profile_id, value from trait "
+                                                                     "where key = :k", k=buyers.key))
+    run = runs.run(store, readers.id, reason="forced")
+    assert (run.engine, run.size) == (analytic.name, 2)
+
+
 def test_a_merged_profiles_events_count_for_the_profile_it_merged_into(store, space_id, analytic):
     send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}})
     send(store, space_id, {"type": "track", "event": "Viewed", "userId": "u1"})
@@ -137,7 +182,7 @@ def test_profiles_changed_after_the_copy_are_recomputed_in_the_run(store, space_
     send(store, space_id, {"type": "identify", "userId": "late", "traits": {"email": "late@x.io"}})
     analytic.catch_up()
     computation = computations.for_audience(audience)
-    full = analytic.compute(computation.statement(NOW, analytic=True))
+    full = computation.on_analytic_store(analytic, NOW)
     track(store, space_id, "late", "Bought")
     with store.write() as session:
         run = runs.apply(session, computation, NOW, "forced", full=full)
@@ -172,3 +217,17 @@ def test_an_analytic_store_copied_from_another_database_starts_over(store, space
     assert engine.run(select(func.count()).select_from(tables.PROFILE)) == [(1,)]
     engine.close()
 
+
+
+def test_an_analytic_store_in_an_older_layout_is_made_again(store, space_id, tmp_path):
+    send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    engine = DuckDB(str(tmp_path / "old.duckdb"))
+    Replicator(store, engine).catch_up()
+    engine.execute("ALTER TABLE trait DROP COLUMN trait_class")
+    engine.execute(f"DELETE FROM replication_state WHERE name = 'layout:{tables.LAYOUT}'")
+    engine.close()
+    engine = DuckDB(str(tmp_path / "old.duckdb"))
+    Replicator(store, engine).catch_up()
+    trait = tables.TRAIT
+    assert engine.run(select(trait.c.key, trait.c.trait_class)) == [("plan", "custom")]
+    engine.close()

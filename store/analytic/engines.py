@@ -18,7 +18,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Protocol
 
 import orjson
-from sqlalchemy import Connection, Executable, Table, create_engine, text
+from sqlalchemy import Connection, Executable, Table, create_engine
 
 from store.analytic.tables import CLICKHOUSE_ORDER, METADATA
 
@@ -71,8 +71,9 @@ class DuckDB:
         return nullcontext(self._connection) if self._connection is not None else self.engine.begin()
 
     def execute(self, sql: str) -> None:
+        """Run a statement as written (through DuckDB's cursor: a `:name` in a literal stays text)."""
         with self._using() as connection:
-            connection.execute(text(sql))
+            connection.connection.driver_connection.execute(sql)
 
     def run(self, statement: Executable) -> list[tuple]:
         """The statement's rows, sent with its values inlined and read through DuckDB's own cursor:

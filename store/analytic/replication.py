@@ -7,12 +7,18 @@ watermark, so a full run that catches up first sees every event acknowledged bef
   operational store only; the analytic store keeps the id they were ingested under and resolves it
   through the merged profile's `merged_into` (which always names the final canonical profile), as
   PostHog resolves person ids through an override table.
-- **Profiles, identifiers, traits and account links** change in place. Triggers log the table and
-  the id of each profile whose rows in it changed (`analytic_change`, migration 0004); the replicator
-  re-copies those profiles' current rows of that table: delete them from the analytic store, insert
-  them again, record the log position reached. Repeating that after a crash gives the same rows, so
-  it is idempotent on ClickHouse (no transactions) too; on DuckDB each batch is also one transaction. A store that has
-  never copied, or has fallen behind the log's pruning, copies those tables whole first.
+- **Profiles, identifiers, custom traits and account links** change in place. Triggers log the table
+  and the id of each profile whose rows in it changed (`analytic_change`, migrations 0004 and 0005);
+  the replicator re-copies those profiles' current rows of that table: delete them from the analytic
+  store, insert them again, record the log position reached. Repeating that after a crash gives the
+  same rows, so it is idempotent on ClickHouse (no transactions) too; on DuckDB each batch is also one
+  transaction. A store that has never copied, or has fallen behind the log's pruning, copies those
+  tables whole first.
+- **Computed values** (audience and computed-trait keys) are rewritten by every run, for up to every
+  profile, and only a definition that reads another's key needs them. Their changes are logged apart
+  (`computed_trait`), so full runs still recompute the profiles whose values changed after the copy,
+  but nothing re-copies them continuously: `copy_computed` copies the keys a full run reads, whole,
+  just before it runs.
 - **Visibility.** On SQLite one writer commits at a time, so every id and log position read in a
   transaction is committed. On PostgreSQL every write transaction holds a shared advisory lock
   (`store.locks.WRITES`); the replicator reads its watermarks holding it exclusively, so no
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Table, delete, func, select
@@ -47,12 +54,38 @@ MARKS_PATIENCE_S = 2.0
 PRUNED_KEY = "analytic_change_pruned_seq"
 CHANGED = analytic.CHANGED_PROFILE.name
 
-# (analytic table, operational table, the column naming the profile) copied per changed profile.
-PROFILE_TABLES: tuple[tuple[Table, Table, str], ...] = (
-    (analytic.PROFILE, Profile.__table__, "id"),
-    (analytic.IDENTIFIER, Identifier.__table__, "profile_id"),
-    (analytic.TRAIT, Trait.__table__, "profile_id"),
-    (analytic.LINK, ProfileLink.__table__, "user_id"),
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class Copied:
+    """An operational table copied per changed profile: where to, the column naming the profile, and
+    which of its rows (None: all)."""
+
+    target: Table
+    source: Table
+    column: str
+    custom_only: bool = False
+
+    def rows(self, session, changed=None) -> list[tuple]:
+        """The source's current rows (of the profiles `changed` selects, or all)."""
+        statement = select(*(self.source.c[name] for name in _columns(self.target)))
+        if self.custom_only:
+            statement = statement.where(self.source.c.trait_class == CUSTOM)
+        if changed is not None:
+            statement = statement.where(self.source.c[self.column].in_(changed.scalar_subquery()))
+        return [tuple(row) for row in session.execute(statement)]
+
+    def copied_rows(self, where: str) -> str:
+        """The condition naming this table's copied rows in the analytic store, narrowed by `where`."""
+        return f"{where} AND trait_class = '{CUSTOM}'" if self.custom_only else where
+
+
+PROFILE_TABLES = (
+    Copied(analytic.PROFILE, Profile.__table__, "id"),
+    Copied(analytic.IDENTIFIER, Identifier.__table__, "profile_id"),
+    Copied(analytic.TRAIT, Trait.__table__, "profile_id", custom_only=True),
+    Copied(analytic.LINK, ProfileLink.__table__, "user_id"),
 )
 
 
@@ -83,18 +116,20 @@ class Replicator:
         self._claim()
 
     def _claim(self) -> None:
-        """Mark the analytic store as this operational database's copy; one copied from another
-        database (its file reused, say) is emptied first."""
+        """Mark the analytic store as this operational database's copy, in this layout of its tables;
+        one copied from another database (its file reused, say) or in an older layout is made again."""
         state = analytic.REPLICATION_STATE
         names = {row[0] for row in self.engine.run(select(state.c.name).distinct())}
-        mine = f"workspace:{self.store.workspace_id}"
-        if mine in names:
+        mine = [f"workspace:{self.store.workspace_id}", f"layout:{analytic.LAYOUT}"]
+        if set(mine) <= names:
             return
         if names:
-            logger.warning("the %s store holds a copy of another database; copying this one instead", self.engine.name)
+            logger.warning("the %s store holds a copy of another database, or one in an older layout; copying "
+                           "this one again", self.engine.name)
             for table in analytic.METADATA.sorted_tables:
-                self.engine.execute(f"TRUNCATE TABLE {table.name}")
-        self.engine.insert(state, ["name", "value"], [(mine, 0)])
+                self.engine.execute(f"DROP TABLE IF EXISTS {table.name}")
+            self.engine.create_tables()
+        self.engine.insert(state, ["name", "value"], [(name, 0) for name in mine])
 
     def catch_up(self) -> CatchUp:
         """Copy everything committed before this call."""
@@ -160,19 +195,18 @@ class Replicator:
             in_batch = (change.c.seq > after, change.c.seq <= upto)
             copies = []
             with self.store.read() as session:
-                for target, source, column in PROFILE_TABLES:
-                    changed = select(change.c.profile_id).where(*in_batch, change.c.table_name == source.name)
+                for copied in PROFILE_TABLES:
+                    changed = select(change.c.profile_id).where(*in_batch, change.c.table_name == copied.source.name)
                     profile_ids = list(session.execute(changed.distinct()).scalars())
                     if profile_ids:
-                        copies.append((target, column, profile_ids, self._current_rows(session, source, target,
-                                                                                        column, changed)))
+                        copies.append((copied, profile_ids, copied.rows(session, changed)))
             with self.engine.transaction():
-                for target, column, profile_ids, rows in copies:
+                for copied, profile_ids, rows in copies:
                     self.engine.execute(f"TRUNCATE TABLE {CHANGED}")
                     self.engine.insert(analytic.CHANGED_PROFILE, ["profile_id"], [(p,) for p in profile_ids])
-                    self.engine.execute(f"DELETE FROM {target.name} WHERE {column} IN "
-                                        f"(SELECT profile_id FROM {CHANGED})")
-                    self._insert(target, rows)
+                    where = copied.copied_rows(f"{copied.column} IN (SELECT profile_id FROM {CHANGED})")
+                    self.engine.execute(f"DELETE FROM {copied.target.name} WHERE {where}")
+                    self._insert(copied.target, rows)
                 self._record(upto)
             after = upto
 
@@ -181,19 +215,29 @@ class Replicator:
         that is already in is harmless)."""
         logger.info("copying profiles, identifiers, traits and links whole to the %s store", self.engine.name)
         with self.store.read() as session:
-            copies = [(target, self._current_rows(session, source, target)) for target, source, _ in PROFILE_TABLES]
+            copies = [(copied, copied.rows(session)) for copied in PROFILE_TABLES]
         with self.engine.transaction():
-            for target, rows in copies:
-                self.engine.execute(f"TRUNCATE TABLE {target.name}")
-                self._insert(target, rows)
+            for copied, rows in copies:
+                self.engine.execute(f"DELETE FROM {copied.target.name} WHERE {copied.copied_rows('TRUE')}")
+                self._insert(copied.target, rows)
             self._record(through)
 
-    @staticmethod
-    def _current_rows(session, source: Table, target: Table, column: str | None = None, changed=None) -> list[tuple]:
-        statement = select(*(source.c[name] for name in _columns(target)))
-        if changed is not None:
-            statement = statement.where(source.c[column].in_(changed.scalar_subquery()))
-        return [tuple(row) for row in session.execute(statement)]
+    def copy_computed(self, space_id: str, keys: Collection[str]) -> None:
+        """Copy the computed values (audience and computed-trait keys) of `keys` in a space whole,
+        replacing those copied before; custom traits under those keys are left to the change log."""
+        if not keys:
+            return
+        trait = Trait.__table__
+        with self.store.read() as session:
+            rows = [tuple(row) for row in session.execute(
+                select(*(trait.c[name] for name in _columns(analytic.TRAIT))).where(
+                    trait.c.space_id == space_id, trait.c.key.in_(sorted(keys)), trait.c.trait_class != CUSTOM))]
+        copied = analytic.TRAIT
+        replaced = delete(copied).where(copied.c.space_id == space_id, copied.c.key.in_(sorted(keys)),
+                                        copied.c.trait_class != CUSTOM)
+        with self.engine.transaction():
+            self.engine.execute(self.engine.sql(replaced))
+            self._insert(copied, rows)
 
     def _insert(self, target: Table, rows: list[tuple]) -> None:
         self.engine.insert(target, _columns(target), rows)

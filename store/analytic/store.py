@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,13 +60,14 @@ class AnalyticStore:
             self.replicator.catch_up()
             self.ready = True
 
-    def compute(self, statement) -> FullResult | None:
-        """`statement` (compiled over the analytic tables) run after copying everything committed;
-        None while the first copy is still under way."""
+    def compute(self, statement, space_id: str, trait_keys: Collection[str] = ()) -> FullResult | None:
+        """`statement` (compiled over the analytic tables) run after copying everything committed and
+        the computed values of the `trait_keys` it reads; None while the first copy is under way."""
         if not self.ready:
             return None
         with self._turn:
             caught = self.replicator.catch_up()
+            self.replicator.copy_computed(space_id, trait_keys)
             rows = self.engine.run(statement)
         return FullResult(rows, caught.marks, caught.lag_ms, self.engine.name)
 

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table
 from backend.cql.compiler import Tables
 
 METADATA = MetaData()
-
+LAYOUT = 2  # raised when a table here changes: a copy in an older layout is made again
 
 
 def _column(name: str, kind=String, *, optional: bool = False) -> Column:
@@ -23,13 +23,14 @@ EVENT = Table("event", METADATA, _column("id", BigInteger), _column("space_id"),
               _column("event", optional=True), _column("timestamp_ms", BigInteger),
               _column("received_at_ms", BigInteger), _column("source_id"), _column("properties"), _column("context"))
 TRAIT = Table("trait", METADATA, _column("profile_id"), _column("key"), _column("space_id"),
-              _column("value"))
+              _column("value"), _column("trait_class"))
 LINK = Table("profile_link", METADATA, _column("user_id"), _column("account_id"),
              _column("space_id"))
 IDENTIFIER = Table("identifier", METADATA, _column("id", BigInteger), _column("space_id"), _column("type"),
                    _column("profile_id"))
-# The replicator's own: how far it has copied (appended, the largest value counts), and the profiles
-# whose rows one batch re-copies.
+# The replicator's own: how far it has copied (appended, the largest value counts; also which
+# database and which layout of these tables the copy is of), and the profiles whose rows one batch
+# re-copies.
 REPLICATION_STATE = Table("replication_state", METADATA, _column("name"), _column("value", BigInteger))
 CHANGED_PROFILE = Table("replication_changed_profile", METADATA, _column("profile_id"))
 
