@@ -52,17 +52,19 @@ class Computation:
     def accounts(self) -> bool:
         return self.profile_type == "ACCOUNTS"
 
-    def statement(self, now, profile_ids: Collection[str] | None = None, *, analytic: bool = False) -> Select:
+    def statement(self, now, profile_ids: Collection[str] | None = None, *, analytic: Tables | None = None) -> Select:
         """The compiled SELECT of members (audience) or `(profile, value)` rows (computed trait), over
-        the operational store's tables, or with `analytic` over the analytic store's."""
+        the operational store's tables, or over `analytic`, the analytic store's."""
         root = cql.parse(self.query)
-        scope = Scope(self.space_id, self.accounts, profile_ids, self._eligibility(analytic), self._event_horizon())
+        scope = Scope(self.space_id, self.accounts, profile_ids, self._eligibility(analytic is not None),
+                      self._event_horizon())
         build = audience_members if self.kind == "audience" else trait_values
-        return build(root, tables=analytic_tables.TABLES if analytic else TABLES, scope=scope, now=now)
+        return build(root, tables=TABLES if analytic is None else analytic, scope=scope, now=now)
 
     def on_analytic_store(self, analytics: AnalyticStore, now) -> FullResult | None:
         """Every profile's rows computed on the analytic store (None while its first copy is under way)."""
-        return analytics.compute(self.statement(now, analytic=True), self.space_id, self.analysis.referenced_traits)
+        tables = analytics.tables_for(self.analysis.property_paths)
+        return analytics.compute(self.statement(now, analytic=tables), self.space_id, self.analysis.referenced_traits)
 
     def _eligibility(self, analytic: bool) -> tuple[ColumnElement, ...]:
         """Profiles with an external id of an eligible type: a correlated EXISTS on the operational
@@ -138,7 +140,8 @@ def explain(store: Store, computation: Computation) -> tuple[str, str]:
     and references)."""
     analytics = store.analytics
     if analytics is not None:
-        return analytics.name, analytics.sql(computation.statement(store.now(), analytic=True))
+        tables = analytics.tables_for(computation.analysis.property_paths, add=False)
+        return analytics.name, analytics.sql(computation.statement(store.now(), analytic=tables))
     statement = computation.statement(store.now())
     return store.engine.dialect.name, str(statement.compile(dialect=store.engine.dialect,
                                                              compile_kwargs={"literal_binds": True}))

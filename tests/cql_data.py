@@ -2,7 +2,8 @@
 statements run against it: so one test can ask both the evaluator and the SQL for an answer.
 
 A `CqlDatabase` is the operational database (SQLite, or PostgreSQL when the suite runs on it) or an
-analytic engine (DuckDB, or ClickHouse through chdb) holding the same rows."""
+analytic engine (DuckDB, or ClickHouse through chdb) holding the same rows; there, as in a full run,
+every property a definition reads gets typed columns first."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import orjson
 from sqlalchemy import Engine, delete, insert
 
 from backend.clock import to_ms
-from backend.cql import parse
+from backend.cql import ast, parse
+from backend.cql.analysis import walk
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.cql.evaluate import ProfileData
 from store.analytic import tables as analytic
@@ -51,10 +53,20 @@ class CqlDatabase:
             self.operational = None
             self.analytic = DuckDB(":memory:") if engine == "duckdb" else ClickHouse(Chdb())
             self.analytic.create_tables()
+        self.typed: dict[tuple[str, ...], str] = {}
 
-    @property
-    def tables(self) -> Tables:
-        return TABLES if self.analytic is None else analytic.TABLES
+    def tables(self, query: str) -> Tables:
+        """The tables `query` is compiled over: on an analytic engine, with typed columns (added now
+        where missing) for the properties it reads."""
+        if self.analytic is None:
+            return TABLES
+        paths = {node.path for node in walk(parse(query)) if isinstance(node, ast.PropertyRef)}
+        new = {path: analytic.typed_prefix(path) for path in sorted(paths - set(self.typed))}
+        if new:
+            self.analytic.derive(analytic.EVENT, [column for path, prefix in new.items()
+                                                  for column in analytic.typed_columns(prefix, path)], fill=True)
+            self.typed.update(new)
+        return analytic.tables(tuple((path, self.typed[path]) for path in sorted(paths)))
 
     def store(self, profiles: list[ProfileData], accounts: bool = False) -> list[str]:
         """Replace the stored profiles with `profiles` (accounts with their users when `accounts`)."""
@@ -81,11 +93,11 @@ class CqlDatabase:
             return [tuple(row) for row in connection.execute(statement)]
 
     def members(self, query: str, now: datetime, accounts: bool = False) -> set[str]:
-        statement = audience_members(parse(query), tables=self.tables, scope=Scope(SPACE, accounts), now=now)
+        statement = audience_members(parse(query), tables=self.tables(query), scope=Scope(SPACE, accounts), now=now)
         return {row[0] for row in self.rows(statement)}
 
     def values(self, query: str, now: datetime, accounts: bool = False) -> dict[str, object]:
-        statement = trait_values(parse(query), tables=self.tables, scope=Scope(SPACE, accounts), now=now)
+        statement = trait_values(parse(query), tables=self.tables(query), scope=Scope(SPACE, accounts), now=now)
         return {row[0]: None if row[1] is None else orjson.loads(row[1]) for row in self.rows(statement)}
 
 

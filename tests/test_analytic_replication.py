@@ -6,7 +6,7 @@ runs that see every event acknowledged before they start. On DuckDB and on Click
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from store import audiences, computations, runs, spaces
 from store.analytic import replication, tables
@@ -158,7 +158,7 @@ def test_a_merged_profiles_events_count_for_the_profile_it_merged_into(store, sp
     audience = audiences.create_audience(store, space_id, name="Viewers", audience_type="USERS", query=query,
                                          options={"includeHistoricalData": True})
     computation = computations.for_audience(audience)
-    assert {row[0] for row in analytic.engine.run(computation.statement(NOW, analytic=True))} == {merged[0][1]}
+    assert {row[0] for row in analytic.engine.run(computation.statement(NOW, analytic=tables.TABLES))} == {merged[0][1]}
     run = runs.run(store, audience.id, reason="forced")
     assert (run.engine, run.size) == (analytic.name, 1)
 
@@ -230,4 +230,42 @@ def test_an_analytic_store_in_an_older_layout_is_made_again(store, space_id, tmp
     Replicator(store, engine).catch_up()
     trait = tables.TRAIT
     assert engine.run(select(trait.c.key, trait.c.trait_class)) == [("plan", "custom")]
+    engine.close()
+
+
+def typed_numbers(engine, path: tuple[str, ...]) -> list[tuple]:
+    prefix = tables.typed_prefix(path)
+    return [tuple(row) for row in engine.run(text(f"SELECT {prefix}_kind, {prefix}_number FROM event "
+                                                  "WHERE event = 'Bought' ORDER BY id"))]
+
+
+def test_the_properties_a_full_run_reads_get_typed_columns_kept_filled(store, space_id, analytic):
+    send(store, space_id, {"type": "identify", "userId": "u1", "traits": {"email": "u1@x.io"}})
+    track(store, space_id, "u1", "Bought", price=120)
+    analytic.catch_up()
+    big_spenders = audiences.create_audience(store, space_id, name="Big spenders", audience_type="USERS",
+                                             query="event('Bought').where(property('price') >= 100).count() >= 2",
+                                             options={"includeHistoricalData": True})
+    assert runs.run(store, big_spenders.id, reason="forced").size == 0
+    assert typed_numbers(analytic.engine, ("price",)) == [("integer", 120.0)]
+    track(store, space_id, "u1", "Bought", price="150.5")
+    track(store, space_id, "u1", "Viewed")
+    run = runs.run(store, big_spenders.id, reason="forced")
+    assert (run.engine, run.size) == (analytic.name, 1)
+    assert typed_numbers(analytic.engine, ("price",))[:1] == [("integer", 120.0)]
+    assert typed_numbers(analytic.engine, ("price",))[1][0] == "text"
+    engine, sql = computations.explain(store, computations.for_audience(big_spenders))
+    assert engine == analytic.name and f"{tables.typed_prefix(('price',))}_number" in sql
+
+
+def test_typed_columns_stay_filled_by_a_process_that_opens_the_store_again(store, space_id, tmp_path):
+    engine = DuckDB(str(tmp_path / "typed.duckdb"))
+    Replicator(store, engine).typed_properties([("price",)])
+    engine.close()
+    track(store, space_id, "u1", "Bought", price=5)
+    engine = DuckDB(str(tmp_path / "typed.duckdb"))
+    replicator = Replicator(store, engine)
+    replicator.catch_up()
+    assert replicator.typed_properties([("price",)], add=False) == ((("price",), tables.typed_prefix(("price",))),)
+    assert typed_numbers(engine, ("price",)) == [("integer", 5.0)]
     engine.close()

@@ -24,6 +24,7 @@ class Analysis:
     cadence_reason: str
     referenced_traits: tuple[str, ...]  # top-level trait keys, e.g. audience keys used via trait('<key>')
     event_names: tuple[str, ...]
+    property_paths: tuple[tuple[str, ...], ...]  # every event property read, e.g. ('price',) for property('price')
     largest_window_hours: float | None
     primary_expressions: int
     reads_clock: bool  # windows or relative-date comparators: members can change with time alone
@@ -38,6 +39,7 @@ def analyze(root: ast.Node, *, kind: str, audience_type: str) -> Analysis:
         cadence_reason=reason,
         referenced_traits=tuple(sorted({n.path[0] for n in nodes if isinstance(n, ast.TraitRef)})),
         event_names=tuple(sorted({n.name for n in nodes if isinstance(n, ast.Stream) and n.source == "event"})),
+        property_paths=tuple(sorted({n.path for n in nodes if isinstance(n, ast.PropertyRef)})),
         largest_window_hours=max(windows) if windows else None,
         primary_expressions=sum(isinstance(n, PRIMARY_EXTRACTORS) for n in nodes),
         reads_clock=any(isinstance(n, (ast.Within, ast.Between, ast.ExpiresAfter))

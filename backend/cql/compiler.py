@@ -45,6 +45,7 @@ from backend.cql.sqlvalues import (
     ListValue,
     NumberValue,
     TextValue,
+    TypedJsonValue,
     Value,
     equal,
     instant_day,
@@ -61,13 +62,16 @@ class CompileError(ValueError):
 
 class Tables(NamedTuple):
     """The tables a statement reads. With `merged_events`, an event may still name a profile merged
-    since into another (the analytic store's copy), whose `merged_into` names the profile it is now."""
+    since into another (the analytic store's copy), whose `merged_into` names the profile it is now.
+    `typed` names the properties (by path) whose kind, number and string the event table also keeps
+    in typed columns, `<prefix>_kind`, `<prefix>_number` and `<prefix>_string`, as (path, prefix)."""
 
     profile: Table
     event: Table
     trait: Table
     link: Table
     merged_events: bool = False
+    typed: tuple[tuple[tuple[str, ...], str], ...] = ()
 
 
 def span_ms(duration: ast.Duration) -> int:
@@ -162,6 +166,7 @@ class _Compiler:
         self.now = now
         self.now_ms = to_ms(now)
         self.names = itertools.count(1)
+        self.typed = dict(tables.typed)
 
     def name(self, prefix: str) -> str:
         return f"{prefix}{next(self.names)}"
@@ -242,12 +247,22 @@ class _Compiler:
         if isinstance(node, ast.PropertyRef):
             if frame.rows is None or (node.parent and "parent_properties" not in frame.rows.c):
                 return ConstValue(None)
-            return JsonValue(frame.rows.c.parent_properties if node.parent else frame.rows.c.properties, node.path)
+            return self.property(node, frame.rows)
         if isinstance(node, ast.ContextRef):
             return ConstValue(None) if frame.rows is None else JsonValue(frame.rows.c.context, node.path)
         if isinstance(node, ast.Reduction):
             return self.reduce(node, frame)
         raise CompileError(f"{type(node).__name__} is not a value")
+
+    def property(self, node: ast.PropertyRef, rows: FromClause):
+        """A property of the row's event (or its parent's), from its typed columns where it has them."""
+        document = rows.c.parent_properties if node.parent else rows.c.properties
+        prefix = self.typed.get(node.path)
+        if prefix is None:
+            return JsonValue(document, node.path)
+        named = f"parent_{prefix}" if node.parent else prefix
+        return TypedJsonValue(document, node.path, rows.c[f"{named}_kind"], rows.c[f"{named}_number"],
+                              rows.c[f"{named}_string"])
 
     def reduce(self, node: ast.Reduction, frame: _Frame):
         """The reduction of a stream per row of `frame`, as a column of a derived table joined to it."""
@@ -372,8 +387,8 @@ class _Compiler:
 
     def candidates(self, names: list[str], frame: _Frame) -> FromClause:
         """The events of each row's owner with one of `names`, one row per (frame row, event): columns
-        k0… (the frame's keys), owner, id, event, ts, properties, context, source_id, and in an event
-        frame the parent event's ts and properties."""
+        k0… (the frame's keys), owner, id, event, ts, properties, context, source_id, the typed property
+        columns, and in an event frame the parent event's ts, properties and typed columns."""
         event = self.tables.event.alias(self.name("e"))
         named = event.c.event == names[0] if len(names) == 1 else event.c.event.in_(names)
         conditions = [named, event.c.space_id == self.scope.space_id]
@@ -386,15 +401,18 @@ class _Compiler:
             source, owner = source.join(owners, owners.c.member == profile_of_event), owners.c.owner
         else:
             owner = profile_of_event
+        typed = [f"{prefix}_{part}" for prefix in self.typed.values() for part in ("kind", "number", "string")]
         if parent is None:
             keys, extra = [owner], []
             conditions.extend(frame.restrict(owner))
         else:
             source = source.join(parent, parent.c.owner == owner)
-            keys, extra = list(frame.keys), [parent.c.ts.label("parent_ts"), parent.c.properties.label("parent_properties")]
+            keys = list(frame.keys)
+            extra = [parent.c.ts.label("parent_ts"), parent.c.properties.label("parent_properties"),
+                     *(parent.c[name].label(f"parent_{name}") for name in typed)]
         columns = [key.label(f"k{i}") for i, key in enumerate(keys)] + [
             owner.label("owner"), event.c.id, event.c.event, event.c.timestamp_ms.label("ts"), event.c.properties,
-            event.c.context, event.c.source_id, *extra]
+            event.c.context, event.c.source_id, *(event.c[name] for name in typed), *extra]
         return select(*columns).select_from(source).where(*conditions).subquery(self.name("c"))
 
     def event_profile(self, event) -> tuple[FromClause, ColumnElement]:

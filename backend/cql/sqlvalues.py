@@ -1,7 +1,7 @@
 """CQL values as SQL expressions, read the way `backend.cql.values` reads them in Python.
 
 A compiled scalar is one of four shapes: a value inside a JSON document (`JsonValue`: a property, a
-context field, a trait, a `first`/`last` result), a number (`NumberValue`: counts and aggregates), a
+context field, a trait, a `first`/`last` result; `TypedJsonValue` for a property with typed columns), a number (`NumberValue`: counts and aggregates), a
 text (`TextValue`: `mode`, `min`/`max ... as string`) or a literal (`ConstValue`, turned by the Python
 functions themselves so both sides agree). Each answers the same questions as SQL: is it missing,
 what number, what text, what string, what JSON. The functions they use render for each database
@@ -73,6 +73,17 @@ class JsonValue:
 
     def json(self) -> ColumnElement:
         return func.nullif(self._json, "null")
+
+
+class TypedJsonValue(JsonValue):
+    """A JSON value whose kind, number and string are also kept in columns of their own (an analytic
+    store's typed property columns, filled by the same functions): those are read from the columns,
+    which is what makes them fast; its spelling and JSON text still come from the document."""
+
+    def __init__(self, document: ColumnElement, parts: tuple[str, ...], kind: ColumnElement, number: ColumnElement,
+                 string: ColumnElement):
+        super().__init__(document, parts)
+        self.type, self._number, self._string = kind, number, string
 
 
 class _Computed:

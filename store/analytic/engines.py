@@ -20,9 +20,9 @@ from typing import Protocol
 import orjson
 from sqlalchemy import Connection, Executable, Table, create_engine
 
-from store.analytic.tables import CLICKHOUSE_ORDER, METADATA
+from store.analytic.tables import CLICKHOUSE_ORDER, METADATA, DerivedColumn
 
-CLICKHOUSE_TYPES = {"BIGINT": "Int64", "VARCHAR": "String"}
+CLICKHOUSE_TYPES = {"BIGINT": "Int64", "VARCHAR": "String", "DOUBLE": "Float64"}
 
 
 class AnalyticEngine(Protocol):
@@ -38,6 +38,8 @@ class AnalyticEngine(Protocol):
 
     def insert(self, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None: ...
 
+    def derive(self, table: Table, columns: Sequence[DerivedColumn], *, fill: bool) -> None: ...
+
     def sql(self, statement: Executable) -> str: ...
 
     def close(self) -> None: ...
@@ -52,6 +54,7 @@ class DuckDB:
     def __init__(self, path: str):
         self.engine = create_engine(f"duckdb:///{path}")
         self._connection: Connection | None = None
+        self._derived: dict[str, list[DerivedColumn]] = {}
         self.engine.connect().close()
 
     def create_tables(self) -> None:
@@ -88,14 +91,29 @@ class DuckDB:
         import pyarrow
 
         batch = pyarrow.table(dict(zip(columns, zip(*rows))))
+        derived = self._derived.get(table.name, [])
+        names = [*columns, *(column.name for column in derived)]
+        values = [*columns, *(self.sql(column.expression) for column in derived)]
         with self._using() as connection:
             duck = connection.connection.driver_connection
             duck.register("incoming_rows", batch)
             try:
-                duck.execute(f"INSERT INTO \"{table.name}\" ({', '.join(columns)}) "
-                             f"SELECT {', '.join(columns)} FROM incoming_rows")
+                duck.execute(f"INSERT INTO \"{table.name}\" ({', '.join(names)}) "
+                             f"SELECT {', '.join(values)} FROM incoming_rows")
             finally:
                 duck.unregister("incoming_rows")
+
+    def derive(self, table: Table, columns: Sequence[DerivedColumn], *, fill: bool) -> None:
+        """Keep `columns` computed from the rows `insert` adds to `table`; with `fill`, add them to the
+        table first and compute them for its rows. (DuckDB's generated columns are computed on every
+        read, which is what these columns are there to avoid.)"""
+        if fill and columns:
+            for column in columns:
+                kind = column.kind().compile(dialect=self.engine.dialect)
+                self.execute(f'ALTER TABLE "{table.name}" ADD COLUMN IF NOT EXISTS {column.name} {kind}')
+            assignments = ", ".join(f"{column.name} = {self.sql(column.expression)}" for column in columns)
+            self.execute(f'UPDATE "{table.name}" SET {assignments}')
+        self._derived.setdefault(table.name, []).extend(columns)
 
     def sql(self, statement: Executable) -> str:
         return str(statement.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
@@ -150,6 +168,18 @@ class ClickHouse:
     def insert(self, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         if rows:
             self.client.insert_rows(table.name, columns, rows)
+
+    def derive(self, table: Table, columns: Sequence[DerivedColumn], *, fill: bool) -> None:
+        """Add `columns` as MATERIALIZED columns, which ClickHouse computes for every row inserted (a
+        column already there is kept: with no transactions, an earlier attempt may have added it),
+        and with `fill` compute them for the rows already there."""
+        for column in columns:
+            kind = CLICKHOUSE_TYPES[column.kind().compile().split("(")[0]]
+            self.client.command(f"ALTER TABLE `{table.name}` ADD COLUMN IF NOT EXISTS `{column.name}` "
+                                f"Nullable({kind}) MATERIALIZED {self.sql(column.expression)}")
+        for column in columns if fill else ():
+            self.client.command(f"ALTER TABLE `{table.name}` MATERIALIZE COLUMN `{column.name}` "
+                                "SETTINGS mutations_sync = 2")
 
     def sql(self, statement: Executable) -> str:
         return str(statement.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))

@@ -37,6 +37,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import Table, delete, func, select
 
 from backend.clock import to_ms
@@ -50,6 +51,7 @@ logger = logging.getLogger("segment_audiences.replication")
 EVENT_BATCH = 100_000
 CHANGE_BATCH = 20_000
 CHANGE_LOG_KEEP = 1_000_000
+MAX_TYPED = 100
 MARKS_PATIENCE_S = 2.0
 PRUNED_KEY = "analytic_change_pruned_seq"
 CHANGED = analytic.CHANGED_PROFILE.name
@@ -114,6 +116,31 @@ class Replicator:
         self.store, self.engine = store, engine
         engine.create_tables()
         self._claim()
+        registry = analytic.TYPED_PROPERTY
+        self.typed = {tuple(orjson.loads(path)): prefix
+                      for path, prefix in engine.run(select(registry.c.path, registry.c.prefix))}
+        engine.derive(analytic.EVENT, self._typed_columns(self.typed), fill=False)
+
+    # -- typed property columns ------------------------------------------------------------------
+
+    def typed_properties(self, paths: Collection[tuple[str, ...]], *, add: bool = True) -> tuple:
+        """The (path, prefix) of those of `paths` with typed columns in the event table; with `add`,
+        columns are first added and filled for those without (up to `MAX_TYPED` properties in all:
+        the rest are read from the JSON text)."""
+        if add:
+            room = max(0, MAX_TYPED - len(self.typed))
+            new = {path: analytic.typed_prefix(path) for path in sorted(set(paths) - set(self.typed))[:room]}
+            if new:
+                with self.engine.transaction():
+                    self.engine.insert(analytic.TYPED_PROPERTY, ["path", "prefix"],
+                                       [(orjson.dumps(list(path)).decode(), prefix) for path, prefix in new.items()])
+                    self.engine.derive(analytic.EVENT, self._typed_columns(new), fill=True)
+                self.typed.update(new)
+        return tuple((path, self.typed[path]) for path in sorted(set(paths)) if path in self.typed)
+
+    @staticmethod
+    def _typed_columns(typed: dict[tuple[str, ...], str]) -> list:
+        return [column for path, prefix in typed.items() for column in analytic.typed_columns(prefix, path)]
 
     def _claim(self) -> None:
         """Mark the analytic store as this operational database's copy, in this layout of its tables;

@@ -22,8 +22,10 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
+from backend.cql.compiler import Tables
 from store.analytic.engines import AnalyticEngine, ClickHouse, ClickHouseServer, DuckDB
 from store.analytic.replication import Marks, Replicator
+from store.analytic.tables import tables
 from store.store import Store
 
 logger = logging.getLogger("segment_audiences.analytics")
@@ -59,6 +61,14 @@ class AnalyticStore:
         with self._turn:
             self.replicator.catch_up()
             self.ready = True
+
+    def tables_for(self, property_paths: Collection[tuple[str, ...]], *, add: bool = True) -> Tables:
+        """The analytic tables for a statement reading `property_paths`: with the typed columns of
+        those properties, added now for those without when `add` (once the first copy is done)."""
+        if not self.ready:
+            return tables()
+        with self._turn:
+            return tables(self.replicator.typed_properties(property_paths, add=add))
 
     def compute(self, statement, space_id: str, trait_keys: Collection[str] = ()) -> FullResult | None:
         """`statement` (compiled over the analytic tables) run after copying everything committed and

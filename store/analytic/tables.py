@@ -1,11 +1,19 @@
 """The analytic store's tables: the columns compiled CQL reads, under the operational store's names,
-so one compiled statement runs on either store. JSON documents are kept as their text."""
+so one compiled statement runs on either store. JSON documents are kept as their text; the event
+properties that definitions read also get typed columns (`typed_columns`), added when a full run
+first reads one and filled by the same functions the compiler reads JSON with, so both agree."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+
+from sqlalchemy import BigInteger, Column, ColumnElement, Double, MetaData, String, Table, column
 
 from backend.cql.compiler import Tables
+from backend.cql.dialect import json_kind, json_number, json_string, path_arguments
 
 METADATA = MetaData()
 LAYOUT = 2  # raised when a table here changes: a copy in an older layout is made again
@@ -33,10 +41,45 @@ IDENTIFIER = Table("identifier", METADATA, _column("id", BigInteger), _column("s
 # re-copies.
 REPLICATION_STATE = Table("replication_state", METADATA, _column("name"), _column("value", BigInteger))
 CHANGED_PROFILE = Table("replication_changed_profile", METADATA, _column("profile_id"))
+# The event properties with typed columns: each path (as JSON text) and its columns' prefix.
+TYPED_PROPERTY = Table("typed_property", METADATA, _column("path"), _column("prefix"))
 
 TABLES = Tables(PROFILE, EVENT, TRAIT, LINK, merged_events=True)
+
+
+@dataclass(frozen=True)
+class DerivedColumn:
+    """A column computed from its row's other columns (named unqualified in `expression`)."""
+
+    name: str
+    kind: type
+    expression: ColumnElement
+
+
+def typed_prefix(path: tuple[str, ...]) -> str:
+    """The prefix of a property's typed columns: named after its path alone, so a column found in the
+    table (one added by a copy cut off before it was recorded, say) is always that property's."""
+    return "p_" + hashlib.blake2b(orjson.dumps(list(path)), digest_size=8).hexdigest()
+
+
+def typed_columns(prefix: str, path: tuple[str, ...]) -> list[DerivedColumn]:
+    """The kind, number and string of the property at `path`, as the compiler reads them from JSON."""
+    properties, arguments = column("properties"), path_arguments(path)
+    return [DerivedColumn(f"{prefix}_kind", String, json_kind(properties, *arguments)),
+            DerivedColumn(f"{prefix}_number", Double, json_number(properties, *arguments)),
+            DerivedColumn(f"{prefix}_string", String, json_string(properties, *arguments))]
+
+
+def tables(typed: tuple[tuple[tuple[str, ...], str], ...] = ()) -> Tables:
+    """The analytic tables, with the event table's typed columns for the properties in `typed`."""
+    if not typed:
+        return TABLES
+    derived = [derived for path, prefix in typed for derived in typed_columns(prefix, path)]
+    event = Table("event", MetaData(), *(Column(c.name, c.type) for c in EVENT.columns),
+                  *(Column(d.name, d.kind()) for d in derived))
+    return Tables(PROFILE, event, TRAIT, LINK, merged_events=True, typed=typed)
 
 # ClickHouse keeps each table sorted by the columns full runs group and join on.
 CLICKHOUSE_ORDER = {"profile": "id", "event": "(space_id, profile_id, timestamp_ms, id)",
                     "trait": "(key, profile_id)", "profile_link": "(account_id, user_id)", "identifier": "(profile_id, id)",
-                    "replication_state": "name", "replication_changed_profile": "profile_id"}
+                    "replication_state": "name", "replication_changed_profile": "profile_id", "typed_property": "path"}
