@@ -76,7 +76,7 @@ class Copied:
             statement = statement.where(self.source.c.trait_class == CUSTOM)
         if changed is not None:
             statement = statement.where(self.source.c[self.column].in_(changed.scalar_subquery()))
-        return [tuple(row) for row in session.execute(statement)]
+        return list(session.execute(statement).all())
 
     def copied_rows(self, where: str) -> str:
         """The condition naming this table's copied rows in the analytic store, narrowed by `where`."""
