@@ -274,7 +274,7 @@ def _apply_trait(session: Session, computation: Computation, rows: list[tuple], 
     _write_traits(session, computation, changed, now_ms)
     for chunk in _chunks(cleared):
         session.execute(delete(Trait).where(Trait.key == computation.key, col(Trait.profile_id).in_(chunk)))
-    _write_value_history(session, computation.id, changed, cleared, now_ms)
+    _write_value_history(session, computation.id, changed, [p for p in changed if p in current] + cleared, now_ms)
     gone = _merged_away(session, cleared)
     sent = {**changed, **{profile_id: None for profile_id in cleared if profile_id not in gone}}
     if sent:
@@ -286,10 +286,11 @@ def _apply_trait(session: Session, computation: Computation, rows: list[tuple], 
     return sum(value is not None for value in values.values()), gained - len(cleared)
 
 
-def _write_value_history(session: Session, computation_id: str, changed: dict[str, str], cleared: list[str],
+def _write_value_history(session: Session, computation_id: str, changed: dict[str, str], closed: list[str],
                          now_ms: int) -> None:
-    """Close the values that changed or were cleared, and open the new ones."""
-    for chunk in _chunks([*changed, *cleared]):
+    """Close the values of `closed` (those that changed or were cleared; a profile's first value has
+    none to close), and open the new ones."""
+    for chunk in _chunks(closed):
         session.execute(update(ComputedValue).where(
             ComputedValue.computation_id == computation_id, col(ComputedValue.until_ms).is_(None),
             col(ComputedValue.profile_id).in_(chunk)).values(until_ms=now_ms))
@@ -320,7 +321,7 @@ def _restricted(session: Session, name: str, build, column, ids: Collection[str]
     """Rows of `build()`, all of them, or only those whose `column` is in `ids` (asked in chunks).
     Every value `build()` binds besides the ids is a named `bindparam` given in `fixed`."""
     if ids is None:
-        return [tuple(row) for row in session.execute(build(), fixed)]
+        return list(session.execute(build(), fixed).all())
     return select_in(session.connection(), name, lambda placeholders: build().where(col(column).in_(placeholders)),
                      ids, fixed)
 
