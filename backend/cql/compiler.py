@@ -17,7 +17,10 @@ on SQLite, PostgreSQL and the analytic engines (DuckDB, ClickHouse), which canno
 - `expires_after` keeps the latest session with window functions (`lag`, `max … OVER`).
 
 Restricting the statement to some profile ids (`Scope.profile_ids`) restricts every derived table
-too: that is the incremental path. Comparisons are two-valued (NULL becomes false) so `NOT` is exact.
+too: that is the incremental path. Unrestricted, the profile a stream's events are grouped by is
+marked `unindexed` (unless the stream keeps a window of time), so SQLite scans the events in table
+order rather than through the profile-and-time index, which it otherwise picks to group by and pays
+for with a random read per event. Comparisons are two-valued (NULL becomes false) so `NOT` is exact.
 The tables come from the caller (`Tables`), which keeps this module free of the store's models.
 `entity()` (Linked Audiences) needs a warehouse's data graph, which this engine does not have, and is
 rejected with `CompileError`.
@@ -38,7 +41,7 @@ from backend.clock import to_ms
 from backend.cql import ast
 from backend.cql.analysis import walk
 from backend.cql.dialect import (binary, json_array_of, julian_day, nullable, position, spelled_number, text_length,
-                                 text_part)
+                                 text_part, unindexed)
 from backend.cql.sqlvalues import (
     ConstValue,
     JsonValue,
@@ -322,10 +325,13 @@ class _Compiler:
 
     def picked(self, statement: Select, keys: list[ColumnElement], order, frame: _Frame) -> ColumnElement:
         """The `v` of the first row of `statement` (keyed by `keys`, its k0… columns) in `order`, per
-        row of `frame`."""
+        row of `frame`. The first rows are grouped by their keys (one row each already): SQLite never
+        indexes a subquery with a window function for a join, and would scan it once per frame row,
+        but it does index a grouped one."""
         place = func.row_number().over(partition_by=keys, order_by=order).label("n")
         ranked = statement.add_columns(place).subquery(self.name("r"))
-        first = select(*(ranked.c[f"k{i}"] for i in range(len(keys))), ranked.c.v).where(ranked.c.n == 1)
+        ranked_keys = [ranked.c[f"k{i}"] for i in range(len(keys))]
+        first = select(*ranked_keys, func.max(ranked.c.v).label("v")).where(ranked.c.n == 1).group_by(*ranked_keys)
         return self.derived(first, frame)
 
     # -- one scan for several reductions ----------------------------------------------------------
@@ -337,7 +343,8 @@ class _Compiler:
         found = list(dict.fromkeys(node for node in _profile_level(root) if _shareable(node)))
         if len(found) < 2:
             return
-        rows = self.candidates(sorted({node.stream.name for node in found}), frame)
+        rows = self.candidates(sorted({node.stream.name for node in found}), frame,
+                               windowed=all(_windowed(node.stream) for node in found))
         events = self.event_frame(rows, 1, frame.account)
         aggregates = [self.conditional(node, rows, events) for node in found]
         derived = select(rows.c.k0.label("k0"), *(aggregate.label(f"v{index}") for index, aggregate in
@@ -357,7 +364,7 @@ class _Compiler:
         conditions = [rows.c.event == node.stream.name]
         for step in node.stream.filters:
             conditions.append(self.boolean(step.condition, events) if isinstance(step, ast.Where)
-                              else self.step(step, rows))
+                              else self.row_step(step, rows))
         condition = and_(*conditions)
         if node.reducer == "count":
             return func.count(case((condition, 1)))
@@ -373,8 +380,13 @@ class _Compiler:
         if node.source == "entity":
             raise CompileError("entity() needs a Linked Audience data graph from a warehouse, which this "
                                "engine does not have; use event() and trait() conditions instead")
-        selection = _Selection(self.candidates([node.name], frame), len(frame.keys))
-        for step in node.filters:
+        pushed = _pushed_down(node.filters)
+        candidates = self.candidates([node.name], frame, windowed=_windowed(node),
+                                     steps=[node.filters[index] for index in sorted(pushed)])
+        selection = _Selection(candidates, len(frame.keys))
+        for index, step in enumerate(node.filters):
+            if index in pushed:
+                continue
             if isinstance(step, ast.ExpiresAfter):
                 selection = _Selection(self.latest_session(selection, span_ms(step.duration)), selection.width)
             elif isinstance(step, ast.Where):
@@ -382,13 +394,16 @@ class _Compiler:
                 selection.conditions.append(self.boolean(step.condition, inner))
                 selection.joins.extend(inner.joins)
             else:
-                selection.conditions.append(self.step(step, selection.rows))
+                selection.conditions.append(self.row_step(step, selection.rows))
         return selection
 
-    def candidates(self, names: list[str], frame: _Frame) -> FromClause:
+    def candidates(self, names: list[str], frame: _Frame, *, windowed: bool = False, steps=()) -> FromClause:
         """The events of each row's owner with one of `names`, one row per (frame row, event): columns
         k0… (the frame's keys), owner, id, event, ts, properties, context, source_id, the typed property
-        columns, and in an event frame the parent event's ts, properties and typed columns."""
+        columns, and in an event frame the parent event's ts, properties and typed columns. `windowed`
+        says the stream keeps only a time window of them (read through the profile-and-time index,
+        whose entries already say which events are in it); `steps` (time and source filters) narrow
+        them here already."""
         event = self.tables.event.alias(self.name("e"))
         named = event.c.event == names[0] if len(names) == 1 else event.c.event.in_(names)
         conditions = [named, event.c.space_id == self.scope.space_id]
@@ -402,8 +417,10 @@ class _Compiler:
         else:
             owner = profile_of_event
         typed = [f"{prefix}_{part}" for prefix in self.typed.values() for part in ("kind", "number", "string")]
+        conditions.extend(self.step(step, event.c.timestamp_ms, event.c.source_id,
+                                    None if parent is None else parent.c.ts) for step in steps)
         if parent is None:
-            keys, extra = [owner], []
+            keys, extra = [unindexed(owner) if self.scope.profile_ids is None and not windowed else owner], []
             conditions.extend(frame.restrict(owner))
         else:
             source = source.join(parent, parent.c.owner == owner)
@@ -433,16 +450,20 @@ class _Compiler:
         users = select(link.c.account_id.label("owner"), link.c.user_id.label("member")).where(link.c.space_id == space)
         return union_all(accounts, users).subquery(self.name("o"))
 
-    def step(self, step, rows: FromClause) -> ColumnElement:
-        time = rows.c.ts
+    def row_step(self, step, rows: FromClause) -> ColumnElement:
+        """A time or source filter on candidate rows (`candidates`' columns)."""
+        return self.step(step, rows.c.ts, rows.c.source_id, rows.c.parent_ts if "parent_ts" in rows.c else None)
+
+    def step(self, step, time: ColumnElement, source_id: ColumnElement, parent_time: ColumnElement | None) -> ColumnElement:
+        """A time or source filter on an event with these columns (and its parent event's time)."""
         if isinstance(step, ast.Sources):
-            return rows.c.source_id.not_in(step.exclude)
+            return source_id.not_in(step.exclude)
         if isinstance(step, ast.Within):
             if not step.parent:
                 return time >= self.now_ms - span_ms(step.duration)
-            if "parent_ts" not in rows.c:
+            if parent_time is None:
                 return false()
-            return and_(time > rows.c.parent_ts, time <= rows.c.parent_ts + span_ms(step.duration))
+            return and_(time > parent_time, time <= parent_time + span_ms(step.duration))
         if isinstance(step, ast.Between):
             return and_(time >= self.now_ms - span_ms(step.end), time <= self.now_ms - span_ms(step.start))
         raise CompileError(f"unknown stream filter {type(step).__name__}")
@@ -496,6 +517,25 @@ def _profile_level(node: ast.Node):
     elif isinstance(node, ast.Comparison):
         for operand in (node.subject, *node.arguments):
             yield from _profile_level(operand)
+
+
+def _pushed_down(filters) -> set[int]:
+    """The positions of a stream's time and source filters that can narrow its candidates: each
+    decides on one event alone, as do the `where`s around them, so their order does not matter up to
+    the first `expires_after` (which reads the events kept so far together)."""
+    pushed = set()
+    for index, step in enumerate(filters):
+        if isinstance(step, ast.ExpiresAfter):
+            break
+        if isinstance(step, (ast.Sources, ast.Within, ast.Between)):
+            pushed.add(index)
+    return pushed
+
+
+def _windowed(stream: ast.Stream) -> bool:
+    """Whether the stream keeps only events in a window of time from now."""
+    return any(isinstance(step, ast.Between) or (isinstance(step, ast.Within) and not step.parent)
+               for step in stream.filters)
 
 
 def _shareable(node: ast.Reduction) -> bool:

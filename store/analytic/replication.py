@@ -19,6 +19,9 @@ watermark, so a full run that catches up first sees every event acknowledged bef
   (`computed_trait`), so full runs still recompute the profiles whose values changed after the copy,
   but nothing re-copies them continuously: `copy_computed` copies the keys a full run reads, whole,
   just before it runs.
+- **Typed property columns.** The event properties full runs read get typed columns
+  (`typed_properties`, registered in `typed_property`), filled for the events already copied when
+  first read and computed for each event copied after (`AnalyticEngine.derive`).
 - **Visibility.** On SQLite one writer commits at a time, so every id and log position read in a
   transaction is committed. On PostgreSQL every write transaction holds a shared advisory lock
   (`store.locks.WRITES`); the replicator reads its watermarks holding it exclusively, so no
