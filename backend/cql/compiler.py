@@ -454,7 +454,8 @@ class _Compiler:
         """A time or source filter on candidate rows (`candidates`' columns)."""
         return self.step(step, rows.c.ts, rows.c.source_id, rows.c.parent_ts if "parent_ts" in rows.c else None)
 
-    def step(self, step, time: ColumnElement, source_id: ColumnElement, parent_time: ColumnElement | None) -> ColumnElement:
+    def step(self, step, time: ColumnElement, source_id: ColumnElement,
+             parent_time: ColumnElement | None) -> ColumnElement:
         """A time or source filter on an event with these columns (and its parent event's time)."""
         if isinstance(step, ast.Sources):
             return source_id.not_in(step.exclude)

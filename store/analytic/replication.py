@@ -48,6 +48,7 @@ from store import locks
 from store.analytic import tables as analytic
 from store.analytic.engines import AnalyticEngine
 from store.models import AnalyticChange, Event, Identifier, Profile, ProfileLink, SchemaMeta, Trait
+from store.profile_writer import CUSTOM
 from store.store import Store
 
 logger = logging.getLogger("segment_audiences.replication")
@@ -59,13 +60,11 @@ MARKS_PATIENCE_S = 2.0
 PRUNED_KEY = "analytic_change_pruned_seq"
 CHANGED = analytic.CHANGED_PROFILE.name
 
-CUSTOM = "custom"
-
 
 @dataclass(frozen=True)
 class Copied:
     """An operational table copied per changed profile: where to, the column naming the profile, and
-    which of its rows (None: all)."""
+    whether only its custom rows are (traits: computed values are copied by `copy_computed`)."""
 
     target: Table
     source: Table
@@ -81,9 +80,15 @@ class Copied:
             statement = statement.where(self.source.c[self.column].in_(changed.scalar_subquery()))
         return list(session.execute(statement).all())
 
-    def copied_rows(self, where: str) -> str:
-        """The condition naming this table's copied rows in the analytic store, narrowed by `where`."""
-        return f"{where} AND trait_class = '{CUSTOM}'" if self.custom_only else where
+    def clearing(self, profiles: str | None = None) -> str:
+        """The statement removing this table's copied rows from the analytic store: those of the
+        profiles the subquery `profiles` selects, or all."""
+        conditions = [f"{self.column} IN ({profiles})"] if profiles else []
+        if self.custom_only:
+            conditions.append(f"trait_class = '{CUSTOM}'")
+        if not conditions:
+            return f"TRUNCATE TABLE {self.target.name}"
+        return f"DELETE FROM {self.target.name} WHERE {' AND '.join(conditions)}"
 
 
 PROFILE_TABLES = (
@@ -234,8 +239,7 @@ class Replicator:
                 for copied, profile_ids, rows in copies:
                     self.engine.execute(f"TRUNCATE TABLE {CHANGED}")
                     self.engine.insert(analytic.CHANGED_PROFILE, ["profile_id"], [(p,) for p in profile_ids])
-                    where = copied.copied_rows(f"{copied.column} IN (SELECT profile_id FROM {CHANGED})")
-                    self.engine.execute(f"DELETE FROM {copied.target.name} WHERE {where}")
+                    self.engine.execute(copied.clearing(f"SELECT profile_id FROM {CHANGED}"))
                     self._insert(copied.target, rows)
                 self._record(upto)
             after = upto
@@ -248,7 +252,7 @@ class Replicator:
             copies = [(copied, copied.rows(session)) for copied in PROFILE_TABLES]
         with self.engine.transaction():
             for copied, rows in copies:
-                self.engine.execute(f"DELETE FROM {copied.target.name} WHERE {copied.copied_rows('TRUE')}")
+                self.engine.execute(copied.clearing())
                 self._insert(copied.target, rows)
             self._record(through)
 
@@ -259,9 +263,8 @@ class Replicator:
             return
         trait = Trait.__table__
         with self.store.read() as session:
-            rows = [tuple(row) for row in session.execute(
-                select(*(trait.c[name] for name in _columns(analytic.TRAIT))).where(
-                    trait.c.space_id == space_id, trait.c.key.in_(sorted(keys)), trait.c.trait_class != CUSTOM))]
+            rows = list(session.execute(select(*(trait.c[name] for name in _columns(analytic.TRAIT))).where(
+                trait.c.space_id == space_id, trait.c.key.in_(sorted(keys)), trait.c.trait_class != CUSTOM)).all())
         copied = analytic.TRAIT
         replaced = delete(copied).where(copied.c.space_id == space_id, copied.c.key.in_(sorted(keys)),
                                         copied.c.trait_class != CUSTOM)

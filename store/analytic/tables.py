@@ -9,7 +9,6 @@ import hashlib
 from dataclasses import dataclass
 
 import orjson
-
 from sqlalchemy import BigInteger, Column, ColumnElement, Double, MetaData, String, Table, column
 
 from backend.cql.compiler import Tables
@@ -78,6 +77,7 @@ def tables(typed: tuple[tuple[tuple[str, ...], str], ...] = ()) -> Tables:
     event = Table("event", MetaData(), *(Column(c.name, c.type) for c in EVENT.columns),
                   *(Column(d.name, d.kind()) for d in derived))
     return Tables(PROFILE, event, TRAIT, LINK, merged_events=True, typed=typed)
+
 
 # ClickHouse keeps each table sorted by the columns full runs group and join on.
 CLICKHOUSE_ORDER = {"profile": "id", "event": "(space_id, profile_id, timestamp_ms, id)",
