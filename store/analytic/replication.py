@@ -125,8 +125,8 @@ class Replicator:
         engine.create_tables()
         self._claim()
         registry = analytic.TYPED_PROPERTY
-        self.typed = {tuple(orjson.loads(path)): prefix
-                      for path, prefix in engine.run(select(registry.c.path, registry.c.prefix))}
+        self.typed = {path: analytic.typed_prefix(path)
+                      for path in (tuple(orjson.loads(text)) for (text,) in engine.run(select(registry.c.path)))}
         engine.derive(analytic.EVENT, self._typed_columns(self.typed), fill=False)
 
     # -- typed property columns ------------------------------------------------------------------
@@ -140,8 +140,8 @@ class Replicator:
             new = {path: analytic.typed_prefix(path) for path in sorted(set(paths) - set(self.typed))[:room]}
             if new:
                 with self.engine.transaction():
-                    self.engine.insert(analytic.TYPED_PROPERTY, ["path", "prefix"],
-                                       [(orjson.dumps(list(path)).decode(), prefix) for path, prefix in new.items()])
+                    self.engine.insert(analytic.TYPED_PROPERTY, ["path"],
+                                       [(orjson.dumps(list(path)).decode(),) for path in new])
                     self.engine.derive(analytic.EVENT, self._typed_columns(new), fill=True)
                 self.typed.update(new)
         return tuple((path, self.typed[path]) for path in sorted(set(paths)) if path in self.typed)

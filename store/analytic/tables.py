@@ -15,7 +15,7 @@ from backend.cql.compiler import Tables
 from backend.cql.dialect import json_kind, json_number, json_string, path_arguments
 
 METADATA = MetaData()
-LAYOUT = 2  # raised when a table here changes: a copy in an older layout is made again
+LAYOUT = 3  # raised when a table here changes: a copy in an older layout is made again
 
 
 def _column(name: str, kind=String, *, optional: bool = False) -> Column:
@@ -40,8 +40,8 @@ IDENTIFIER = Table("identifier", METADATA, _column("id", BigInteger), _column("s
 # re-copies.
 REPLICATION_STATE = Table("replication_state", METADATA, _column("name"), _column("value", BigInteger))
 CHANGED_PROFILE = Table("replication_changed_profile", METADATA, _column("profile_id"))
-# The event properties with typed columns: each path (as JSON text) and its columns' prefix.
-TYPED_PROPERTY = Table("typed_property", METADATA, _column("path"), _column("prefix"))
+# The event properties with typed columns, each by its path (as JSON text; `typed_prefix` names its columns).
+TYPED_PROPERTY = Table("typed_property", METADATA, _column("path"))
 
 TABLES = Tables(PROFILE, EVENT, TRAIT, LINK, merged_events=True)
 
