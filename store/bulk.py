@@ -24,11 +24,7 @@ def execute_rows(connection: Connection, name: str, build: Callable[[], Executab
     """Run the statement `build()` once per row; each row holds the bind values in `columns` order."""
     if not rows:
         return
-    key = (connection.dialect.name, name)
-    if key not in _COMPILED:
-        compiled = build().compile(dialect=connection.dialect)
-        _COMPILED[key] = (str(compiled), tuple(compiled.positiontup) if connection.dialect.positional else None)
-    sql, order = _COMPILED[key]
+    sql, order = _compiled(connection, name, build)
     if order is None:
         parameters = [dict(zip(columns, row)) for row in rows]
     elif order == columns:
@@ -47,12 +43,8 @@ def select_in(connection: Connection, name: str, build: Callable[[list], Executa
     values = list(values)
     if not values:
         return []
-    key = (connection.dialect.name, name)
     names = [f"in_{i}" for i in range(IN_CHUNK)]
-    if key not in _COMPILED:
-        compiled = build([bindparam(n) for n in names]).compile(dialect=connection.dialect)
-        _COMPILED[key] = (str(compiled), tuple(compiled.positiontup) if connection.dialect.positional else None)
-    sql, order = _COMPILED[key]
+    sql, order = _compiled(connection, name, lambda: build([bindparam(n) for n in names]))
     found: list[tuple] = []
     for start in range(0, len(values), IN_CHUNK):
         chunk = values[start : start + IN_CHUNK]
@@ -60,6 +52,30 @@ def select_in(connection: Connection, name: str, build: Callable[[list], Executa
         parameters = named if order is None else tuple(named[n] for n in order)
         found.extend(connection.exec_driver_sql(sql, parameters).all())
     return found
+
+
+def select_all(connection: Connection, name: str, build: Callable[[], Executable], fixed: dict | None = None) -> list[tuple]:
+    """Every row of `build()`, as the driver's plain tuples: a full run reads up to a row per profile,
+    and building SQLAlchemy's row objects for them costs more than the query (0.6 s against 0.17 s
+    for 456,000 members). `fixed` gives the values of the statement's named bind parameters."""
+    sql, order = _compiled(connection, name, build)
+    named = fixed or {}
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, named if order is None else tuple(named[n] for n in order))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _compiled(connection: Connection, name: str, build: Callable[[], Executable]) -> tuple[str, tuple[str, ...] | None]:
+    """The SQL text of `build()` for the connection's dialect, compiled once, and the order of its
+    bind parameters where the driver takes them by position (None: by name)."""
+    key = (connection.dialect.name, name)
+    if key not in _COMPILED:
+        compiled = build().compile(dialect=connection.dialect)
+        _COMPILED[key] = (str(compiled), tuple(compiled.positiontup) if connection.dialect.positional else None)
+    return _COMPILED[key]
 
 
 def execute_dicts(connection: Connection, name: str, build: Callable[[], Executable], rows: list[dict]) -> None:

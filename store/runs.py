@@ -30,7 +30,7 @@ from store import computations, locks, outbox, routes
 from store.analytic.replication import Marks
 from store.analytic.store import FullResult
 from store.audiences import get_audience
-from store.bulk import IN_CHUNK, insert_dicts, select_in, upsert_newer
+from store.bulk import IN_CHUNK, insert_dicts, select_all, select_in, upsert_newer
 from store.computations import Computation
 from store.errors import Conflict, NotFound
 from store.ids import new_id
@@ -268,7 +268,7 @@ def _apply_trait(session: Session, computation: Computation, rows: list[tuple], 
                                                             Trait.trait_class == bindparam("trait_class")),
         Trait.profile_id, profile_ids, key=computation.key, trait_class="computed_trait"))
     changed = {profile_id: value for profile_id, value in values.items()
-               if value is not None and _decoded(value) != _decoded(current.get(profile_id))}
+               if value is not None and not _same(value, current.get(profile_id))}
     cleared = [profile_id for profile_id, old in current.items() if values.get(profile_id) is None]
     now_ms = run_row.started_at_ms
     _write_traits(session, computation, changed, now_ms)
@@ -299,8 +299,10 @@ def _write_value_history(session: Session, computation_id: str, changed: dict[st
         for profile_id, value in changed.items()])
 
 
-def _decoded(value: str | None) -> object:
-    return None if value is None else orjson.loads(value)
+def _same(value: str, stored: str | None) -> bool:
+    """Whether a computed value (JSON text) equals the stored one: the same text, or text of the same
+    JSON value (`1` and `1.0`). Most values of a run are unchanged, so the texts are compared first."""
+    return value == stored or orjson.loads(value) == (None if stored is None else orjson.loads(stored))
 
 
 def _write_traits(session: Session, computation: Computation, values: dict[str, str], now_ms: int) -> None:
@@ -321,7 +323,7 @@ def _restricted(session: Session, name: str, build, column, ids: Collection[str]
     """Rows of `build()`, all of them, or only those whose `column` is in `ids` (asked in chunks).
     Every value `build()` binds besides the ids is a named `bindparam` given in `fixed`."""
     if ids is None:
-        return list(session.execute(build(), fixed).all())
+        return select_all(session.connection(), f"all {name}", build, fixed)
     return select_in(session.connection(), name, lambda placeholders: build().where(col(column).in_(placeholders)),
                      ids, fixed)
 

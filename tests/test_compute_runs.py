@@ -4,6 +4,7 @@ failures that keep the previous membership, realtime passes, sweeps, cadences an
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from store import activations, audiences, computed_traits, destination_instances, destinations, recompute, runs, schedules
 from store import outbox as outbox_rows
@@ -226,6 +227,19 @@ def test_computed_traits_are_stored_as_computed_trait_values(store, shoppers):
     recompute.process_dirty(store)
     assert traits_of(store, ann)["total_spend"] == 150
     assert computed_traits.get_computed_trait(store, shoppers, trait.id).status == "Live"
+
+
+def test_a_rerun_leaves_computed_values_alone_that_are_equal_however_spelled(store, shoppers):
+    trait = computed_traits.create_computed_trait(store, shoppers, name="Total Spend", definition_type="USERS",
+                                                  query="event('Shoes Bought').sum(property('price'))")
+    runs.run(store, trait.id, reason="forced")
+    ann = profile_of(store, "user_id", "ann")
+    with store.write() as session:
+        session.execute(text("update trait set value = '120.0' where key = 'total_spend' and profile_id = :p"),
+                        {"p": ann})
+    rerun = runs.run(store, trait.id, reason="forced")
+    assert (rerun.entered, rerun.exited) == (0, 0)
+    assert traits_of(store, ann)["total_spend"] == 120.0
 
 
 def test_merges_recompute_the_merged_profile(store, shoppers):

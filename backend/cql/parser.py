@@ -11,6 +11,7 @@ may stand where it stands (boolean vs scalar, `property()` placement, ...) is de
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 
@@ -85,8 +86,11 @@ _UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
 _ESCAPED_DOT = re.compile(r"\\+\.")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(text: str) -> ast.Node:
-    """Parse a whole definition; raises `CQLError` naming the position and what was expected."""
+    """Parse a whole definition; raises `CQLError` naming the position and what was expected. A tree
+    is immutable, so each definition is parsed once per process: a realtime pass asks for the tree of
+    every computation it recomputes, twice (to check it and to compile it)."""
     return _Parser(text).definition()
 
 

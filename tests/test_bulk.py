@@ -1,0 +1,34 @@
+"""Reading and writing many rows through the driver: what full runs read back is what was stored."""
+
+import pytest
+from sqlalchemy import bindparam, select
+
+from store import bulk
+from store.models import Trait
+from tests.databases import on_postgres
+
+
+def stored_traits(store, space_id, rows):
+    with store.write() as session:
+        bulk.insert_dicts(session.connection(), Trait.__table__, [
+            dict(profile_id=profile_id, key=key, space_id=space_id, value=value, trait_class="custom",
+                 source_id="test", updated_at_ms=1) for profile_id, key, value in rows])
+
+
+def test_select_all_reads_every_row_of_a_statement_binding_its_named_parameters(store, space_id):
+    stored_traits(store, space_id, [("use_1", "plan", '"pro"'), ("use_2", "plan", '"free"'), ("use_2", "age", "41")])
+    trait = Trait.__table__
+    with store.read() as session:
+        found = bulk.select_all(session.connection(), "test plans", lambda: select(trait.c.profile_id, trait.c.value).where(
+            trait.c.key == bindparam("key"), trait.c.space_id == bindparam("space")), {"key": "plan", "space": space_id})
+        ages = bulk.select_all(session.connection(), "test plans", lambda: select(trait.c.profile_id, trait.c.value).where(
+            trait.c.key == bindparam("key"), trait.c.space_id == bindparam("space")), {"key": "age", "space": space_id})
+    assert sorted(found) == [("use_1", '"pro"'), ("use_2", '"free"')]
+    assert ages == [("use_2", "41")]
+
+
+@pytest.mark.skipif(on_postgres(), reason="a SQLite setting")
+def test_sqlite_connections_read_the_file_through_memory_mapping(store):
+    with store.read() as session:
+        mapped = session.connection().exec_driver_sql("PRAGMA mmap_size").scalar_one()
+    assert mapped > 1 << 30
