@@ -212,6 +212,8 @@ def _compute(session: Session, computation: Computation, now, reason: str, profi
 def _brought_up_to_date(session: Session, computation: Computation, now, full: FullResult) -> list[tuple]:
     """The analytic store's rows, with the profiles changed since its copy recomputed here."""
     changed = _changed_since(session, full.marks, computation.accounts)
+    if not changed:
+        return full.rows
     fresh = [tuple(row) for chunk in _chunks(sorted(changed))
              for row in session.execute(computation.statement(now, chunk))]
     return [row for row in full.rows if row[0] not in changed] + fresh
@@ -261,15 +263,15 @@ def _apply_audience(session: Session, computation: Computation, rows: list[tuple
 def _apply_trait(session: Session, computation: Computation, rows: list[tuple], run_row: ComputeRun,
                  profile_ids) -> tuple[int, int]:
     """Write changed values; `entered` counts values set or changed, `exited` values cleared."""
-    values = {profile_id: value for profile_id, value in rows}
+    values = {profile_id: value for profile_id, value in rows if value is not None}
     current = dict(_restricted(
         session, "current computed values",
         lambda: select(Trait.profile_id, Trait.value).where(Trait.key == bindparam("key"),
                                                             Trait.trait_class == bindparam("trait_class")),
         Trait.profile_id, profile_ids, key=computation.key, trait_class="computed_trait"))
     changed = {profile_id: value for profile_id, value in values.items()
-               if value is not None and not _same(value, current.get(profile_id))}
-    cleared = [profile_id for profile_id, old in current.items() if values.get(profile_id) is None]
+               if value != current.get(profile_id) and not _same_value(value, current.get(profile_id))}
+    cleared = sorted(current.keys() - values.keys())
     now_ms = run_row.started_at_ms
     _write_traits(session, computation, changed, now_ms)
     for chunk in _chunks(cleared):
@@ -280,10 +282,10 @@ def _apply_trait(session: Session, computation: Computation, rows: list[tuple], 
     if sent:
         outbox.enqueue(session, computation.space_id, computation.id, routes.sending_routes(session, computation.id),
                        {"changed": sorted(sent)}, run_row.id, now_ms, sent)
-    run_row.profiles = len(values)
+    run_row.profiles = len(rows)
     run_row.entered, run_row.exited = len(changed), len(cleared)
     gained = sum(profile_id not in current for profile_id in changed)
-    return sum(value is not None for value in values.values()), gained - len(cleared)
+    return len(values), gained - len(cleared)
 
 
 def _write_value_history(session: Session, computation_id: str, changed: dict[str, str], closed: list[str],
@@ -299,10 +301,10 @@ def _write_value_history(session: Session, computation_id: str, changed: dict[st
         for profile_id, value in changed.items()])
 
 
-def _same(value: str, stored: str | None) -> bool:
-    """Whether a computed value (JSON text) equals the stored one: the same text, or text of the same
-    JSON value (`1` and `1.0`). Most values of a run are unchanged, so the texts are compared first."""
-    return value == stored or orjson.loads(value) == (None if stored is None else orjson.loads(stored))
+def _same_value(value: str, stored: str | None) -> bool:
+    """Whether two JSON texts hold the same value (`1` and `1.0`). Most values a run computes are
+    unchanged, so their texts are compared before any is decoded."""
+    return orjson.loads(value) == (None if stored is None else orjson.loads(stored))
 
 
 def _write_traits(session: Session, computation: Computation, values: dict[str, str], now_ms: int) -> None:
