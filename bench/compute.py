@@ -15,7 +15,8 @@ definition it times:
 - `duckdb_s`: the hand-written DuckDB query; and checks that both give the same members (or values).
 
 Then times the incremental path (the same statement restricted to 100 profiles, plus the diff, on
-the operational store). Prints the figures and writes them to bench/results/compute.json.
+the operational store) and the floor under a first run's writes (`write_floor`). Prints the figures
+and writes them to bench/results/compute.json.
 Usage: python bench/compute.py [--engine sqlite|duckdb|clickhouse] [--profiles 100000] [--events-per-profile 10]
 """
 
@@ -214,6 +215,28 @@ def incremental(store: Store, space_id: str, profiles: int) -> float:
     return samples[len(samples) // 2]
 
 
+def write_floor(store: Store, space_id: str, profiles: int) -> dict:
+    """Seconds for plain `sqlite3` to write one `<key>` trait row per profile in one transaction, into
+    the trait table as it is (its change-log trigger and computed-value index) and into a table of the
+    same columns and key without them: what a first run's trait writes cannot go below here. Both
+    are rolled back."""
+    database = sqlite3.connect(store.url.removeprefix("sqlite:///"), isolation_level=None)
+    database.execute("CREATE TABLE bench_floor AS SELECT * FROM trait WHERE 0")
+    database.execute("CREATE UNIQUE INDEX bench_floor_key ON bench_floor (profile_id, key)")
+    rows = [(f"use_{person:08d}", "bench_floor", space_id, "true", "audience", "bench", NOW_MS)
+            for person in range(profiles)]
+    figures = {}
+    for table in ("trait", "bench_floor"):
+        database.execute("BEGIN IMMEDIATE")
+        _, figures[table] = timed(lambda: database.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?)", rows))
+        database.execute("ROLLBACK")
+    database.execute("DROP TABLE bench_floor")
+    database.close()
+    print(f"plain sqlite3, {profiles} trait rows: {figures['trait']:.2f}s into the trait table, "
+          f"{figures['bench_floor']:.2f}s into its columns and key alone")
+    return {"trait_table_s": round(figures["trait"], 2), "plain_table_s": round(figures["bench_floor"], 2)}
+
+
 def engine_name(store: Store) -> str:
     return "sqlite" if store.analytics is None else store.analytics.name
 
@@ -246,6 +269,7 @@ def main() -> None:
         figures = measure(store, space_id, reference)
         incremental_s = incremental(store, space_id, args.profiles)
         print(f"incremental recompute of 100 profiles: {incremental_s * 1000:.1f} ms (median of 20)")
+        floor = write_floor(store, space_id, args.profiles)
         if store.analytics is not None:
             store.analytics.close()
         store.close()
@@ -257,6 +281,7 @@ def main() -> None:
         "engine": args.engine, "profiles": args.profiles, "events": events, "definitions": figures,
         "replication_events_per_s": None if replication_rate is None else round(replication_rate),
         "incremental_100_profiles_ms": round(incremental_s * 1000, 1),
+        "trait_write_floor": floor,
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -11,12 +11,13 @@ import json
 from collections.abc import Callable, Sequence
 
 import orjson
-from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy import Column, Connection, MetaData, Table, bindparam, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
 _COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
 IN_CHUNK = 300
+STAGED_ROWS = 10_000
 
 
 def execute_rows(connection: Connection, name: str, build: Callable[[], Executable], columns: tuple[str, ...],
@@ -122,16 +123,36 @@ def upsert_newer(connection: Connection, table: Table, rows: list[dict], keys: t
     if not rows:
         return
     columns = tuple(rows[0])
+    execute_dicts(connection, f"upsert {table.name} {columns}",
+                  lambda: _newer(dialect_insert(connection, table).values({name: bindparam(name) for name in columns}),
+                                 table, columns, keys, stamp), rows)
 
-    def build() -> Executable:
-        statement = dialect_insert(connection, table).values({name: bindparam(name) for name in columns})
-        return statement.on_conflict_do_update(
-            index_elements=[table.c[key] for key in keys],
-            set_={name: statement.excluded[name] for name in columns if name not in keys},
-            where=statement.excluded[stamp] >= table.c[stamp],
-        )
 
-    execute_dicts(connection, f"upsert {table.name} {columns}", build, rows)
+def upsert_newer_distinct(connection: Connection, table: Table, rows: list[dict], keys: tuple[str, ...],
+                          stamp: str) -> None:
+    """`upsert_newer` for rows whose keys are all distinct (as a run's values are, one per profile).
+    Many rows go through a temporary table and one INSERT … SELECT: SQLite keeps a statement journal
+    of every page a statement changes in a table with triggers (the analytic change log's), so a
+    million one-row statements into `trait` took 16 s, and one statement 4.5 s."""
+    if len(rows) < STAGED_ROWS:
+        upsert_newer(connection, table, rows, keys, stamp)
+        return
+    columns = tuple(rows[0])
+    staged = Table(f"staged_{table.name}", MetaData(), *(Column(name, table.c[name].type) for name in columns),
+                   prefixes=["TEMPORARY"])
+    staged.create(connection)
+    insert_rows(connection, staged, columns, [tuple(row.values()) for row in rows])
+    every = select(*staged.c).where(true())  # SQLite reads ON CONFLICT after a bare SELECT as a join
+    connection.execute(_newer(dialect_insert(connection, table).from_select(columns, every), table, columns, keys, stamp))
+    staged.drop(connection)
+
+
+def _newer(statement, table: Table, columns: tuple[str, ...], keys: tuple[str, ...], stamp: str) -> Executable:
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[key] for key in keys],
+        set_={name: statement.excluded[name] for name in columns if name not in keys},
+        where=statement.excluded[stamp] >= table.c[stamp],
+    )
 
 
 def dialect_insert(connection: Connection, table: Table):

@@ -30,7 +30,7 @@ from store import computations, locks, outbox, routes
 from store.analytic.replication import Marks
 from store.analytic.store import FullResult
 from store.audiences import get_audience
-from store.bulk import IN_CHUNK, insert_dicts, select_all, select_in, upsert_newer
+from store.bulk import IN_CHUNK, insert_dicts, select_all, select_in, upsert_newer_distinct
 from store.computations import Computation
 from store.errors import Conflict, NotFound
 from store.ids import new_id
@@ -309,7 +309,7 @@ def _same_value(value: str, stored: str | None) -> bool:
 
 def _write_traits(session: Session, computation: Computation, values: dict[str, str], now_ms: int) -> None:
     trait_class = "audience" if computation.kind == "audience" else "computed_trait"
-    upsert_newer(session.connection(), Trait.__table__, [
+    upsert_newer_distinct(session.connection(), Trait.__table__, [
         dict(profile_id=profile_id, key=computation.key, space_id=computation.space_id, value=value,
              trait_class=trait_class, source_id=SOURCE_ID, updated_at_ms=now_ms)
         for profile_id, value in values.items()], ("profile_id", "key"), "updated_at_ms")

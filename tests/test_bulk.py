@@ -32,3 +32,18 @@ def test_sqlite_connections_read_the_file_through_memory_mapping(store):
     with store.read() as session:
         mapped = session.connection().exec_driver_sql("PRAGMA mmap_size").scalar_one()
     assert mapped > 1 << 30
+
+
+def test_many_distinct_rows_are_upserted_at_once_and_a_newer_stored_row_is_kept(store, space_id):
+    many = bulk.STAGED_ROWS + 5
+    stored_traits(store, space_id, [("use_00000", "score", "1"), ("use_00001", "score", "1")])
+    with store.write() as session:
+        session.connection().exec_driver_sql("UPDATE trait SET updated_at_ms = 9 WHERE profile_id = 'use_00001'")
+        bulk.upsert_newer_distinct(session.connection(), Trait.__table__, [
+            dict(profile_id=f"use_{n:05d}", key="score", space_id=space_id, value=str(n + 100), trait_class="custom",
+                 source_id="test", updated_at_ms=5) for n in range(many)], ("profile_id", "key"), "updated_at_ms")
+    trait = Trait.__table__
+    with store.read() as session:
+        scores = dict(session.execute(select(trait.c.profile_id, trait.c.value).where(trait.c.key == "score")).all())
+    assert len(scores) == many
+    assert (scores["use_00000"], scores["use_00001"], scores[f"use_{many - 1:05d}"]) == ("100", "1", str(many + 99))
