@@ -1,8 +1,9 @@
-"""Writing many rows at once through the database driver's own `executemany`.
+"""Writing and reading many rows at once through the database driver's own `executemany` and cursor.
 
-SQLAlchemy's per-row parameter processing costs more than the insert itself on the ingest path, and
-the rows there already hold plain strings and integers. Statements are still built with SQLAlchemy
-Core (so they follow the dialect), compiled once per dialect and remembered by name.
+SQLAlchemy's per-row parameter processing costs more than the insert itself on the ingest path (and
+its row objects more than the query on a full run's reads), and the rows there already hold plain
+strings and integers. Statements are still built with SQLAlchemy Core (so they follow the dialect),
+compiled once per dialect and remembered by name.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def upsert_newer_distinct(connection: Connection, table: Table, rows: list[dict]
                    prefixes=["TEMPORARY"])
     staged.create(connection)
     insert_rows(connection, staged, columns, [tuple(row.values()) for row in rows])
-    every = select(*staged.c).where(true())  # SQLite reads ON CONFLICT after a bare SELECT as a join
+    every = select(*staged.c).where(true())  # SQLite needs a WHERE before an upsert's ON CONFLICT
     connection.execute(_newer(dialect_insert(connection, table).from_select(columns, every), table, columns, keys, stamp))
     staged.drop(connection)
 

@@ -303,7 +303,7 @@ def _write_value_history(session: Session, computation_id: str, changed: dict[st
 
 def _same_value(value: str, stored: str | None) -> bool:
     """Whether two JSON texts hold the same value (`1` and `1.0`). Most values a run computes are
-    unchanged, so their texts are compared before any is decoded."""
+    unchanged, so the caller compares the texts first and decodes only those that differ."""
     return orjson.loads(value) == (None if stored is None else orjson.loads(stored))
 
 
