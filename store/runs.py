@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import bindparam, delete, union, update
+from sqlalchemy import Select, bindparam, delete, text, union, update
 from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
@@ -35,6 +35,7 @@ from store.computations import Computation
 from store.errors import Conflict, NotFound
 from store.ids import new_id
 from store.models import (
+    COMPUTED_TRAIT,
     AnalyticChange,
     Audience,
     ComputedTrait,
@@ -264,11 +265,7 @@ def _apply_trait(session: Session, computation: Computation, rows: list[tuple], 
                  profile_ids) -> tuple[int, int]:
     """Write changed values; `entered` counts values set or changed, `exited` values cleared."""
     values = {profile_id: value for profile_id, value in rows if value is not None}
-    current = dict(_restricted(
-        session, "current computed values",
-        lambda: select(Trait.profile_id, Trait.value).where(Trait.key == bindparam("key"),
-                                                            Trait.trait_class == bindparam("trait_class")),
-        Trait.profile_id, profile_ids, key=computation.key, trait_class="computed_trait"))
+    current = _stored_values(session, computation, profile_ids)
     changed = {profile_id: value for profile_id, value in values.items()
                if value != current.get(profile_id) and not _same_value(value, current.get(profile_id))}
     cleared = sorted(current.keys() - values.keys())
@@ -286,6 +283,23 @@ def _apply_trait(session: Session, computation: Computation, rows: list[tuple], 
     run_row.entered, run_row.exited = len(changed), len(cleared)
     gained = sum(profile_id not in current for profile_id in changed)
     return len(values), gained - len(cleared)
+
+
+def _stored_values(session: Session, computation: Computation, profile_ids) -> dict[str, str]:
+    """The computed trait's stored values: of some profiles by their keys, or of every profile through
+    `ix_trait_computed`, whose condition is repeated word for word so that SQLite and PostgreSQL use it
+    (without it a full run read every trait of every profile)."""
+    trait = Trait.__table__
+    fixed = {"key": computation.key, "trait_class": "computed_trait"}
+
+    def of_key() -> Select:
+        return select(trait.c.profile_id, trait.c.value).where(trait.c.key == bindparam("key"),
+                                                               trait.c.trait_class == bindparam("trait_class"))
+
+    if profile_ids is None:
+        return dict(select_all(session.connection(), "all current computed values", lambda: of_key().where(
+            trait.c.space_id == bindparam("space"), text(COMPUTED_TRAIT)), {**fixed, "space": computation.space_id}))
+    return dict(_restricted(session, "current computed values", of_key, trait.c.profile_id, profile_ids, **fixed))
 
 
 def _write_value_history(session: Session, computation_id: str, changed: dict[str, str], closed: list[str],
