@@ -18,11 +18,14 @@ def stored_traits(store, space_id, rows):
 def test_select_all_reads_every_row_of_a_statement_binding_its_named_parameters(store, space_id):
     stored_traits(store, space_id, [("use_1", "plan", '"pro"'), ("use_2", "plan", '"free"'), ("use_2", "age", "41")])
     trait = Trait.__table__
+
+    def of_key():
+        return select(trait.c.profile_id, trait.c.value).where(trait.c.key == bindparam("key"),
+                                                               trait.c.space_id == bindparam("space"))
+
     with store.read() as session:
-        found = bulk.select_all(session.connection(), "test plans", lambda: select(trait.c.profile_id, trait.c.value).where(
-            trait.c.key == bindparam("key"), trait.c.space_id == bindparam("space")), {"key": "plan", "space": space_id})
-        ages = bulk.select_all(session.connection(), "test plans", lambda: select(trait.c.profile_id, trait.c.value).where(
-            trait.c.key == bindparam("key"), trait.c.space_id == bindparam("space")), {"key": "age", "space": space_id})
+        found = bulk.select_all(session.connection(), "test of key", of_key, {"key": "plan", "space": space_id})
+        ages = bulk.select_all(session.connection(), "test of key", of_key, {"key": "age", "space": space_id})
     assert sorted(found) == [("use_1", '"pro"'), ("use_2", '"free"')]
     assert ages == [("use_2", "41")]
 
