@@ -40,11 +40,13 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from backend.clock import FrozenClock, to_ms  # noqa: E402
-from store import audiences, bulk, computations, computed_traits, runs, spaces  # noqa: E402
 from store.analytic.engines import ClickHouse, Chdb, DuckDB  # noqa: E402
 from store.analytic.store import AnalyticStore  # noqa: E402
-from store.models import Trait  # noqa: E402
-from store.store import Store  # noqa: E402
+from store.catalog import audiences, computed_traits, spaces  # noqa: E402
+from store.compute import computations, runs  # noqa: E402
+from store.db import bulk  # noqa: E402
+from store.db.models import Trait  # noqa: E402
+from store.db.store import Store  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "compute.json"
 NOW = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)

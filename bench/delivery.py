@@ -31,13 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.ingest import free_port  # noqa: E402
 from server.worker import Worker  # noqa: E402
-from store import activations, audiences, catalog, destination_instances, destinations, recompute, runs, spaces  # noqa: E402
-from store.ingest import accept  # noqa: E402
-from store.store import Store  # noqa: E402
+from store.catalog import activations, audiences, destination_instances, destinations, spaces  # noqa: E402
+from store.compute import recompute, runs  # noqa: E402
+from store.db.store import Store  # noqa: E402
+from store.delivery import destination_catalog  # noqa: E402
+from store.ingest.ingest import accept  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "delivery.json"
 REFERENCE_REQUESTS = 10_000
-CONCURRENCY = catalog.BY_SLUG["webhooks-actions"].max_in_flight
+CONCURRENCY = destination_catalog.BY_SLUG["webhooks-actions"].max_in_flight
 SEND = {"id": "webhooks-send", "settings": {}}
 SEND_BATCH = {"id": "webhooks-send-batch", "settings": {"batchSize": 100}}
 

@@ -35,7 +35,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from store.database import CACHE_KIB, CHECKPOINT_PAGES  # noqa: E402
+from store.db.database import CACHE_KIB, CHECKPOINT_PAGES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
 TABLES = ("profile", "identifier", "event", "trait", "profile_link")

@@ -25,10 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from server.worker import Worker  # noqa: E402
-from store import audiences, recompute, spaces  # noqa: E402
-from store.ingest import accept  # noqa: E402
-from store.runs import Cadence  # noqa: E402
-from store.store import Store  # noqa: E402
+from store.catalog import audiences, spaces  # noqa: E402
+from store.compute import recompute  # noqa: E402
+from store.compute.runs import Cadence  # noqa: E402
+from store.db.store import Store  # noqa: E402
+from store.ingest.ingest import accept  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "realtime.json"
 BATCH = 100

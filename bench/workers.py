@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.delivery import SEND, activate, received, signed_up, start_receiver  # noqa: E402
 from bench.ingest import free_port  # noqa: E402
-from store import audiences, runs, spaces  # noqa: E402
-from store.store import Store  # noqa: E402
+from store.catalog import audiences, spaces  # noqa: E402
+from store.compute import runs  # noqa: E402
+from store.db.store import Store  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "workers.json"
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from server import progress
 from server.resources import register_resources
-from store.store import Store
+from store.db.store import Store
 from tools import register_tools
 from tools.registry import argument_errors, failure
 from tools.strict import nul_characters, unknown_arguments

@@ -23,12 +23,13 @@ import sys
 
 from server.importer import import_file
 from server.worker import Worker
-from store import catalog, destination_instances, outbox, spaces
 from store.analytic.store import open_analytic_store
-from store.schema import SchemaTooNew
-from store.errors import DomainError, InputValidation
-from store.pagination import PageRequest
-from store.store import DEFAULT_ACTOR, Store
+from store.catalog import destination_instances, spaces
+from store.db.errors import DomainError, InputValidation
+from store.db.pagination import PageRequest
+from store.db.schema import SchemaTooNew
+from store.db.store import DEFAULT_ACTOR, Store
+from store.delivery import destination_catalog, outbox
 from tools import TOOLSETS, UnknownToolset, toolsets_from
 
 DEFAULT_PORTS = {"sse": 8000, "streamable-http": 8000}
@@ -161,7 +162,7 @@ def _destinations_add(store: Store, args: argparse.Namespace) -> int:
 
 def _destinations_update(store: Store, args: argparse.Namespace) -> int:
     current = destination_instances.get_destination(store, args.space, args.id)
-    settings = _settings(args, catalog.BY_SLUG[current.slug]) if args.setting or args.settings_json else None
+    settings = _settings(args, destination_catalog.BY_SLUG[current.slug]) if args.setting or args.settings_json else None
     enabled = {"on": True, "off": False}.get(args.enabled or "")
     destination_instances.update_destination(store, args.space, args.id, name=args.name, enabled=enabled,
                                              settings=settings)
@@ -183,7 +184,7 @@ def _destinations_list(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings(args: argparse.Namespace, entry: catalog.CatalogEntry) -> dict[str, object]:
+def _settings(args: argparse.Namespace, entry: destination_catalog.CatalogEntry) -> dict[str, object]:
     """`--settings-json` first, then each `--setting key=value` typed by the catalog field it names."""
     settings: dict[str, object] = {}
     if args.settings_json:
@@ -204,7 +205,7 @@ def _settings(args: argparse.Namespace, entry: catalog.CatalogEntry) -> dict[str
     return settings
 
 
-def typed_setting(field: catalog.SettingField, text: str) -> object:
+def typed_setting(field: destination_catalog.SettingField, text: str) -> object:
     """A `--setting` value as its catalog field's type: text stays text (a JSON string in double
     quotes is unquoted, so "12345" or a value with an `=` can be written either way), true/false
     for booleans, digits for integers, JSON for objects."""

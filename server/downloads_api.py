@@ -5,8 +5,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from store import downloads
-from store.store import Store
+from store.compute import downloads
+from store.db.store import Store
 
 
 def routes(store: Store) -> list[Route]:

@@ -10,9 +10,9 @@ from typing import TextIO
 
 import orjson
 
-from store import spaces
-from store.ingest import accept
-from store.store import Store
+from store.catalog import spaces
+from store.db.store import Store
+from store.ingest.ingest import accept
 
 SOURCE_ID = "file-import"
 

@@ -20,9 +20,9 @@ from starlette.routing import Route
 from backend.clock import from_ms, to_ms
 from backend.tracking.messages import MessageError, parse_time
 from server.basic_auth import basic_user
-from store import profiles
-from store.models import Event, Identifier, Profile
-from store.store import Store
+from store.db.models import Event, Identifier, Profile
+from store.db.store import Store
+from store.profiles import profiles
 
 PREFIX = "/v1/spaces/{space_id}/collections/{collection}/profiles/{reference}"
 LIMITS = {"traits": (10, 200), "external_ids": (10, 100), "events": (10, 100), "links": (20, 20)}

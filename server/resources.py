@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
 
-from store import catalog
+from store.delivery import destination_catalog
 
 REFERENCES = Path(__file__).with_name("references")
 CQL_URI = "segment-audiences://reference/cql"
@@ -29,8 +29,8 @@ def register_resources(server: MCPServer) -> None:
                     "examples and limits.")(markdown("fql.md"))
     server.resource(CATALOG_URI, name="destination-catalog", title="Destination catalog", mime_type="application/json",
                     description="Every destination type: settings (which are secret), connection settings, "
-                    "actions and their fields, which calls it accepts, and its rate limits.")(destination_catalog)
+                    "actions and their fields, which calls it accepts, and its rate limits.")(catalog_resource)
 
 
-def destination_catalog() -> dict:
-    return {"destinations": [asdict(entry) for entry in catalog.CATALOG]}
+def catalog_resource() -> dict:
+    return {"destinations": [asdict(entry) for entry in destination_catalog.CATALOG]}

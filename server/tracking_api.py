@@ -29,9 +29,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.tracking.messages import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TYPES
 from server.basic_auth import basic_user
-from store import spaces
-from store.ingest import accept
-from store.store import Store
+from store.catalog import spaces
+from store.db.store import Store
+from store.ingest.ingest import accept
 
 SOURCE_ID = "tracking-api"
 SHORT_FORMS = {"i": "identify", "t": "track", "p": "page", "s": "screen", "g": "group", "a": "alias", "b": "batch"}

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import downloads_api, profile_api, tracking_api
-from store.store import Store
+from store.db.store import Store
 
 
 def api_app(store: Store) -> ASGIApp:

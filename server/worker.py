@@ -22,11 +22,12 @@ import uuid
 import anyio
 
 from backend.delivery.sender import DEADLINE_SECONDS
-from store import outbox, previews, recompute
 from store.analytic.replication import prune_changes
-from store.delivery import deliver_once, sender_for
-from store.runs import Cadence
-from store.store import Store
+from store.compute import previews, recompute
+from store.compute.runs import Cadence
+from store.db.store import Store
+from store.delivery import outbox
+from store.delivery.delivery import deliver_once, sender_for
 
 logger = logging.getLogger("segment_audiences.worker")
 TICK_SECONDS = 0.1

@@ -6,8 +6,8 @@ from mcp import Client
 
 from backend.clock import FrozenClock
 from server.app import build_server
-from store import spaces
-from store.store import Store
+from store.catalog import spaces
+from store.db.store import Store
 from tests.databases import database_url, drop_created
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc)

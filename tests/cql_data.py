@@ -20,9 +20,9 @@ from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.cql.evaluate import ProfileData
 from store.analytic import tables as analytic
 from store.analytic.engines import ClickHouse, Chdb, DuckDB
-from store.database import make_engine
-from store.models import Event, Profile, ProfileLink, Space, Trait
-from store.schema import migrate
+from store.db.database import make_engine
+from store.db.models import Event, Profile, ProfileLink, Space, Trait
+from store.db.schema import migrate
 from tests.databases import on_postgres, session_database_url
 
 TABLES = Tables(Profile.__table__, Event.__table__, Trait.__table__, ProfileLink.__table__)

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import orjson
 
-from store import activations, audiences, destination_instances, destinations, runs
-from store.delivery import deliver_once, sender_for
+from store.catalog import activations, audiences, destination_instances, destinations
+from store.compute import runs
+from store.delivery.delivery import deliver_once, sender_for
 from tests.conftest import NOW
 from tests.ingest_helpers import rows, send
 

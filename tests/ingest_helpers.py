@@ -2,7 +2,7 @@
 
 from sqlalchemy import text
 
-from store.ingest import accept
+from store.ingest.ingest import accept
 
 
 def send(store, space_id, *messages, source="tests"):

@@ -3,7 +3,7 @@ nobody has, and removing a definition others still read."""
 
 import pytest
 
-from store import destination_instances
+from store.catalog import destination_instances
 from tests.ingest_helpers import send
 
 pytestmark = pytest.mark.anyio

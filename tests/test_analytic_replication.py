@@ -8,12 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from store import audiences, computations, runs, spaces
 from store.analytic import replication, tables
 from store.analytic.engines import ClickHouse, Chdb, DuckDB
 from store.analytic.replication import Replicator
 from store.analytic.store import AnalyticStore
-from store.store import Store
+from store.catalog import audiences, spaces
+from store.compute import computations, runs
+from store.db.store import Store
 from tests.conftest import NOW
 from tests.ingest_helpers import profile_of, rows, send
 

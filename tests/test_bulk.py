@@ -3,8 +3,8 @@
 import pytest
 from sqlalchemy import bindparam, select
 
-from store import bulk
-from store.models import Trait
+from store.db import bulk
+from store.db.models import Trait
 from tests.databases import on_postgres
 
 

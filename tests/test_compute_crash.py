@@ -8,8 +8,9 @@ import textwrap
 from datetime import timedelta
 
 from backend.clock import FrozenClock
-from store import audiences, recompute, runs, spaces
-from store.store import Store
+from store.catalog import audiences, spaces
+from store.compute import recompute, runs
+from store.db.store import Store
 from tests.conftest import NOW
 from tests.databases import database_url
 from tests.ingest_helpers import rows, send
@@ -18,8 +19,9 @@ RUN_UNTIL_OUTBOX = textwrap.dedent("""
     import sys, time
     from backend.clock import FrozenClock
     from datetime import datetime, timezone
-    from store import outbox, runs
-    from store.store import Store
+    from store.delivery import outbox
+    from store.compute import runs
+    from store.db.store import Store
 
     def stall(*args, **kwargs):
         print("membership written", flush=True)

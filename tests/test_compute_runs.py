@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from store import activations, audiences, computed_traits, destination_instances, destinations, recompute, runs, schedules
-from store import outbox as outbox_rows
+from store.catalog import activations, audiences, computed_traits, destination_instances, destinations, schedules
+from store.compute import recompute, runs
+from store.delivery import outbox as outbox_rows
 from tests.conftest import NOW
 from tests.ingest_helpers import profile_of, rows, send, traits_of
 

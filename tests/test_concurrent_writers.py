@@ -9,9 +9,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from store import audiences, recompute, runs, spaces, subscriptions
-from store.errors import Conflict
-from store.store import Store
+from store.catalog import audiences, spaces, subscriptions
+from store.compute import recompute, runs
+from store.db.errors import Conflict
+from store.db.store import Store
 from tests.databases import database_url, on_postgres
 from tests.delivery_helpers import wait_until
 from tests.ingest_helpers import canonical_profiles, profile_of, rows, send

@@ -9,8 +9,8 @@ from collections import defaultdict
 
 import orjson
 
-from store import spaces
-from store.store import Store
+from store.catalog import spaces
+from store.db.store import Store
 from tests.databases import database_url
 from tests.delivery_helpers import activate, audience, connect, sign_up, wait_until, webhook
 from tests.ingest_helpers import rows

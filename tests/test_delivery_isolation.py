@@ -13,8 +13,9 @@ from backend.delivery import policy
 from backend.delivery.sender import Lease
 from server.cli import main
 from server.worker import DeliveryWorker
-from store import activations, outbox, spaces
-from store.store import Store
+from store.catalog import activations, spaces
+from store.db.store import Store
+from store.delivery import outbox
 from tests.conftest import NOW
 from tests.databases import database_url
 from tests.delivery_helpers import (activate, audience, connect, deliver, outbox_states, sign_up, wait_until,

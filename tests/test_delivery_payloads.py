@@ -10,8 +10,10 @@ import pytest
 import respx
 
 from backend.delivery import adapters
-from store import audiences, outbox, runs
-from store.errors import InputValidation
+from store.catalog import audiences
+from store.compute import runs
+from store.db.errors import InputValidation
+from store.delivery import outbox
 from tests.conftest import NOW
 from tests.delivery_helpers import activate, audience, bodies, connect, deliver, sign_up, webhook
 from tests.ingest_helpers import rows, send

@@ -7,7 +7,9 @@ import httpx
 import pytest
 import respx
 
-from store import activations, audiences, outbox, runs
+from store.catalog import activations, audiences
+from store.compute import runs
+from store.delivery import outbox
 from tests.conftest import NOW
 from tests.delivery_helpers import activate, audience, bodies, connect, deliver, outbox_states, sign_up, webhook
 from tests.ingest_helpers import rows, send

@@ -8,8 +8,9 @@ import orjson
 import pytest
 import respx
 
-from store import audiences, computed_traits, runs
-from store.errors import Conflict, InputValidation
+from store.catalog import audiences, computed_traits
+from store.compute import runs
+from store.db.errors import Conflict, InputValidation
 from tests.conftest import NOW
 from tests.delivery_helpers import activate, bodies, connect, deliver, sign_up, webhook
 from tests.ingest_helpers import send

@@ -11,7 +11,8 @@ from urllib.request import url2pathname
 
 import pytest
 
-from store import computed_traits, downloads, runs
+from store.catalog import computed_traits
+from store.compute import downloads, runs
 from tests.conftest import NOW
 from tests.delivery_helpers import audience
 from tests.ingest_helpers import profile_of, send

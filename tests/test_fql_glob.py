@@ -197,7 +197,8 @@ def test_adversarial_patterns_cost_time_linear_in_the_text(unit, repeat, tail, t
 
 def test_a_space_filter_is_evaluated_outside_the_write_lock(store, monkeypatch):
     """While one space's filter is being evaluated, another space's batch is stored."""
-    from store import filters, ingest, spaces
+    from store.catalog import filters, spaces
+    from store.ingest import ingest
     from tests.ingest_helpers import rows, send
 
     slow, fast = (spaces.create_space(store, name).space.id for name in ("Slow", "Fast"))

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.web import api_app
-from store import spaces
+from store.catalog import spaces
 from tests.conftest import tool_errors
 from tests.ingest_helpers import rows
 

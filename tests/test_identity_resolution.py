@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from backend.tracking.identity import ExternalId, extract, priority, resolve
 from backend.tracking.messages import normalise
-from store import bulk
+from store.db import bulk
 from tests.conftest import NOW
 from tests.ingest_helpers import canonical_profiles, identifiers_of, profile_of, rows, send, traits_of
 
@@ -183,7 +183,7 @@ def test_a_failure_mid_batch_stores_nothing(store, space_id, monkeypatch):
 
 
 def test_space_filters_drop_events_before_identity_resolution_and_count_them(store, space_id):
-    from store import filters
+    from store.catalog import filters
 
     dropping = filters.create_filter(store, space_id, "no tests", "event = 'Test Event'", enabled=None, description=None, drop=None)
     filters.create_filter(store, space_id, "disabled", "type = 'track'", enabled=False, description=None, drop=True)
@@ -195,7 +195,7 @@ def test_space_filters_drop_events_before_identity_resolution_and_count_them(sto
 
 
 def test_profiles_of_one_space_are_invisible_to_another(store, space_id):
-    from store import spaces
+    from store.catalog import spaces
 
     other = spaces.create_space(store, "Other").space.id
     send(store, space_id, {"type": "identify", "userId": "u1"})

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from server.importer import import_file
-from store.errors import NotFound
+from store.db.errors import NotFound
 from tests.ingest_helpers import profile_of, rows
 
 

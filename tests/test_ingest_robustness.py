@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from server.web import api_app
-from store import spaces
+from store.catalog import spaces
 from tests.ingest_helpers import rows
 
 JSON = st.recursive(

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from store import audiences, schedules, spaces
-from store.store import Store
+from store.catalog import audiences, schedules, spaces
+from store.db.store import Store
 from tests.databases import database_url
 from tests.delivery_helpers import activate, connect, sign_up, wait_until, webhook
 from tests.ingest_helpers import rows

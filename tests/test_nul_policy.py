@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from server.web import api_app
-from store import spaces
+from store.catalog import spaces
 from tests.conftest import tool_errors
 from tests.ingest_helpers import rows
 

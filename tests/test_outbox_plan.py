@@ -6,8 +6,8 @@ pending row of the target: seconds per claim at a few thousand rows."""
 from sqlalchemy import insert, text
 
 from backend.clock import to_ms
-from store import outbox
-from store.models import OutboxMessage
+from store.db.models import OutboxMessage
+from store.delivery import outbox
 from tests.conftest import NOW
 from tests.plans import table_reads
 

@@ -8,7 +8,8 @@ import pytest
 
 from backend import fql
 from server.resources import CATALOG_URI, CQL_URI, FQL_URI, REFERENCES
-from store import catalog, definitions
+from store.catalog import definitions
+from store.delivery import destination_catalog
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +28,7 @@ async def test_the_references_and_the_catalog_are_listed_and_read(client):
     fql_text = (await client.read_resource(FQL_URI)).contents[0].text
     assert "match(s, pattern)" in fql_text
     entries = json.loads((await client.read_resource(CATALOG_URI)).contents[0].text)["destinations"]
-    assert [entry["slug"] for entry in entries] == [entry.slug for entry in catalog.CATALOG]
+    assert [entry["slug"] for entry in entries] == [entry.slug for entry in destination_catalog.CATALOG]
 
 
 async def test_the_tools_that_take_cql_fql_or_settings_point_to_their_reference(client):

@@ -7,8 +7,8 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from store import destination_instances
-from store.models import SQLModel
+from store.catalog import destination_instances
+from store.db.models import SQLModel
 from tests.conftest import tool_errors
 from tests.databases import database_url
 
@@ -63,8 +63,8 @@ def test_two_processes_share_one_database_without_losing_writes(tmp_path):
     url = database_url(tmp_path, "shared")
     script = (
         "import sys\n"
-        "from store.store import Store\n"
-        "from store import spaces, audiences\n"
+        "from store.db.store import Store\n"
+        "from store.catalog import spaces, audiences\n"
         "store = Store(sys.argv[1])\n"
         "spaces.ensure_default_space(store)\n"
         "space = spaces.list_spaces(store, spaces.PageRequest()).items[0]\n"
@@ -75,8 +75,8 @@ def test_two_processes_share_one_database_without_losing_writes(tmp_path):
     workers = [subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE) for _ in range(2)]
     for worker in workers:
         assert worker.wait(timeout=120) == 0, worker.stderr.read().decode()
-    from store import audiences, spaces
-    from store.store import Store
+    from store.catalog import audiences, spaces
+    from store.db.store import Store
 
     store = Store(url)
     listed = spaces.list_spaces(store, spaces.PageRequest()).items

@@ -13,15 +13,16 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, insert, select, text
 from sqlmodel import SQLModel
 
-from store import audiences, runs
-from store.schema import SchemaTooNew, head_revision
-from store.store import Store
+from store.catalog import audiences
+from store.compute import runs
+from store.db.schema import SchemaTooNew, head_revision
+from store.db.store import Store
 from tests.databases import database_url, fetch, on_postgres
 
 RELEASE_DUMP = Path(__file__).parent / "fixtures" / "release-0.1.0.sql"
 RELEASE_WORKSPACE = "wsp_01m8eg89awh3dn8t08ftbhdpy3"
 RELEASE_AUDIENCE = "aud_01m8eg89cm4gppghjy7vpzxjq0"
-BASELINE = importlib.import_module("store.migrations.versions.0001_baseline").BASELINE
+BASELINE = importlib.import_module("store.db.migrations.versions.0001_baseline").BASELINE
 
 
 def release_database(tmp_path) -> str:
@@ -111,7 +112,7 @@ def test_an_older_database_is_adopted_its_audience_only_foreign_keys_dropped_and
 
 STARTER = """
 import sys
-from store.store import Store
+from store.db.store import Store
 print(Store(sys.argv[1]).workspace_id)
 """
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store import audiences
+from store.catalog import audiences
 from tests.conftest import tool_errors
 
 pytestmark = pytest.mark.anyio

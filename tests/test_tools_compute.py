@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from store import previews, recompute
+from store.compute import previews, recompute
 from tests.conftest import NOW, tool_errors
 from tests.ingest_helpers import profile_of, rows, send
 

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from server.cli import main
-from store import destination_instances
-from store.models import Destination
+from store.catalog import destination_instances
+from store.db.models import Destination
 from tests.servers import server_env
 
 pytestmark = pytest.mark.anyio

@@ -1,6 +1,6 @@
 import pytest
 
-from store import destination_instances
+from store.catalog import destination_instances
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from server.web import api_app
-from store import spaces
+from store.catalog import spaces
 from tests.ingest_helpers import profile_of, rows
 
 pytestmark = pytest.mark.anyio
@@ -157,7 +157,7 @@ async def test_a_missing_time_is_the_time_of_receipt_and_a_lone_timestamp_is_kep
 
 
 async def test_filters_drop_matching_events_at_the_http_edge(http, keys, store):
-    from store import filters
+    from store.catalog import filters
 
     filters.create_filter(store, keys.space.id, "bots", "match(context.userAgent, '*bot*')", enabled=True, description=None, drop=True)
     await http.post("/v1/track", json={"userId": "crawler", "event": "E", "context": {"userAgent": "googlebot/2"}}, auth=auth(keys))

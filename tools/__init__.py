@@ -6,7 +6,7 @@ from collections.abc import Collection
 
 from mcp.server.mcpserver import MCPServer
 
-from store.store import Store
+from store.db.store import Store
 from tools import (
     activations,
     audiences,

@@ -1,25 +1,47 @@
 """Activation tools: which events a destination connection receives for an audience or computed trait."""
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, Field
 
-from store import activations, outbox
-from store.models import Activation
-from store.store import Store
+from store.catalog import activations
+from store.db.models import Activation
+from store.db.store import Store
+from store.delivery import outbox
 from tools import shapes
 from tools.models import (
     ActivationOutput,
-    DestinationMappingInput,
+    Input,
     PaginationInput,
     PaginationOutput,
-    PersonalizationInput,
     SpaceId,
     Status,
     Warnings,
     resource_id,
 )
 from tools.registry import read, remove, write
+
+
+class ProfilePersonalization(Input):
+    properties: Optional[list[str]] = Field(None, description="Traits to send with each event.")
+    mapping: Optional[dict[str, str]] = Field(None, description="Trait → name sent.")
+
+
+class EntityPersonalization(Input):
+    properties: list[str]
+    relationshipSlug: str
+
+
+class PersonalizationInput(Input):
+    profile: Optional[ProfilePersonalization] = None
+    entities: Optional[list[EntityPersonalization]] = Field(None, description="LINKED only.")
+    syncEntityPropertyChanges: Optional[bool] = Field(None, description="Audience Membership Changed only.")
+
+
+class DestinationMappingInput(Input):
+    actionId: str = Field(min_length=1, description="From list_supported_destinations_from_audience.")
+    settings: Optional[dict[str, Any]] = Field(None, description="The action's fields, e.g. webhooks-send {url, method, headers}.")
+
 
 AudienceIdParam = resource_id("Audience (aud_…) or computed trait (tra_…) id.")
 ActivationId = resource_id("Activation id (act_…).")

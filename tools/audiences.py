@@ -4,19 +4,16 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from store import audiences, computations, definitions, runs
-from store.store import Store
+from store.catalog import audiences, definitions
+from store.compute import computations, runs
+from store.db.store import Store
 from tools import shapes
 from tools.models import (
     AudienceDefinitionInput,
-    AudienceDefinitionUpdate,
-    AudienceOptionsInput,
-    AudienceSearchInput,
-    AudiencesPaginationInput,
     AudienceSummary,
     AudienceType,
     AudienceWithLookback,
-    ConsumersSortInput,
+    Input,
     PaginationInput,
     PaginationOutput,
     SpaceId,
@@ -25,6 +22,37 @@ from tools.models import (
     resource_id,
 )
 from tools.registry import read, remove, write
+
+
+class AudiencesPaginationInput(PaginationInput):
+    count: int = Field(200, ge=1, le=200)
+
+
+class AudienceSearchInput(Input):
+    type: Literal["NAME", "KEY", "DEFINITION"] = Field(
+        description="KEY matches a prefix; the others a substring, any case."
+    )
+    query: str = Field(min_length=1, max_length=255)
+
+
+class ConsumersSortInput(Input):
+    field: Literal["CREATED_AT", "NAME", "UPDATED_AT"]
+    direction: Literal["ASC", "DESC"]
+
+
+class AudienceDefinitionUpdate(Input):
+    query: str = Field(min_length=1, description="CQL.")
+    targetEntity: Optional[str] = Field(None, description="LINKED only: entity relationship slug.")
+
+
+class AudienceOptionsInput(Input):
+    includeHistoricalData: Optional[bool] = Field(None, description="Default true (always for BATCH): count stored events, within the definition's windows; false: only new ones.")
+    filterByExternalIds: Optional[list[str]] = Field(
+        None, min_length=1, description="Members need one of these id types (default user_id, email, android.idfa, ios.idfa)."
+    )
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Days of history (default all); with includeHistoricalData.")
+    includeAnonymousUsers: Optional[bool] = Field(None, description="Older: true adds anonymous_id to filterByExternalIds.")
+
 
 AudienceIdParam = resource_id("Audience id (aud_…).")
 Include = Annotated[Optional[Literal["schedules"]], Field(description="'schedules' adds their schedules.")]

@@ -4,20 +4,31 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, Field
 
-from store import previews, runs
-from store.store import Store
+from store.compute import previews, runs
+from store.db.store import Store
 from tools import shapes
 from tools.models import (
     AudienceDefinitionInput,
     AudiencePreview,
-    AudiencePreviewIdentifier,
     AudienceType,
-    PreviewOptionsInput,
+    Input,
+    Output,
     RunInfo,
     SpaceId,
     resource_id,
 )
 from tools.registry import read, write
+
+
+class PreviewOptionsInput(Input):
+    filterByExternalIds: Optional[list[str]] = Field(
+        None, min_length=1, description="Members need one of these id types (default user_id, email, android.idfa, ios.idfa)."
+    )
+    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Days of history (default all).")
+
+
+class AudiencePreviewIdentifier(Output):
+    id: str
 
 
 class PreviewIdOutput(BaseModel):

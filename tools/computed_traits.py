@@ -4,21 +4,33 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, Field
 
-from store import computed_traits, definitions
-from store.store import Store
+from store.catalog import computed_traits, definitions
+from store.db.store import Store
 from tools import shapes
 from tools.models import (
     ComputedTraitSummary,
+    Input,
     PaginationInput,
     PaginationOutput,
     SpaceId,
     Status,
-    TraitDefinitionInput,
-    TraitOptionsInput,
+    TraitType,
     Warnings,
     resource_id,
 )
 from tools.registry import read, remove, write
+
+
+class TraitDefinitionInput(Input):
+    query: str = Field(min_length=1, description="A CQL reducer, e.g. event('Order Completed').sum(property('revenue')).")
+    type: TraitType = Field(description="Per profile (USERS) or account.")
+
+
+class TraitOptionsInput(Input):
+    includeHistoricalData: Optional[bool] = None
+    includeAnonymousUsers: Optional[bool] = None
+    backfillDurationDays: Optional[int] = Field(None, ge=1, le=36_500)
+
 
 TraitId = resource_id("Computed trait id (tra_…).")
 

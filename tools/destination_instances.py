@@ -6,8 +6,8 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, Field
 
-from store import destination_instances
-from store.store import Store
+from store.catalog import destination_instances
+from store.db.store import Store
 from tools import shapes
 from tools.models import Destination, PaginationInput, PaginationOutput, SpaceId, Status, resource_id
 from tools.registry import read, remove, write

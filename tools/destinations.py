@@ -1,18 +1,18 @@
 """Destination connection tools: the catalog of supported destinations, and connecting a space's
 destination instances (segment_audiences_create_destination) to audiences and computed traits."""
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from store import destinations, outbox
-from store.store import Store
+from store.catalog import destinations
+from store.db.store import Store
+from store.delivery import outbox
 from tools import shapes
 from tools.models import (
-    DestinationInput,
-    IdOnly,
     IdSyncConfiguration,
-    IdSyncItem,
+    Input,
+    Output,
     PaginationInput,
     PaginationOutput,
     SimpleDestination,
@@ -21,6 +21,22 @@ from tools.models import (
     resource_id,
 )
 from tools.registry import read, remove, write
+
+
+class DestinationInput(Input):
+    id: str = Field(min_length=1, description="Instance id (dst_…), from list_destinations.")
+    type: Literal["destination", "warehouse"] = "destination"
+
+
+class IdSyncItem(Input):
+    externalId: str = Field(min_length=1, description="Id type, e.g. user_id, email, ios.idfa.")
+    strategy: Literal["first", "last", "all"] = Field(description="Oldest, newest, or every value (an event each).")
+    mapTo: Optional[str] = Field(None, description="Field name to send it as.")
+
+
+class IdOnly(Output):
+    id: str
+
 
 AudienceIdParam = resource_id("Audience (aud_…) or computed trait (tra_…) id.")
 ConnectionId = resource_id("Connection id (ii_…), from list_destinations_from_audience.")

@@ -4,8 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from store import downloads
-from store.store import Store
+from store.compute import downloads
+from store.db.store import Store
 from tools.registry import write
 
 

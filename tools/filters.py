@@ -4,9 +4,9 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, Field
 
-from store import filters as filter_store
-from store.models import SpaceFilter
-from store.store import Store
+from store.catalog import filters as filter_store
+from store.db.models import SpaceFilter
+from store.db.store import Store
 from tools.models import Input, Output, resource_id
 from tools.registry import read, remove, write
 from tools.shapes import iso

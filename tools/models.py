@@ -1,4 +1,6 @@
-"""Pydantic models of the Public API objects the tools take and return (`reference/public-api.md`).
+"""Pydantic models of the Public API objects that several tool modules share (`reference/public-api.md`):
+the results `tools/shapes.py` builds, and the inputs more than one tool takes. A model only one tool
+module uses lives in that module.
 
 Field names are the API's camelCase names, so schemas and results read exactly like Segment's.
 Input objects forbid unknown fields, so a misspelt field is reported instead of silently ignored.
@@ -10,16 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 AudienceType = Literal["USERS", "ACCOUNTS", "LINKED"]
 TraitType = Literal["USERS", "ACCOUNTS"]
-SubscriptionType = Literal["ANDROID_PUSH", "EMAIL", "IOS_PUSH", "SMS", "WHATSAPP"]
-SubscriptionStatus = Literal["DID_NOT_SUBSCRIBE", "SUBSCRIBED", "UNSUBSCRIBED"]
 SpaceId = Annotated[str, Field(min_length=1, max_length=255, description="Space id (spa_…).")]
 
 
 def resource_id(description: str) -> Any:
     return Annotated[str, Field(min_length=1, max_length=255, description=description)]
-
-
-Interval = Literal["15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"]
 
 
 class Input(BaseModel):
@@ -34,110 +31,10 @@ class PaginationInput(Input):
     count: int = Field(200, ge=1, le=1000)
 
 
-class AudiencesPaginationInput(PaginationInput):
-    count: int = Field(200, ge=1, le=200)
-
-
-class AudienceSearchInput(Input):
-    type: Literal["NAME", "KEY", "DEFINITION"] = Field(
-        description="KEY matches a prefix; the others a substring, any case."
-    )
-    query: str = Field(min_length=1, max_length=255)
-
-
-class ConsumersSortInput(Input):
-    field: Literal["CREATED_AT", "NAME", "UPDATED_AT"]
-    direction: Literal["ASC", "DESC"]
-
-
 class AudienceDefinitionInput(Input):
     query: str = Field(min_length=1, description="CQL, e.g. event('Order Completed').count() >= 1.")
     targetEntity: Optional[str] = Field(None, description="LINKED only: entity relationship slug (default profile).")
     type: Optional[AudienceType] = Field(None, description="Older form of audienceType; must equal it.")
-
-
-class AudienceDefinitionUpdate(Input):
-    query: str = Field(min_length=1, description="CQL.")
-    targetEntity: Optional[str] = Field(None, description="LINKED only: entity relationship slug.")
-
-
-class AudienceOptionsInput(Input):
-    includeHistoricalData: Optional[bool] = Field(None, description="Default true (always for BATCH): count stored events, within the definition's windows; false: only new ones.")
-    filterByExternalIds: Optional[list[str]] = Field(
-        None, min_length=1, description="Members need one of these id types (default user_id, email, android.idfa, ios.idfa)."
-    )
-    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Days of history (default all); with includeHistoricalData.")
-    includeAnonymousUsers: Optional[bool] = Field(None, description="Older: true adds anonymous_id to filterByExternalIds.")
-
-
-class TraitDefinitionInput(Input):
-    query: str = Field(min_length=1, description="A CQL reducer, e.g. event('Order Completed').sum(property('revenue')).")
-    type: TraitType = Field(description="Per profile (USERS) or account.")
-
-
-class TraitOptionsInput(Input):
-    includeHistoricalData: Optional[bool] = None
-    includeAnonymousUsers: Optional[bool] = None
-    backfillDurationDays: Optional[int] = Field(None, ge=1, le=36_500)
-
-
-class PeriodicConfig(Input):
-    interval: Interval = Field(description="Aligned to midnight UTC.")
-
-
-class SpecificDaysConfig(Input):
-    days: list[int] = Field(min_length=1, description="0 = Sunday … 6.")
-    hours: list[int] = Field(min_length=1, description="0 … 23, local.")
-    timezone: str = Field(min_length=1, description="IANA, e.g. America/New_York.")
-
-
-class DestinationInput(Input):
-    id: str = Field(min_length=1, description="Instance id (dst_…), from list_destinations.")
-    type: Literal["destination", "warehouse"] = "destination"
-
-
-class IdSyncItem(Input):
-    externalId: str = Field(min_length=1, description="Id type, e.g. user_id, email, ios.idfa.")
-    strategy: Literal["first", "last", "all"] = Field(description="Oldest, newest, or every value (an event each).")
-    mapTo: Optional[str] = Field(None, description="Field name to send it as.")
-
-
-class ProfilePersonalization(Input):
-    properties: Optional[list[str]] = Field(None, description="Traits to send with each event.")
-    mapping: Optional[dict[str, str]] = Field(None, description="Trait → name sent.")
-
-
-class EntityPersonalization(Input):
-    properties: list[str]
-    relationshipSlug: str
-
-
-class PersonalizationInput(Input):
-    profile: Optional[ProfilePersonalization] = None
-    entities: Optional[list[EntityPersonalization]] = Field(None, description="LINKED only.")
-    syncEntityPropertyChanges: Optional[bool] = Field(None, description="Audience Membership Changed only.")
-
-
-class DestinationMappingInput(Input):
-    actionId: str = Field(min_length=1, description="From list_supported_destinations_from_audience.")
-    settings: Optional[dict[str, Any]] = Field(None, description="The action's fields, e.g. webhooks-send {url, method, headers}.")
-
-
-class GroupSubscriptionInput(Input):
-    name: str
-    status: SubscriptionStatus
-
-
-class SubscriptionInput(Input):
-    key: str = Field(description="Email, E.164 phone (+14155550100) or push token.")
-    type: SubscriptionType
-    status: Optional[SubscriptionStatus] = None
-    groups: Optional[list[GroupSubscriptionInput]] = Field(None, description="EMAIL only.")
-
-
-class SubscriptionQuery(Input):
-    key: str
-    type: SubscriptionType
 
 
 # outputs
@@ -149,13 +46,6 @@ class Output(BaseModel):
 
 Warnings = Annotated[Optional[list[str]], Field(
     description="Addition to the Public API: what was accepted but looks wrong, e.g. a trait no profile has.")]
-
-
-class PreviewOptionsInput(Input):
-    filterByExternalIds: Optional[list[str]] = Field(
-        None, min_length=1, description="Members need one of these id types (default user_id, email, android.idfa, ios.idfa)."
-    )
-    backfillEventDataDays: Optional[int] = Field(None, ge=1, le=36_500, description="Days of history (default all).")
 
 
 class PaginationOutput(Output):
@@ -322,10 +212,6 @@ class SimpleDestination(Output):
     delivery: Optional[DeliveryHealth] = None
 
 
-class IdOnly(Output):
-    id: str
-
-
 class ProfilePersonalizationOutput(Output):
     properties: list[str]
     mapping: Optional[dict[str, str]] = None
@@ -363,35 +249,6 @@ class ActivationOutput(Output):
     delivery: Optional[DeliveryHealth] = None
 
 
-class SubscriptionError(Output):
-    code: str
-    message: str
-
-
-class GroupStatus(Output):
-    id: str
-    name: str
-    status: SubscriptionStatus
-    updatedAt: Optional[str] = None
-
-
-class SubscriptionResult(Output):
-    key: str
-    type: str
-    status: Optional[SubscriptionStatus] = None
-    updatedAt: Optional[str] = None
-    groups: Optional[list[GroupStatus]] = None
-    errors: Optional[list[SubscriptionError]] = None
-
-
-class SubscriptionFailure(Output):
-    """A key the batch query could not look up (GetMessagingSubscriptionFailureResponse)."""
-
-    key: str
-    type: str
-    errors: list[SubscriptionError]
-
-
 class Status(Output):
     status: str
 
@@ -421,10 +278,6 @@ class AudiencePreview(Output):
     results: Optional[list[AudiencePreviewResult]] = None
     size: Optional[AudienceSize] = None
     failureReason: Optional[str] = None
-
-
-class AudiencePreviewIdentifier(Output):
-    id: str
 
 
 class RunInfo(Output):

@@ -19,8 +19,8 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from store.errors import DomainError, NotFound
-from store.store import Store
+from store.db.errors import DomainError, NotFound
+from store.db.store import Store
 from tools.compact import compact, outline
 from tools.strict import forbid_unknown
 

@@ -4,11 +4,25 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, Field
 
-from store import schedules
-from store.store import Store
+from store.catalog import schedules
+from store.db.store import Store
 from tools import shapes
-from tools.models import AudienceSchedule, PeriodicConfig, SpaceId, SpecificDaysConfig, Status, resource_id
+from tools.models import AudienceSchedule, Input, SpaceId, Status, resource_id
 from tools.registry import read, remove, write
+
+
+Interval = Literal["15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"]
+
+
+class PeriodicConfig(Input):
+    interval: Interval = Field(description="Aligned to midnight UTC.")
+
+
+class SpecificDaysConfig(Input):
+    days: list[int] = Field(min_length=1, description="0 = Sunday … 6.")
+    hours: list[int] = Field(min_length=1, description="0 … 23, local.")
+    timezone: str = Field(min_length=1, description="IANA, e.g. America/New_York.")
+
 
 AudienceIdParam = resource_id("Audience id (aud_…).")
 ScheduleId = resource_id("Schedule id (sch_…).")

@@ -4,13 +4,13 @@ from datetime import datetime
 from typing import Any, Optional
 
 from backend import clock
-from store import catalog
-from store.computations import Computation
-from store import models as rows
-from store.destination_instances import visible_settings
-from store.destinations import ConnectionView
-from store.outbox import Health
-from store.pagination import Page, PageRequest
+from store.catalog.destination_instances import visible_settings
+from store.catalog.destinations import ConnectionView
+from store.compute.computations import Computation
+from store.db import models as rows
+from store.db.pagination import Page, PageRequest
+from store.delivery import destination_catalog
+from store.delivery.outbox import Health
 from tools import models as api
 
 
@@ -143,14 +143,14 @@ def delivery(health: Health) -> api.DeliveryHealth:
 
 
 def destination(row: rows.Destination) -> api.Destination:
-    entry = catalog.BY_SLUG[row.slug]
+    entry = destination_catalog.BY_SLUG[row.slug]
     return api.Destination(id=row.id, name=row.name, enabled=row.enabled, sourceId=row.space_id,
                            metadata=api.DestinationMetadata(id=entry.slug, name=entry.name, slug=entry.slug),
                            settings=visible_settings(row))
 
 
 def connection(view: ConnectionView, health: Health | None = None) -> api.SimpleDestination:
-    entry = catalog.BY_SLUG[view.destination.slug]
+    entry = destination_catalog.BY_SLUG[view.destination.slug]
     row = view.connection
     return api.SimpleDestination(
         id=row.id,
@@ -187,8 +187,8 @@ def activation(row: rows.Activation, workspace_id: str, health: Health) -> api.A
     )
 
 
-def catalog_entry(entry: catalog.CatalogEntry) -> dict[str, Any]:
-    def fields(items: tuple[catalog.SettingField, ...]) -> list[dict[str, Any]]:
+def catalog_entry(entry: destination_catalog.CatalogEntry) -> dict[str, Any]:
+    def fields(items: tuple[destination_catalog.SettingField, ...]) -> list[dict[str, Any]]:
         return [
             {"name": f.name, "label": f.label, "type": f.type, "required": f.required, "description": f.description}
             for f in items

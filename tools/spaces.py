@@ -4,8 +4,8 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from store import spaces
-from store.store import Store
+from store.catalog import spaces
+from store.db.store import Store
 from tools import shapes
 from tools.models import PaginationInput, PaginationOutput, Space, SpaceId
 from tools.registry import read

@@ -1,15 +1,64 @@
 """Messaging subscription tools: set and read subscription states of emails, phones and push tokens."""
 
-from typing import Annotated
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from store import subscriptions as subscription_store
-from store.store import Store
-from tools.models import (SpaceId, SubscriptionError, SubscriptionFailure, SubscriptionInput, SubscriptionQuery,
-                          SubscriptionResult)
+from store.catalog import subscriptions as subscription_store
+from store.db.store import Store
+from tools.models import Input, Output, SpaceId
 from tools.registry import read, write
 from tools.shapes import iso
+
+
+SubscriptionType = Literal["ANDROID_PUSH", "EMAIL", "IOS_PUSH", "SMS", "WHATSAPP"]
+SubscriptionStatus = Literal["DID_NOT_SUBSCRIBE", "SUBSCRIBED", "UNSUBSCRIBED"]
+
+
+class GroupSubscriptionInput(Input):
+    name: str
+    status: SubscriptionStatus
+
+
+class SubscriptionInput(Input):
+    key: str = Field(description="Email, E.164 phone (+14155550100) or push token.")
+    type: SubscriptionType
+    status: Optional[SubscriptionStatus] = None
+    groups: Optional[list[GroupSubscriptionInput]] = Field(None, description="EMAIL only.")
+
+
+class SubscriptionQuery(Input):
+    key: str
+    type: SubscriptionType
+
+
+class SubscriptionError(Output):
+    code: str
+    message: str
+
+
+class GroupStatus(Output):
+    id: str
+    name: str
+    status: SubscriptionStatus
+    updatedAt: Optional[str] = None
+
+
+class SubscriptionResult(Output):
+    key: str
+    type: str
+    status: Optional[SubscriptionStatus] = None
+    updatedAt: Optional[str] = None
+    groups: Optional[list[GroupStatus]] = None
+    errors: Optional[list[SubscriptionError]] = None
+
+
+class SubscriptionFailure(Output):
+    """A key the batch query could not look up (GetMessagingSubscriptionFailureResponse)."""
+
+    key: str
+    type: str
+    errors: list[SubscriptionError]
 
 
 class ReplaceSubscriptionsOutput(BaseModel):

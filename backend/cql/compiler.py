@@ -40,7 +40,7 @@ from sqlalchemy import (ColumnElement, FromClause, Select, Table, and_, case, fa
 from backend.clock import to_ms
 from backend.cql import ast
 from backend.cql.analysis import walk
-from backend.cql.dialect import (binary, json_array_of, julian_day, nullable, position, spelled_number, text_length,
+from backend.cql.dialects.functions import (binary, json_array_of, julian_day, nullable, position, spelled_number, text_length,
                                  text_part, unindexed)
 from backend.cql.sqlvalues import (
     ConstValue,

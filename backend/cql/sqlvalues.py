@@ -5,7 +5,7 @@ context field, a trait, a `first`/`last` result; `TypedJsonValue` for a property
 text (`TextValue`: `mode`, `min`/`max ... as string`) or a literal (`ConstValue`, turned by the Python
 functions themselves so both sides agree). Each answers the same questions as SQL: is it missing,
 what number, what text, what string, what JSON. The functions they use render for each database
-(`backend.cql.dialect`).
+(`backend.cql.dialects`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, nu
 
 from backend.clock import iso
 from backend.cql import values
-from backend.cql.dialect import (
+from backend.cql.dialects.functions import (
     day_of,
     json_at,
     json_kind,

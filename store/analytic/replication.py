@@ -24,7 +24,7 @@ watermark, so a full run that catches up first sees every event acknowledged bef
   first read and computed for each event copied after (`AnalyticEngine.derive`).
 - **Visibility.** On SQLite one writer commits at a time, so every id and log position read in a
   transaction is committed. On PostgreSQL every write transaction holds a shared advisory lock
-  (`store.locks.WRITES`); the replicator reads its watermarks holding it exclusively, so no
+  (`store.db.locks.WRITES`); the replicator reads its watermarks holding it exclusively, so no
   transaction holding a smaller id is still in flight. It tries for the lock between writes rather
   than queueing for it, so writers never wait behind it for a long transaction to end; after
   `MARKS_PATIENCE_S` of trying it queues.
@@ -44,12 +44,12 @@ import orjson
 from sqlalchemy import Table, delete, func, select
 
 from backend.clock import to_ms
-from store import locks
 from store.analytic import tables as analytic
 from store.analytic.engines import AnalyticEngine
-from store.models import AnalyticChange, Event, Identifier, Profile, ProfileLink, SchemaMeta, Trait
-from store.profile_writer import CUSTOM
-from store.store import Store
+from store.db import locks
+from store.db.models import AnalyticChange, Event, Identifier, Profile, ProfileLink, SchemaMeta, Trait
+from store.db.store import Store
+from store.ingest.profile_writer import CUSTOM
 
 logger = logging.getLogger("segment_audiences.replication")
 EVENT_BATCH = 100_000

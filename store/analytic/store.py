@@ -26,7 +26,7 @@ from backend.cql.compiler import Tables
 from store.analytic.engines import AnalyticEngine, ClickHouse, ClickHouseServer, DuckDB
 from store.analytic.replication import Marks, Replicator
 from store.analytic.tables import tables
-from store.store import Store
+from store.db.store import Store
 
 logger = logging.getLogger("segment_audiences.analytics")
 

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import BigInteger, Column, ColumnElement, Double, MetaData, String, Table, column
 
 from backend.cql.compiler import Tables
-from backend.cql.dialect import json_kind, json_number, json_string, path_arguments
+from backend.cql.dialects.functions import json_kind, json_number, json_string, path_arguments
 
 METADATA = MetaData()
 LAYOUT = 3  # raised when a table here changes: a copy in an older layout is made again

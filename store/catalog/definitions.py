@@ -1,0 +1,144 @@
+"""What audiences and computed traits share: checked CQL definitions, trait keys, and references.
+
+Both kinds live in one trait namespace per space (membership is the boolean trait `<key>`), so a key
+is reserved across both, forever. `trait('<key>')` references are recorded per definition; they give
+the consumers of an audience, refuse a definition that would make a cycle, and refuse removing a
+definition others still read. A definition may read a trait nobody has yet (it is accepted, with a
+warning naming the closest known keys), since profiles may gain it later.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from sqlmodel import Session, col, delete, select
+
+from backend import cql
+from store.db import locks
+from store.db.errors import Conflict, InputValidation
+from store.db.models import Audience, ComputedTrait, ComputeState, DefinitionReference, Trait, TraitKey
+from store.db.naming import first_free, snake_case
+from store.db.store import Store
+
+
+def check_definition(query: str, *, kind: str, audience_type: str) -> cql.Analysis:
+    try:
+        return cql.validate(query, kind=kind, audience_type=audience_type)
+    except cql.CQLError as error:
+        expected = f" Expected one of: {', '.join(error.expected)}." if error.expected else ""
+        raise InputValidation(
+            f"Invalid definition at {error.position}: {error.message}.{expected}", field="definition.query"
+        ) from error
+
+
+def check_name(name: str) -> str:
+    if not name.strip():
+        raise InputValidation("name must not be empty.", field="name")
+    return name
+
+
+def reserve_key(session: Session, space_id: str, name: str, owner_id: str, fallback: str) -> str:
+    """Take the first free key for `name` in the space (under the space's key lock on PostgreSQL, so two
+    processes creating at once never pick the same one)."""
+    locks.exclusive(session, [f"trait keys of {space_id}"])
+
+    def taken(key: str) -> bool:
+        return session.get(TraitKey, (space_id, key)) is not None
+
+    key = first_free(snake_case(name, fallback), taken)
+    session.add(TraitKey(space_id=space_id, key=key, owner_id=owner_id))
+    return key
+
+
+def record_references(session: Session, space_id: str, owner_id: str, own_key: str, keys: tuple[str, ...]) -> None:
+    """Replace `owner_id`'s references with `keys`, refusing any that lead back to `own_key`."""
+    _refuse_cycle(session, space_id, own_key, keys)
+    forget_references(session, owner_id)
+    for key in keys:
+        session.add(DefinitionReference(owner_id=owner_id, key=key, space_id=space_id))
+
+
+def request_run(session: Session, computation_id: str, space_id: str, now_ms: int) -> None:
+    """Make a computation due now: its definition, options or enabled flag changed."""
+    state = session.get(ComputeState, computation_id) or ComputeState(computation_id=computation_id, space_id=space_id)
+    state.next_run_at_ms = now_ms
+    session.add(state)
+
+
+def forget_references(session: Session, owner_id: str) -> None:
+    session.exec(delete(DefinitionReference).where(DefinitionReference.owner_id == owner_id))
+
+
+def consumers_of(session: Session, space_id: str, key: str) -> list[str]:
+    """Owner ids whose definitions reference `key`."""
+    statement = select(DefinitionReference.owner_id).where(
+        DefinitionReference.space_id == space_id, DefinitionReference.key == key
+    )
+    return list(session.exec(statement).all())
+
+
+def _refuse_cycle(session: Session, space_id: str, own_key: str, keys: tuple[str, ...]) -> None:
+    for start in keys:
+        if _reaches(session, space_id, start, own_key):
+            raise InputValidation(
+                f"The definition would create a cycle: trait('{start}') depends on '{own_key}' itself. "
+                "Remove that reference.",
+                field="definition.query",
+            )
+
+
+def _reaches(session: Session, space_id: str, start: str, target: str) -> bool:
+    pending, seen = [start], set()
+    while pending:
+        key = pending.pop()
+        if key == target:
+            return True
+        if key in seen:
+            continue
+        seen.add(key)
+        owner = session.get(TraitKey, (space_id, key))
+        if owner is not None:
+            statement = select(DefinitionReference.key).where(DefinitionReference.owner_id == owner.owner_id)
+            pending.extend(session.exec(statement).all())
+    return False
+
+
+def definition_warnings(store: Store, space_id: str, query: str, *, kind: str, audience_type: str) -> list[str]:
+    """What looks wrong in a saved definition without being an error: `trait('<key>')` for a key no
+    audience or computed trait of the space owns and no profile has."""
+    keys = cql.validate(query, kind=kind, audience_type=audience_type).referenced_traits
+    with store.read() as session:
+        unknown = unknown_traits(session, space_id, keys)
+    return [f"trait('{key}') is no audience or computed trait key of this space and no profile has that trait, "
+            f"so it has no value for anyone yet{suggestion(close)}" for key, close in unknown.items()]
+
+
+def unknown_traits(session: Session, space_id: str, keys: Iterable[str]) -> dict[str, list[str]]:
+    """Each of `keys` that no live audience or computed trait owns and no profile has, with up to
+    three close known keys."""
+    live = set(session.exec(select(Audience.key).where(Audience.space_id == space_id, col(Audience.deleted_at).is_(None))))
+    live |= set(session.exec(select(ComputedTrait.key).where(ComputedTrait.space_id == space_id,
+                                                             col(ComputedTrait.deleted_at).is_(None))))
+    unknown = [key for key in dict.fromkeys(keys) if key not in live and session.exec(
+        select(Trait.key).where(Trait.space_id == space_id, Trait.key == key).limit(1)).first() is None]
+    if not unknown:
+        return {}
+    known = sorted(live | set(session.exec(select(Trait.key).where(Trait.space_id == space_id).distinct())))
+    return {key: difflib.get_close_matches(key, known, n=3, cutoff=0.6) for key in unknown}
+
+
+def suggestion(close: list[str]) -> str:
+    """The end of a warning sentence: the closest known keys, if any."""
+    return f"; did you mean {' or '.join(repr(key) for key in close)}?" if close else "."
+
+
+def refuse_removal_if_read(session: Session, space_id: str, key: str, what: str) -> None:
+    """A definition others read cannot be removed: their `trait('<key>')` would freeze on its last values."""
+    readers = consumers_of(session, space_id, key)
+    if readers:
+        raise Conflict(
+            f"{what} is read by {', '.join(sorted(readers))} through trait('{key}'); remove those or edit their "
+            "definitions first (segment_audiences_list_audience_consumers_from_space_and_audience lists audiences).",
+            field="id",
+        )

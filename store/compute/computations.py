@@ -1,0 +1,163 @@
+"""Audiences and computed traits seen as computations: what to compute, over which profiles and events,
+and in which order (a definition that reads another's key comes after it).
+
+Choices where Segment's documents are silent:
+- Eligibility: a USERS audience considers only profiles with an external id of a type in
+  `filterByExternalIds`; a computed trait, profiles with a non-anonymous id unless
+  `includeAnonymousUsers` is set; accounts are always eligible.
+- Event horizon: with `includeHistoricalData`, an audience reads every stored event (its windows
+  still apply), or, when `backfillEventDataDays` is given, events received after its creation and
+  those whose timestamp is at most that many days before it; without history, only events received
+  after its creation. Computed traits read all history.
+- LINKED audiences compute like USERS audiences over profiles; `entity()` fails their run with the
+  reason, since this engine has no warehouse data graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, or_, select as core_select
+from sqlmodel import Session, col, select
+
+from backend import cql
+from backend.cql.compiler import Scope, Tables, audience_members, trait_values
+from backend.clock import to_ms
+from store.analytic import tables as analytic_tables
+from store.analytic.store import AnalyticStore, FullResult
+from store.catalog.audiences import DEFAULT_EXTERNAL_IDS
+from store.db.models import Audience, AudiencePreview, ComputedTrait, Event, Identifier, Profile, ProfileLink, Trait
+from store.db.store import Store
+
+TABLES = Tables(Profile.__table__, Event.__table__, Trait.__table__, ProfileLink.__table__)
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Computation:
+    id: str
+    space_id: str
+    kind: str  # "audience" | "computed_trait"
+    key: str
+    query: str
+    profile_type: str  # "USERS" | "ACCOUNTS" | "LINKED"
+    options: dict[str, Any]
+    created_at_ms: int
+    analysis: cql.Analysis
+
+    @property
+    def accounts(self) -> bool:
+        return self.profile_type == "ACCOUNTS"
+
+    def statement(self, now, profile_ids: Collection[str] | None = None, *, analytic: Tables | None = None) -> Select:
+        """The compiled SELECT of members (audience) or `(profile, value)` rows (computed trait), over
+        the operational store's tables, or over `analytic`, the analytic store's."""
+        root = cql.parse(self.query)
+        scope = Scope(self.space_id, self.accounts, profile_ids, self._eligibility(analytic is not None),
+                      self._event_horizon())
+        build = audience_members if self.kind == "audience" else trait_values
+        return build(root, tables=TABLES if analytic is None else analytic, scope=scope, now=now)
+
+    def on_analytic_store(self, analytics: AnalyticStore, now) -> FullResult | None:
+        """Every profile's rows computed on the analytic store (None while its first copy is under way)."""
+        tables = analytics.tables_for(self.analysis.property_paths)
+        return analytics.compute(self.statement(now, analytic=tables), self.space_id, self.analysis.referenced_traits)
+
+    def _eligibility(self, analytic: bool) -> tuple[ColumnElement, ...]:
+        """Profiles with an external id of an eligible type: a correlated EXISTS on the operational
+        store (an index lookup per profile, right for a few profiles), an IN over the identifiers on
+        the analytic store (which cannot correlate)."""
+        if self.accounts:
+            return ()
+        if self.kind == "audience":
+            types = self.options.get("filterByExternalIds") or DEFAULT_EXTERNAL_IDS
+        elif self.options.get("includeAnonymousUsers"):
+            return ()
+        else:
+            types = DEFAULT_EXTERNAL_IDS
+        if analytic:
+            identifier = analytic_tables.IDENTIFIER
+            eligible = core_select(identifier.c.profile_id).where(identifier.c.type.in_(types))
+            return (analytic_tables.PROFILE.c.id.in_(eligible),)
+        profile = TABLES.profile
+        return (exists().where(Identifier.profile_id == profile.c.id, col(Identifier.type).in_(types)),)
+
+    def _event_horizon(self):
+        if self.kind != "audience":
+            return None
+        created, options = self.created_at_ms, self.options
+        if not options.get("includeHistoricalData"):
+            return lambda event: event.c.received_at_ms >= created
+        if not options.get("backfillEventDataDays"):
+            return None
+        backfill = created - int(options["backfillEventDataDays"]) * DAY_MS
+        return lambda event: or_(event.c.received_at_ms >= created, event.c.timestamp_ms >= backfill)
+
+
+def for_audience(row: Audience) -> Computation:
+    return Computation(row.id, row.space_id, "audience", row.key, row.query, row.audience_type, row.options,
+                       to_ms(row.created_at), cql.validate(row.query, kind="audience", audience_type=row.audience_type))
+
+
+def for_preview(row: AudiencePreview) -> Computation:
+    """A preview computes like an audience created when the preview was, with no key of its own."""
+    query = row.definition["query"]
+    return Computation(row.id, row.space_id, "audience", "", query, row.audience_type, row.options,
+                       to_ms(row.created_at), cql.validate(query, kind="audience", audience_type=row.audience_type))
+
+
+def for_trait(row: ComputedTrait) -> Computation:
+    return Computation(row.id, row.space_id, "computed_trait", row.key, row.query, row.definition_type,
+                       row.options or {}, to_ms(row.created_at),
+                       cql.validate(row.query, kind="computed_trait", audience_type=row.definition_type))
+
+
+def enabled(session: Session, space_id: str | None = None) -> list[Computation]:
+    """Every enabled, live audience and computed trait (of one space, or all)."""
+    audiences = select(Audience).where(Audience.enabled, col(Audience.deleted_at).is_(None))
+    traits = select(ComputedTrait).where(ComputedTrait.enabled, col(ComputedTrait.deleted_at).is_(None))
+    if space_id is not None:
+        audiences = audiences.where(Audience.space_id == space_id)
+        traits = traits.where(ComputedTrait.space_id == space_id)
+    return ([for_audience(row) for row in session.exec(audiences)]
+            + [for_trait(row) for row in session.exec(traits)])
+
+
+def find(session: Session, computation_id: str) -> Computation | None:
+    if computation_id.startswith("aud_"):
+        row = session.get(Audience, computation_id)
+        return None if row is None or row.deleted_at is not None else for_audience(row)
+    row = session.get(ComputedTrait, computation_id)
+    return None if row is None or row.deleted_at is not None else for_trait(row)
+
+
+def explain(store: Store, computation: Computation) -> tuple[str, str]:
+    """The engine a full run of the computation reads (the analytic store's, else the operational
+    database's) and the SQL it sends it now, values inlined for reading (its analysis says cadence
+    and references)."""
+    analytics = store.analytics
+    if analytics is not None:
+        tables = analytics.tables_for(computation.analysis.property_paths, add=False)
+        return analytics.name, analytics.sql(computation.statement(store.now(), analytic=tables))
+    statement = computation.statement(store.now())
+    return store.engine.dialect.name, str(statement.compile(dialect=store.engine.dialect,
+                                                             compile_kwargs={"literal_binds": True}))
+
+
+def dependency_order(computations: Iterable[Computation]) -> list[Computation]:
+    """Computations ordered so that each comes after those whose keys it reads (`trait('<key>')`),
+    otherwise oldest first. Definitions are checked for cycles when saved; should one slip through,
+    the oldest-first order is kept."""
+    pending = sorted(computations, key=lambda c: (c.space_id, c.created_at_ms, c.id))
+    by_key = {(c.space_id, c.key): c.id for c in pending}
+    graph = {c.id: [by_key[(c.space_id, key)] for key in c.analysis.referenced_traits if (c.space_id, key) in by_key]
+             for c in pending}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError:
+        return pending
+    by_id = {c.id: c for c in pending}
+    return [by_id[computation_id] for computation_id in order]

@@ -1,0 +1,90 @@
+"""Audience previews: a definition computed once, in the background, for its size and a sample of up
+to 100 members, without saving an audience or touching any membership.
+
+A preview reads history the way a saved audience with `includeHistoricalData` would (Segment offers
+previews only for audiences that use historical data), measured from the preview's creation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from store.catalog import definitions
+from store.catalog.audiences import check_audience_type, resolve_options
+from store.catalog.spaces import require_space
+from store.compute import computations
+from store.db.errors import NotFound
+from store.db.ids import new_id
+from store.db.models import AudiencePreview, Identifier
+from store.db.store import Store
+
+logger = logging.getLogger("segment_audiences.previews")
+SAMPLE_SIZE = 100
+
+
+def create_preview(store: Store, space_id: str, *, audience_type: str, query: str, target_entity: str | None,
+                   options: dict[str, Any] | None) -> AudiencePreview:
+    check_audience_type(audience_type, None)
+    analysis = definitions.check_definition(query, kind="audience", audience_type=audience_type)
+    resolved = resolve_options({**(options or {}), "includeHistoricalData": True}, {}, analysis)
+    definition = {"query": query} | ({"targetEntity": target_entity} if target_entity else {})
+    with store.write() as session:
+        require_space(session, space_id)
+        preview = AudiencePreview(id=new_id("prv"), space_id=space_id, audience_type=audience_type,
+                                  definition=definition, options=resolved, status="RUNNING", created_at=store.now())
+        session.add(preview)
+        return preview
+
+
+def get_preview(store: Store, space_id: str, preview_id: str) -> AudiencePreview:
+    with store.read() as session:
+        require_space(session, space_id)
+        preview = session.get(AudiencePreview, preview_id)
+        if preview is None or preview.space_id != space_id:
+            raise NotFound("audience preview", preview_id, field="id", scope=f"in space '{space_id}'")
+        return preview
+
+
+def run_pending(store: Store) -> int:
+    """Compute every RUNNING preview; returns how many finished."""
+    with store.read() as session:
+        pending = list(session.exec(select(AudiencePreview).where(AudiencePreview.status == "RUNNING")))
+    for preview in pending:
+        _run(store, preview)
+    return len(pending)
+
+
+def _run(store: Store, preview: AudiencePreview) -> None:
+    computation = computations.for_preview(preview)
+    try:
+        now = store.now()
+        analytic = computation.on_analytic_store(store.analytics, now) if store.analytics else None
+        with store.read() as session:
+            if analytic is None:
+                members = sorted(session.execute(computation.statement(now)).scalars())
+            else:
+                members = sorted(row[0] for row in analytic.rows)
+            results = _sample(session, members[:SAMPLE_SIZE])
+        outcome = {"status": "COMPLETED", "size": len(members), "results": results}
+    except Exception as error:  # a preview's boundary: the agent reads the reason from failureReason
+        logger.warning("preview %s failed: %s", preview.id, error)
+        outcome = {"status": "FAILED", "failure_reason": str(error)}
+    with store.write() as session:
+        row = session.get(AudiencePreview, preview.id)
+        for name, value in outcome.items():
+            setattr(row, name, value)
+        session.add(row)
+
+
+def _sample(session: Session, profile_ids: list[str]) -> list[dict[str, Any]]:
+    external: dict[str, list[dict[str, str]]] = defaultdict(list)
+    identifiers = session.exec(select(Identifier.profile_id, Identifier.type, Identifier.value)
+                               .where(col(Identifier.profile_id).in_(profile_ids))
+                               .order_by(Identifier.profile_id, Identifier.id))
+    for profile_id, kind, value in identifiers:
+        external[profile_id].append({"type": kind, "id": value})
+    return [{"id": profile_id, "externalIds": external[profile_id]} for profile_id in profile_ids]

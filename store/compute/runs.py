@@ -1,0 +1,383 @@
+"""Compute runs: a computation's new members (or values) diffed against what is stored, and written
+back in one transaction together with the `<key>` trait, the run record and the outbox rows.
+
+A run over some profile ids (realtime) touches only those profiles; a run over all of them (initial,
+cadence, sweep, schedule, forced) also sets the computation's size. A full run reads the analytic
+store when this process has one (`store.analytic.store`): it first copies everything committed, runs
+the statement there, and then, inside its transaction, recomputes on the operational store the
+profiles that changed since that copy (their events or rows arrived meanwhile), so the result is as
+current as a run on the operational store would be. The run records the engine and how far behind
+the analytic store was. Nothing is sent from here: the
+outbox rows wait for the delivery worker: an audience's entries and exits, a computed trait's
+changed values (a cleared value goes out as null; a merged-away profile leaves silently). A run that
+fails leaves membership and traits as they were, records the failed run, and sets the computation's
+status to `Failed` with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import Select, bindparam, delete, text, union, update
+from sqlmodel import Session, col, select
+
+from backend.clock import to_ms
+from backend.cql.compiler import CompileError
+from store.analytic.replication import Marks
+from store.analytic.store import FullResult
+from store.catalog.audiences import get_audience
+from store.compute import computations
+from store.compute.computations import Computation
+from store.db import locks
+from store.db.bulk import IN_CHUNK, insert_dicts, select_all, select_in, upsert_newer_distinct
+from store.db.errors import Conflict, NotFound
+from store.db.ids import new_id
+from store.db.models import (
+    COMPUTED_TRAIT,
+    AnalyticChange,
+    Audience,
+    ComputedTrait,
+    ComputedValue,
+    ComputeRun,
+    ComputeState,
+    Event,
+    Membership,
+    Profile,
+    ProfileLink,
+    Trait,
+)
+from store.db.store import Store
+from store.delivery import outbox, routes
+
+logger = logging.getLogger("segment_audiences.runs")
+SOURCE_ID = "segment-audiences"
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often the background loop recomputes: batch computations, and real-time ones whose
+    members change with time alone (window sweeps)."""
+
+    batch_ms: int = 8 * 3_600_000
+    sweep_ms: int = 15 * 60_000
+
+    def next_run(self, computation: Computation, now_ms: int) -> int | None:
+        if computation.analysis.cadence == "BATCH":
+            return now_ms + self.batch_ms
+        return now_ms + self.sweep_ms if computation.analysis.reads_clock else None
+
+
+def run(store: Store, computation_id: str, *, reason: str, cadence: Cadence = Cadence()) -> ComputeRun:
+    """Compute one audience or computed trait over all its profiles, in its own transaction, waiting
+    for a run of it in another process to end first. Any failure (a definition this engine cannot
+    compute, a database error) is recorded, not raised."""
+    run_row = _run(store, computation_id, reason, cadence, None)
+    assert run_row is not None
+    return run_row
+
+
+def run_if_due(store: Store, computation_id: str, *, reason: str, still_due: Callable[[Session], bool],
+               cadence: Cadence = Cadence()) -> ComputeRun | None:
+    """`run`, for the background loop: None without running when another process is running the
+    computation, or when `still_due` (asked inside the run's transaction, under its lock, where it may
+    also take the work, e.g. move a schedule on) finds the work already done."""
+    return _run(store, computation_id, reason, cadence, still_due)
+
+
+def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
+         still_due: Callable[[Session], bool] | None) -> ComputeRun | None:
+    with store.read() as session:
+        computation = computations.find(session, computation_id)
+    if computation is None:
+        raise NotFound("computation", computation_id, field="id")
+    started = store.now()
+    try:
+        full = _analytic_result(store, computation, started)
+        with store.write() as session:
+            if still_due is None:
+                locks.exclusive(session, [computation_id])
+            elif not (locks.try_exclusive(session, computation_id) and still_due(session)):
+                return None
+            run_row = apply(session, computation, started, reason, cadence=cadence, full=full)
+            run_row.finished_at_ms = to_ms(store.now())
+            return run_row
+    except Exception as error:  # the run's boundary: whatever failed, the computation shows why
+        logger.warning("run of %s failed: %s", computation_id, error, exc_info=not isinstance(error, CompileError))
+        return _record_failure(store, computation, started, reason, error, cadence)
+
+
+def states(store: Store, computation_ids: list[str]) -> dict[str, ComputeState]:
+    """The compute state of each computation that has one."""
+    with store.read() as session:
+        found = session.exec(select(ComputeState).where(col(ComputeState.computation_id).in_(computation_ids)))
+        return {state.computation_id: state for state in found}
+
+
+def force_audience_run(store: Store, space_id: str, audience_id: str) -> ComputeRun:
+    """Recompute an enabled audience now (any type), whatever its cadence. A disabled audience is
+    not computed and sends nothing, so forcing one is a conflict."""
+    audience = get_audience(store, space_id, audience_id)
+    if not audience.enabled:
+        raise Conflict(f"Audience '{audience_id}' is disabled, so it is not computed and sends nothing. Enable it "
+                       "with segment_audiences_update_audience_for_space {enabled: true} first; that also "
+                       "recomputes it.", field="audienceId")
+    return run(store, audience_id, reason="forced")
+
+
+def _analytic_result(store: Store, computation: Computation, now) -> FullResult | None:
+    """The computation over every profile on the analytic store, or None without a ready one (or when
+    it fails: the run then reads the operational store, which gives the same answer)."""
+    if store.analytics is None:
+        return None
+    try:
+        return computation.on_analytic_store(store.analytics, now)
+    except CompileError:
+        raise
+    except Exception:
+        logger.warning("the analytic store failed to compute %s; computing on the operational store",
+                       computation.id, exc_info=True)
+        return None
+
+
+def apply(session: Session, computation: Computation, now, reason: str, *, cadence: Cadence = Cadence(),
+          full: FullResult | None = None) -> ComputeRun:
+    """A full run within the caller's transaction (which holds the computation's lock): compute (or
+    take `full`, the analytic store's answer, brought up to date), write back, record the run and the
+    computation's new size; returns the run."""
+    now_ms = to_ms(now)
+    run_row, size, _ = _compute(session, computation, now, reason, None, full)
+    state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
+                                                                       space_id=computation.space_id)
+    state.size = run_row.size = size
+    state.error = None
+    state.next_run_at_ms = cadence.next_run(computation, now_ms)
+    state.last_run_id, state.last_run_at_ms = run_row.id, now_ms
+    session.add(run_row)
+    session.add(state)
+    set_status(session, computation.id, "Live")
+    return run_row
+
+
+@dataclass(frozen=True)
+class RealtimeChange:
+    """What a realtime pass changed for one computation, recorded by `record_realtime`."""
+
+    computation: Computation
+    run: ComputeRun
+    size_change: int
+
+
+def apply_realtime(session: Session, computation: Computation, now, profile_ids: Collection[str]) -> RealtimeChange:
+    """Recompute some profiles within the caller's transaction, writing their changes back; the
+    computation's own row is left to `record_realtime`."""
+    run_row, _, size_change = _compute(session, computation, now, "realtime", profile_ids)
+    return RealtimeChange(computation, run_row, size_change)
+
+
+def record_realtime(session: Session, changes: list[RealtimeChange]) -> None:
+    """Record a realtime pass's runs and size changes. Every pass writes the same few rows (one per
+    computation), so this comes last, in the order of the ids, each an increment: concurrent passes
+    (on PostgreSQL) hold those row locks only until they commit, and never in a cycle."""
+    for change in sorted(changes, key=lambda change: change.computation.id):
+        computation_id = change.computation.id
+        if change.run.entered or change.run.exited:
+            change.run.size = session.execute(update(ComputeState).where(
+                ComputeState.computation_id == computation_id).values(
+                size=ComputeState.size + change.size_change, last_run_id=change.run.id,
+                last_run_at_ms=change.run.started_at_ms).returning(ComputeState.size)).scalar_one()
+            session.add(change.run)
+        session.execute(update(ComputeState).where(ComputeState.computation_id == computation_id,
+                                                   col(ComputeState.error).is_not(None)).values(error=None))
+        set_status(session, computation_id, "Live")
+
+
+def _compute(session: Session, computation: Computation, now, reason: str, profile_ids: Collection[str] | None,
+             full: FullResult | None = None) -> tuple[ComputeRun, int, int]:
+    """Compute and write back members or values; returns the run, the size (a full run's) and the
+    change in size."""
+    now_ms = to_ms(now)
+    run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
+                         reason=reason, status="COMPLETED", started_at_ms=now_ms, finished_at_ms=now_ms)
+    if full is None:
+        rows = [tuple(row) for row in session.execute(computation.statement(now, profile_ids))]
+        run_row.engine = session.get_bind().dialect.name
+    else:
+        rows = _brought_up_to_date(session, computation, now, full)
+        run_row.engine, run_row.replication_lag_ms = full.engine, full.lag_ms
+    write = _apply_audience if computation.kind == "audience" else _apply_trait
+    size, size_change = write(session, computation, rows, run_row, profile_ids)
+    return run_row, size, size_change
+
+
+def _brought_up_to_date(session: Session, computation: Computation, now, full: FullResult) -> list[tuple]:
+    """The analytic store's rows, with the profiles changed since its copy recomputed here."""
+    changed = _changed_since(session, full.marks, computation.accounts)
+    if not changed:
+        return full.rows
+    fresh = [tuple(row) for chunk in _chunks(sorted(changed))
+             for row in session.execute(computation.statement(now, chunk))]
+    return [row for row in full.rows if row[0] not in changed] + fresh
+
+
+def _changed_since(session: Session, marks: Marks, accounts: bool) -> set[str]:
+    """Profiles with events or rows committed after `marks` (and, for ACCOUNTS, their accounts)."""
+    changed_ids = union(select(Event.profile_id).where(Event.id > marks.event_id),
+                        select(AnalyticChange.profile_id).where(AnalyticChange.seq > marks.change_seq))
+    changed = set(session.execute(changed_ids).scalars())
+    if accounts:
+        linked = select(ProfileLink.account_id).where(col(ProfileLink.user_id).in_(changed_ids.scalar_subquery()))
+        changed |= set(session.execute(linked).scalars())
+    return changed
+
+
+def _apply_audience(session: Session, computation: Computation, rows: list[tuple], run_row: ComputeRun,
+                    profile_ids) -> tuple[int, int]:
+    """Write the membership diff; returns the size (for a full run) and the change in size."""
+    members = {row[0] for row in rows}
+    current = {profile_id for (profile_id,) in _restricted(
+        session, "current members",
+        lambda: select(Membership.profile_id).where(Membership.computation_id == bindparam("computation"),
+                                                    col(Membership.exited_at_ms).is_(None)),
+        Membership.profile_id, profile_ids, computation=computation.id)}
+    entered, exited = sorted(members - current), sorted(current - members)
+    now_ms = run_row.started_at_ms
+    for chunk in _chunks(exited):
+        session.execute(update(Membership).where(
+            Membership.computation_id == computation.id, col(Membership.exited_at_ms).is_(None),
+            col(Membership.profile_id).in_(chunk)).values(exited_at_ms=now_ms, exited_run_id=run_row.id))
+    connection = session.connection()
+    insert_dicts(connection, Membership.__table__, [
+        dict(space_id=computation.space_id, computation_id=computation.id, profile_id=profile_id,
+             entered_at_ms=now_ms, entered_run_id=run_row.id) for profile_id in entered])
+    gone = _merged_away(session, exited)
+    exited = [profile_id for profile_id in exited if profile_id not in gone]
+    _write_traits(session, computation, {**{p: "true" for p in entered}, **{p: "false" for p in exited}}, now_ms)
+    if entered or exited:
+        outbox.enqueue(session, computation.space_id, computation.id, routes.sending_routes(session, computation.id),
+                       {"entered": entered, "exited": exited}, run_row.id, now_ms)
+    run_row.profiles = len(members) if profile_ids is None else len(profile_ids)
+    run_row.entered, run_row.exited = len(entered), len(exited) + len(gone)
+    return len(members), run_row.entered - run_row.exited
+
+
+def _apply_trait(session: Session, computation: Computation, rows: list[tuple], run_row: ComputeRun,
+                 profile_ids) -> tuple[int, int]:
+    """Write changed values; `entered` counts values set or changed, `exited` values cleared."""
+    values = {profile_id: value for profile_id, value in rows if value is not None}
+    current = _stored_values(session, computation, profile_ids)
+    changed = {profile_id: value for profile_id, value in values.items()
+               if value != current.get(profile_id) and not _same_value(value, current.get(profile_id))}
+    cleared = sorted(current.keys() - values.keys())
+    now_ms = run_row.started_at_ms
+    _write_traits(session, computation, changed, now_ms)
+    for chunk in _chunks(cleared):
+        session.execute(delete(Trait).where(Trait.key == computation.key, col(Trait.profile_id).in_(chunk)))
+    _write_value_history(session, computation.id, changed, [p for p in changed if p in current] + cleared, now_ms)
+    gone = _merged_away(session, cleared)
+    sent = {**changed, **{profile_id: None for profile_id in cleared if profile_id not in gone}}
+    if sent:
+        outbox.enqueue(session, computation.space_id, computation.id, routes.sending_routes(session, computation.id),
+                       {"changed": sorted(sent)}, run_row.id, now_ms, sent)
+    run_row.profiles = len(rows)
+    run_row.entered, run_row.exited = len(changed), len(cleared)
+    gained = sum(profile_id not in current for profile_id in changed)
+    return len(values), gained - len(cleared)
+
+
+def _stored_values(session: Session, computation: Computation, profile_ids) -> dict[str, str]:
+    """The computed trait's stored values: of some profiles by their keys, or of every profile through
+    `ix_trait_computed`, whose condition is repeated word for word so that SQLite and PostgreSQL use it
+    (without it a full run read every trait of every profile)."""
+    trait = Trait.__table__
+    fixed = {"key": computation.key, "trait_class": "computed_trait"}
+
+    def of_key() -> Select:
+        return select(trait.c.profile_id, trait.c.value).where(trait.c.key == bindparam("key"),
+                                                               trait.c.trait_class == bindparam("trait_class"))
+
+    if profile_ids is None:
+        return dict(select_all(session.connection(), "all current computed values", lambda: of_key().where(
+            trait.c.space_id == bindparam("space"), text(COMPUTED_TRAIT)), {**fixed, "space": computation.space_id}))
+    return dict(_restricted(session, "current computed values", of_key, trait.c.profile_id, profile_ids, **fixed))
+
+
+def _write_value_history(session: Session, computation_id: str, changed: dict[str, str], closed: list[str],
+                         now_ms: int) -> None:
+    """Close the values of `closed` (those that changed or were cleared; a profile's first value has
+    none to close), and open the new ones."""
+    for chunk in _chunks(closed):
+        session.execute(update(ComputedValue).where(
+            ComputedValue.computation_id == computation_id, col(ComputedValue.until_ms).is_(None),
+            col(ComputedValue.profile_id).in_(chunk)).values(until_ms=now_ms))
+    insert_dicts(session.connection(), ComputedValue.__table__, [
+        dict(computation_id=computation_id, profile_id=profile_id, value=value, from_ms=now_ms)
+        for profile_id, value in changed.items()])
+
+
+def _same_value(value: str, stored: str | None) -> bool:
+    """Whether two JSON texts hold the same value (`1` and `1.0`). Most values a run computes are
+    unchanged, so the caller compares the texts first and decodes only those that differ."""
+    return orjson.loads(value) == (None if stored is None else orjson.loads(stored))
+
+
+def _write_traits(session: Session, computation: Computation, values: dict[str, str], now_ms: int) -> None:
+    trait_class = "audience" if computation.kind == "audience" else "computed_trait"
+    upsert_newer_distinct(session.connection(), Trait.__table__, [
+        dict(profile_id=profile_id, key=computation.key, space_id=computation.space_id, value=value,
+             trait_class=trait_class, source_id=SOURCE_ID, updated_at_ms=now_ms)
+        for profile_id, value in values.items()], ("profile_id", "key"), "updated_at_ms")
+
+
+def _merged_away(session: Session, profile_ids: list[str]) -> set[str]:
+    return {profile_id for (profile_id,) in _restricted(
+        session, "merged away", lambda: select(Profile.id).where(col(Profile.merged_into).is_not(None)),
+        Profile.id, profile_ids)}
+
+
+def _restricted(session: Session, name: str, build, column, ids: Collection[str] | None, **fixed) -> list[tuple]:
+    """Rows of `build()`, all of them, or only those whose `column` is in `ids` (asked in chunks).
+    Every value `build()` binds besides the ids is a named `bindparam` given in `fixed`."""
+    if ids is None:
+        return select_all(session.connection(), f"all {name}", build, fixed)
+    return select_in(session.connection(), name, lambda placeholders: build().where(col(column).in_(placeholders)),
+                     ids, fixed)
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[start:start + IN_CHUNK] for start in range(0, len(items), IN_CHUNK)]
+
+
+def mark_failed(session: Session, computation: Computation, error: str) -> ComputeState:
+    """Status `Failed` with the reason; the members and values stay as they were."""
+    state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
+                                                                       space_id=computation.space_id)
+    state.error = error
+    session.add(state)
+    set_status(session, computation.id, "Failed")
+    return state
+
+
+def set_status(session: Session, computation_id: str, status: str) -> None:
+    """Set an enabled computation's status, writing its row only when the status changes."""
+    model = Audience if computation_id.startswith("aud_") else ComputedTrait
+    row = session.get(model, computation_id)
+    if row is not None and row.enabled and row.status != status:
+        row.status = status
+        session.add(row)
+
+
+def _record_failure(store: Store, computation: Computation, started, reason: str, error: Exception,
+                    cadence: Cadence) -> ComputeRun:
+    now_ms = to_ms(started)
+    with store.write() as session:
+        run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
+                             reason=reason, status="FAILED", started_at_ms=now_ms, finished_at_ms=to_ms(store.now()),
+                             error=str(error))
+        state = mark_failed(session, computation, str(error))
+        state.last_run_id, state.last_run_at_ms = run_row.id, now_ms
+        state.next_run_at_ms = cadence.next_run(computation, now_ms)
+        session.add(run_row)
+        return run_row

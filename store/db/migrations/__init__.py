@@ -1,0 +1,1 @@
+"""Alembic migrations of the operational store's schema, run at every start by `store.db.schema`."""

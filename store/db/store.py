@@ -1,0 +1,73 @@
+"""The handle every service takes: the database, the clock, and who is acting."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timezone
+
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from backend.clock import Clock, SystemClock
+from store.db import locks
+from store.db.database import data_dir, database_url, default_url, make_engine, writer
+from store.db.errors import Conflict
+from store.db.schema import migrate
+
+DEFAULT_ACTOR = "segment-audiences"
+# PostgreSQL's SQLSTATEs for a transaction that lost a race with a concurrent one: a unique or foreign
+# key the other took or removed first, a serialization failure, a deadlock.
+LOST_RACE = {"23505", "23503", "40001", "40P01"}
+
+
+class Store:
+    """Opens (and if needed creates) the database at `url` (a SQLAlchemy URL or a SQLite file path);
+    services run one transaction per call.
+    Files it writes (downloads) go under `data_dir`; `download_base_url` is where this process serves
+    them over HTTP, or None when it serves no HTTP (downloads are then file URLs)."""
+
+    def __init__(self, url: str | None = None, *, clock: Clock | None = None, actor: str = DEFAULT_ACTOR):
+        self.url = database_url(url) if url else default_url()
+        self.data_dir = data_dir(self.url)
+        self.download_base_url: str | None = None
+        self.analytics = None  # the AnalyticStore full runs read (`store.analytic.store`), if any
+        self.clock = clock or SystemClock()
+        self.actor = actor
+        self.engine = make_engine(self.url)
+        self._writer = writer(self.engine)
+        self._write_turn = threading.Lock()
+        self.workspace_id = migrate(self.engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction, rolled back on any error.
+
+        On SQLite it holds the database's write lock from its first statement, and writers in this
+        process queue on a lock first, so they wait their turn instead of polling SQLite's busy
+        handler. On PostgreSQL writers run side by side (what must not interleave takes a
+        `store.db.locks` lock), and one that loses a race to a concurrent writer, on a unique or foreign
+        key or a deadlock, is a Conflict asking to retry: nothing of it was written."""
+        turn = self._write_turn if self.engine.dialect.name == "sqlite" else nullcontext()
+        try:
+            with turn, Session(self._writer, expire_on_commit=False) as session, session.begin():
+                locks.shared(session, [locks.WRITES])
+                yield session
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) not in LOST_RACE:
+                raise
+            raise Conflict("Another request changed the same data at the same moment, so nothing of this one "
+                           "was written; retry it.") from error
+
+    def now(self) -> datetime:
+        """The clock's time in UTC."""
+        return self.clock.now().astimezone(timezone.utc)
+
+    def close(self) -> None:
+        self.engine.dispose()

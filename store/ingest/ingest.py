@@ -1,0 +1,146 @@
+"""Storing messages: validation, messageId de-duplication, space filters, then identity resolution
+and the profile rows (`store.ingest.profile_writer`), all in one transaction per batch.
+
+A batch is stored completely or not at all. Space filters drop matching messages before identity
+resolution and count what they drop; they are evaluated before the write transaction begins, with
+the filters enabled at that moment, so no space waits on another's filter evaluation. messageIds are
+de-duplicated per space for as long as events are kept; a duplicate is never counted as dropped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import Connection, bindparam, select
+
+from backend import fql
+from backend.tracking.identity import extract
+from backend.tracking.messages import (
+    MAX_MESSAGE_BYTES,
+    Message,
+    MessageError,
+    check_structure,
+    message_size,
+    normalise,
+    parse_time,
+    to_ms,
+)
+from store.catalog import filters
+from store.db import bulk, locks
+from store.db.models import Event
+from store.db.store import Store
+from store.ingest.profile_writer import BatchWriter
+
+
+
+@dataclass
+class IngestResult:
+    """What became of a batch: stored, skipped as duplicates, or dropped by a space filter."""
+
+    stored: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    message: str
+
+
+def accept(
+    store: Store, space_id: str, raws: list, source_id: str, *, sent_at: object = None, context: object = None
+) -> tuple[IngestResult, list[Rejection]]:
+    """Validate raw Segment-spec messages and store the valid ones; the others come back with reasons.
+    The Tracking API and the file importer both come through here."""
+    received_at = store.now()
+    messages, rejected = [], []
+    try:
+        batch_sent_at = parse_time(sent_at, "sentAt")
+        check_structure(context)
+    except MessageError as error:
+        return IngestResult(), [Rejection(index, f"the batch's {error}") for index in range(len(raws))]
+    for index, raw in enumerate(raws):
+        try:
+            check_structure(raw)
+            if message_size(raw) > MAX_MESSAGE_BYTES:
+                raise MessageError(f"message is larger than {MAX_MESSAGE_BYTES // 1024} KB")
+            messages.append(normalise(raw, received_at, batch_sent_at=batch_sent_at, batch_context=context))
+        except MessageError as error:
+            rejected.append(Rejection(index, str(error)))
+    return ingest(store, space_id, messages, source_id), rejected
+
+
+def ingest(store: Store, space_id: str, messages: list[Message], source_id: str) -> IngestResult:
+    """Store a batch of validated messages for a space in one transaction. Batches into one space
+    take turns (on PostgreSQL by a lock every process shares): resolving identities reads the
+    identity graph and then changes it, so two batches must never interleave."""
+    verdicts = _filter_verdicts(store, space_id, messages)
+    with store.write() as session:
+        locks.exclusive(session, [f"ingest into {space_id}"])
+        connection = session.connection()
+        result = IngestResult()
+        unseen = _deduplicate(connection, space_id, messages, result)
+        fresh = _apply_filters(connection, unseen, verdicts, result, to_ms(store.now()))
+        if fresh:
+            writer = BatchWriter(connection, space_id, source_id, to_ms(store.now()))
+            extracted = [(message, extract(message)) for message in fresh]
+            writer.preload([identifiers for _, identifiers in extracted])
+            for message, identifiers in extracted:
+                writer.add(message, identifiers)
+            writer.flush()
+        result.stored = len(fresh)
+        return result
+
+
+def _filter_verdicts(store: Store, space_id: str, messages: list[Message]) -> dict[int, str]:
+    """The dropping filter each message matches (by its position in `messages`), if any."""
+    with store.read() as session:
+        active = [(filter_id, _parse_condition(condition))
+                  for filter_id, condition in filters.dropping_filters(session.connection(), space_id)]
+    if not active:
+        return {}
+    verdicts = {}
+    for index, message in enumerate(messages):
+        document = message.document()
+        hit = next((filter_id for filter_id, condition in active if fql.matches(condition, document)), None)
+        if hit is not None:
+            verdicts[index] = hit
+    return verdicts
+
+
+def _apply_filters(connection: Connection, messages: list[tuple[int, Message]], verdicts: dict[int, str],
+                   result: IngestResult, now_ms: int) -> list[Message]:
+    """The messages no filter drops; each drop is counted on its filter."""
+    drops = Counter(verdicts[index] for index, _ in messages if index in verdicts)
+    for filter_id, count in drops.items():
+        filters.count_drops(connection, filter_id, count, now_ms)
+    result.dropped = sum(drops.values())
+    return [message for index, message in messages if index not in verdicts]
+
+
+@lru_cache(maxsize=256)
+def _parse_condition(condition: str) -> fql.Node:
+    return fql.parse(condition)
+
+
+def _deduplicate(connection: Connection, space_id: str, messages: list[Message],
+                 result: IngestResult) -> list[tuple[int, Message]]:
+    """The messages (with their positions) whose messageId is new to the space and to the batch."""
+    seen = {row[0] for row in bulk.select_in(
+        connection,
+        "stored message ids",
+        lambda placeholders: select(Event.message_id).where(Event.space_id == bindparam("space"), Event.message_id.in_(placeholders)),
+        {message.message_id for message in messages},
+        {"space": space_id},
+    )}
+    fresh = []
+    for index, message in enumerate(messages):
+        if message.message_id in seen:
+            result.duplicates += 1
+        else:
+            seen.add(message.message_id)
+            fresh.append((index, message))
+    return fresh

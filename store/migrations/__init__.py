@@ -1,1 +1,0 @@
-"""Alembic migrations of the operational store's schema, run at every start by `store.schema`."""
