@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import random
 import sqlite3
@@ -39,6 +38,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.report import publish  # noqa: E402
 from backend.clock import FrozenClock, to_ms  # noqa: E402
 from store.analytic.engines import ClickHouse, Chdb, DuckDB  # noqa: E402
 from store.analytic.store import AnalyticStore  # noqa: E402
@@ -48,7 +48,6 @@ from store.db import bulk  # noqa: E402
 from store.db.models import Trait  # noqa: E402
 from store.db.store import Store  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "compute.json"
 NOW = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)
 NOW_MS = to_ms(NOW)
 DAY_MS = 86_400_000
@@ -280,8 +279,7 @@ def main() -> None:
         if store.analytics is not None:
             store.analytics.close()
         store.close()
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[f"{args.engine}:{args.profiles}"] = {
+    publish("compute", {
         "date": NOW.date().isoformat(),
         "machine": f"{platform.machine()}, {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
                    f"DuckDB {duckdb.__version__}",
@@ -289,8 +287,7 @@ def main() -> None:
         "replication_events_per_s": None if replication_rate is None else round(replication_rate),
         "incremental_100_profiles_ms": round(incremental_s * 1000, 1),
         "trait_write_floor": floor,
-    }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    }, entry=f"{args.engine}:{args.profiles}", show=False)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Usage: python bench/delivery.py [--members 50000] [--rate 500] [--seconds 20]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.report import publish  # noqa: E402
 from bench.ingest import free_port  # noqa: E402
 from server.worker import Worker  # noqa: E402
 from store.catalog import activations, audiences, destination_instances, destinations, spaces  # noqa: E402
@@ -37,7 +37,6 @@ from store.db.store import Store  # noqa: E402
 from store.delivery import destination_catalog  # noqa: E402
 from store.ingest.ingest import accept  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "delivery.json"
 REFERENCE_REQUESTS = 10_000
 CONCURRENCY = destination_catalog.BY_SLUG["webhooks-actions"].max_in_flight
 SEND = {"id": "webhooks-send", "settings": {}}
@@ -184,8 +183,7 @@ def main() -> None:
         "realtime_send": realtime,
         "realtime_send_batch_100": realtime_batched,
     }
-    print(json.dumps(figures, indent=2))
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    publish("delivery", figures)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.report import publish  # noqa: E402
 from store.db.database import CACHE_KIB, CHECKPOINT_PAGES  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "ingest.json"
 TABLES = ("profile", "identifier", "event", "trait", "profile_link")
 EVENT_NAMES = ["Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Search", "Video Played"]
 
@@ -222,8 +222,7 @@ def main() -> None:
     }
     figures["raw_over_http_ratio"] = round(figures["raw_sqlite_executemany_events_per_s"] / figures["http_batch_events_per_s"], 2)
     figures["raw_over_import_ratio"] = round(figures["raw_sqlite_executemany_events_per_s"] / figures["file_import_events_per_s"], 2)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    publish("ingest", figures, show=False)
     for key, value in figures.items():
         print(f"{key:40} {value}")
 

@@ -15,7 +15,6 @@ Usage: python bench/isolation.py [--rate 50] [--seconds 20] [--backlog 1000]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -26,13 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.delivery import SEND, activate, received, signed_up, start_receiver  # noqa: E402
+from bench.report import publish  # noqa: E402
 from server.worker import Worker  # noqa: E402
 from store.catalog import audiences, spaces  # noqa: E402
 from store.compute import runs  # noqa: E402
 from store.db.store import Store  # noqa: E402
 from store.ingest.ingest import accept  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "isolation.json"
 NEIGHBOURS = {"drip": "{url}/drip", "busy": "{url}/busy", "broken": "http://[::1"}
 
 
@@ -115,8 +114,7 @@ def main() -> None:
         "beside_them_with_their_own_streams": {**loaded, "p99_ratio_to_alone": ratio(loaded)},
         "target": "p99 beside the bad neighbours within 1.5x of p99 alone, nothing missing",
     }
-    print(json.dumps(figures, indent=2))
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    publish("isolation", figures)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Usage: python bench/realtime.py [--seconds 20] [--rate 1000]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import random
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.report import publish  # noqa: E402
 from server.worker import Worker  # noqa: E402
 from store.catalog import audiences, spaces  # noqa: E402
 from store.compute import recompute  # noqa: E402
@@ -31,7 +31,6 @@ from store.compute.runs import Cadence  # noqa: E402
 from store.db.store import Store  # noqa: E402
 from store.ingest.ingest import accept  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "realtime.json"
 BATCH = 100
 PROFILES = 20_000
 
@@ -107,8 +106,7 @@ def main() -> None:
                "events_per_s": round(batches * BATCH / elapsed), "batches": batches, "missing": missing,
                "latency_ms": {"p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99),
                               "max": round(latencies[-1] * 1000, 1)}}
-    print(json.dumps(figures, indent=2))
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    publish("realtime", figures)
 
 
 if __name__ == "__main__":

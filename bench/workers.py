@@ -34,12 +34,12 @@ from sqlalchemy import make_url, text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.delivery import SEND, activate, received, signed_up, start_receiver  # noqa: E402
+from bench.report import publish  # noqa: E402
 from bench.ingest import free_port  # noqa: E402
 from store.catalog import audiences, spaces  # noqa: E402
 from store.compute import runs  # noqa: E402
 from store.db.store import Store  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "workers.json"
 
 
 def fresh_database(postgres: str | None, folder: str, name: str) -> str:
@@ -167,8 +167,7 @@ def main() -> None:
         "duplicate_message_ids": duplicates,
         "results": results,
     }
-    print(json.dumps(report, indent=2))
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    publish("workers", report)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,8 @@ from store.db.models import Activation
 from store.db.store import Store
 from store.delivery import outbox
 from tools import shapes
-from tools.models import (
-    ActivationOutput,
-    Input,
-    PaginationInput,
-    PaginationOutput,
-    SpaceId,
-    Status,
-    Warnings,
-    resource_id,
-)
+from tools.models import (ActivationOutput, Input, PaginationInput, PaginationOutput, SpaceId, Status,
+                          Warnings, resource_id)
 from tools.registry import read, remove, write
 
 

@@ -8,19 +8,8 @@ from store.catalog import audiences, definitions
 from store.compute import computations, runs
 from store.db.store import Store
 from tools import shapes
-from tools.models import (
-    AudienceDefinitionInput,
-    AudienceSummary,
-    AudienceType,
-    AudienceWithLookback,
-    Input,
-    PaginationInput,
-    PaginationOutput,
-    SpaceId,
-    Status,
-    Warnings,
-    resource_id,
-)
+from tools.models import (AudienceDefinitionInput, AudienceSummary, AudienceType, AudienceWithLookback, Input,
+                          PaginationInput, PaginationOutput, SpaceId, Status, Warnings, resource_id)
 from tools.registry import read, remove, write
 
 

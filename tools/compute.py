@@ -7,16 +7,8 @@ from pydantic import BaseModel, Field
 from store.compute import previews, runs
 from store.db.store import Store
 from tools import shapes
-from tools.models import (
-    AudienceDefinitionInput,
-    AudiencePreview,
-    AudienceType,
-    Input,
-    Output,
-    RunInfo,
-    SpaceId,
-    resource_id,
-)
+from tools.models import (AudienceDefinitionInput, AudiencePreview, AudienceType, Input, Output, RunInfo,
+                          SpaceId, resource_id)
 from tools.registry import read, write
 
 

@@ -7,17 +7,8 @@ from pydantic import BaseModel, Field
 from store.catalog import computed_traits, definitions
 from store.db.store import Store
 from tools import shapes
-from tools.models import (
-    ComputedTraitSummary,
-    Input,
-    PaginationInput,
-    PaginationOutput,
-    SpaceId,
-    Status,
-    TraitType,
-    Warnings,
-    resource_id,
-)
+from tools.models import (ComputedTraitSummary, Input, PaginationInput, PaginationOutput, SpaceId, Status,
+                          TraitType, Warnings, resource_id)
 from tools.registry import read, remove, write
 
 

@@ -9,17 +9,8 @@ from store.catalog import destinations
 from store.db.store import Store
 from store.delivery import outbox
 from tools import shapes
-from tools.models import (
-    IdSyncConfiguration,
-    Input,
-    Output,
-    PaginationInput,
-    PaginationOutput,
-    SimpleDestination,
-    SpaceId,
-    Status,
-    resource_id,
-)
+from tools.models import (IdSyncConfiguration, Input, Output, PaginationInput, PaginationOutput,
+                          SimpleDestination, SpaceId, Status, resource_id)
 from tools.registry import read, remove, write
 
 
