@@ -47,9 +47,8 @@ from backend.clock import to_ms
 from store.analytic import tables as analytic
 from store.analytic.engines import AnalyticEngine
 from store.db import locks
-from store.db.models import AnalyticChange, Event, Identifier, Profile, ProfileLink, SchemaMeta, Trait
+from store.db.models import CUSTOM, AnalyticChange, Event, Identifier, Profile, ProfileLink, SchemaMeta, Trait
 from store.db.store import Store
-from store.ingest.profile_writer import CUSTOM
 
 logger = logging.getLogger("segment_audiences.replication")
 EVENT_BATCH = 100_000

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, delete, select
 from backend import cql
 from store.db import locks
 from store.db.errors import Conflict, InputValidation
-from store.db.models import Audience, ComputedTrait, ComputeState, DefinitionReference, Trait, TraitKey
+from store.db.models import CUSTOM, Audience, ComputedTrait, ComputeState, DefinitionReference, Trait, TraitKey
 from store.db.naming import first_free, snake_case
 from store.db.store import Store
 
@@ -40,7 +40,9 @@ def check_name(name: str) -> str:
 
 def reserve_key(session: Session, space_id: str, name: str, owner_id: str, fallback: str) -> str:
     """Take the first free key for `name` in the space (under the space's key lock on PostgreSQL, so two
-    processes creating at once never pick the same one)."""
+    processes creating at once never pick the same one). The computation takes the key over: custom
+    values profiles already had under it are removed, so `trait('<key>')` and the Profile API read
+    only what its runs write (Identify and Group calls cannot set it afterwards either)."""
     locks.exclusive(session, [f"trait keys of {space_id}"])
 
     def taken(key: str) -> bool:
@@ -48,6 +50,7 @@ def reserve_key(session: Session, space_id: str, name: str, owner_id: str, fallb
 
     key = first_free(snake_case(name, fallback), taken)
     session.add(TraitKey(space_id=space_id, key=key, owner_id=owner_id))
+    session.exec(delete(Trait).where(Trait.space_id == space_id, Trait.key == key, Trait.trait_class == CUSTOM))
     return key
 
 

@@ -315,7 +315,8 @@ class Event(SQLModel, table=True):
     external_ids: str = Field(sa_type=JsonText)
 
 
-COMPUTED_TRAIT = "trait_class <> 'custom'"
+CUSTOM = "custom"  # the class of traits that Identify and Group calls write
+COMPUTED_TRAIT = f"trait_class <> '{CUSTOM}'"
 
 
 class Trait(SQLModel, table=True):

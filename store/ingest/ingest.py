@@ -9,6 +9,7 @@ de-duplicated per space for as long as events are kept; a duplicate is never cou
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,15 +34,18 @@ from store.db.models import Event
 from store.db.store import Store
 from store.ingest.profile_writer import BatchWriter
 
+logger = logging.getLogger("segment_audiences.ingest")
 
 
 @dataclass
 class IngestResult:
-    """What became of a batch: stored, skipped as duplicates, or dropped by a space filter."""
+    """What became of a batch: stored, skipped as duplicates, or dropped by a space filter; and how
+    many traits it named that are computed keys (an audience's or computed trait's), not written."""
 
     stored: int = 0
     duplicates: int = 0
     dropped: int = 0
+    computed_keys_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,11 @@ def ingest(store: Store, space_id: str, messages: list[Message], source_id: str)
             for message, identifiers in extracted:
                 writer.add(message, identifiers)
             writer.flush()
+            result.computed_keys_dropped = writer.computed_keys_dropped
         result.stored = len(fresh)
+        if result.computed_keys_dropped:
+            logger.warning("%s: %d trait values not written: they name audiences or computed traits, whose "
+                           "values only their runs write", space_id, result.computed_keys_dropped)
         return result
 
 

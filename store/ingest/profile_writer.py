@@ -7,18 +7,24 @@ at the canonical profile when the batch is written, and stored rows of merged pr
 then, in merge order, so chains end at the last canonical profile. Traits follow "last updated
 wins": the value received last (within a batch, the later message) is kept, also across merges;
 event timestamps are not used for this because clock-skew correction can reorder calls made
-milliseconds apart. A `null` trait removes it.
+milliseconds apart. A `null` trait removes it. A trait named by one of the space's audiences or
+computed traits is neither set nor removed: only that computation's runs write it (the message itself
+is stored as sent), and the writer counts what it dropped.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, bindparam, select
+from sqlmodel import col
 
 from backend.tracking.identity import ACCOUNTS, USERS, ExternalId, Resolution, resolve
 from backend.tracking.messages import Message
 from store.db import bulk
 from store.db.ids import new_id
 from store.db.models import (
+    CUSTOM,
+    Audience,
+    ComputedTrait,
     DirtyProfile,
     Event,
     Identifier,
@@ -29,7 +35,6 @@ from store.db.models import (
 )
 
 MAX_IDENTIFIERS = 1000
-CUSTOM = "custom"
 EVENT_COLUMNS = ("space_id", "profile_id", "message_id", "type", "event", "timestamp_ms", "received_at_ms", "source_id",
                  "properties", "traits", "context", "external_ids")
 IDENTIFIER_COLUMNS = ("space_id", "collection", "type", "value", "profile_id", "created_at_ms", "first_message_id",
@@ -61,6 +66,7 @@ class BatchWriter:
         self.stored_merges: list[dict] = []
         self.merge_records: list[dict] = []
         self.sequence = 0
+        self.computed_keys_dropped = 0
 
     # -- the identity graph, as `resolve` sees it ------------------------------------------------
 
@@ -305,9 +311,19 @@ class BatchWriter:
         for name, build in cleanups.items():
             bulk.execute_dicts(connection, name, build, pairs)
 
+    def _computed_keys(self) -> set[str]:
+        """The keys of the space's audiences and computed traits: only their runs write those traits."""
+        statements = [select(model.key).where(model.space_id == self.space_id, col(model.deleted_at).is_(None))
+                      for model in (Audience, ComputedTrait)]
+        return {key for statement in statements for (key,) in self.connection.execute(statement)}
+
     def _write_traits(self) -> None:
+        computed = self._computed_keys() if self.traits else set()
         final: dict[tuple[str, str], tuple[object, int, int]] = {}
         for (profile_id, key), entry in self.traits.items():
+            if key in computed:
+                self.computed_keys_dropped += 1
+                continue
             target = (self._current(profile_id), key)
             if target not in final or entry[1:] >= final[target][1:]:
                 final[target] = entry
