@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from sqlalchemy import Connection
 from sqlmodel import Session, col, delete, select
 
 from backend import cql
@@ -117,12 +118,16 @@ def definition_warnings(store: Store, space_id: str, query: str, *, kind: str, a
             f"so it has no value for anyone yet{suggestion(close)}" for key, close in unknown.items()]
 
 
+def live_keys(connection: Connection, space_id: str) -> set[str]:
+    """The keys of the space's audiences and computed traits that are not removed."""
+    return {key for model in (Audience, ComputedTrait) for (key,) in connection.execute(
+        select(model.key).where(model.space_id == space_id, col(model.deleted_at).is_(None)))}
+
+
 def unknown_traits(session: Session, space_id: str, keys: Iterable[str]) -> dict[str, list[str]]:
     """Each of `keys` that no live audience or computed trait owns and no profile has, with up to
     three close known keys."""
-    live = set(session.exec(select(Audience.key).where(Audience.space_id == space_id, col(Audience.deleted_at).is_(None))))
-    live |= set(session.exec(select(ComputedTrait.key).where(ComputedTrait.space_id == space_id,
-                                                             col(ComputedTrait.deleted_at).is_(None))))
+    live = live_keys(session.connection(), space_id)
     unknown = [key for key in dict.fromkeys(keys) if key not in live and session.exec(
         select(Trait.key).where(Trait.space_id == space_id, Trait.key == key).limit(1)).first() is None]
     if not unknown:

@@ -28,7 +28,7 @@ from backend.tracking.messages import (
     parse_time,
     to_ms,
 )
-from store.catalog import filters
+from store.catalog import definitions, filters
 from store.db import bulk, locks
 from store.db.models import Event
 from store.db.store import Store
@@ -89,7 +89,8 @@ def ingest(store: Store, space_id: str, messages: list[Message], source_id: str)
         unseen = _deduplicate(connection, space_id, messages, result)
         fresh = _apply_filters(connection, unseen, verdicts, result, to_ms(store.now()))
         if fresh:
-            writer = BatchWriter(connection, space_id, source_id, to_ms(store.now()))
+            writer = BatchWriter(connection, space_id, source_id, to_ms(store.now()),
+                                 computed_keys=definitions.live_keys(connection, space_id))
             extracted = [(message, extract(message)) for message in fresh]
             writer.preload([identifiers for _, identifiers in extracted])
             for message, identifiers in extracted:

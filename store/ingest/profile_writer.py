@@ -15,7 +15,6 @@ is stored as sent), and the writer counts what it dropped.
 from __future__ import annotations
 
 from sqlalchemy import Connection, bindparam, select
-from sqlmodel import col
 
 from backend.tracking.identity import ACCOUNTS, USERS, ExternalId, Resolution, resolve
 from backend.tracking.messages import Message
@@ -23,8 +22,6 @@ from store.db import bulk
 from store.db.ids import new_id
 from store.db.models import (
     CUSTOM,
-    Audience,
-    ComputedTrait,
     DirtyProfile,
     Event,
     Identifier,
@@ -48,8 +45,10 @@ _REMOVE = object()
 class BatchWriter:
     """One batch's view of the identity graph (what `resolve` asks) and the rows it will write."""
 
-    def __init__(self, connection: Connection, space_id: str, source_id: str, now_ms: int):
+    def __init__(self, connection: Connection, space_id: str, source_id: str, now_ms: int,
+                 computed_keys: set[str]):
         self.connection = connection
+        self.computed_keys = computed_keys
         self.space_id = space_id
         self.source_id = source_id
         self.now_ms = now_ms
@@ -311,17 +310,10 @@ class BatchWriter:
         for name, build in cleanups.items():
             bulk.execute_dicts(connection, name, build, pairs)
 
-    def _computed_keys(self) -> set[str]:
-        """The keys of the space's audiences and computed traits: only their runs write those traits."""
-        statements = [select(model.key).where(model.space_id == self.space_id, col(model.deleted_at).is_(None))
-                      for model in (Audience, ComputedTrait)]
-        return {key for statement in statements for (key,) in self.connection.execute(statement)}
-
     def _write_traits(self) -> None:
-        computed = self._computed_keys() if self.traits else set()
         final: dict[tuple[str, str], tuple[object, int, int]] = {}
         for (profile_id, key), entry in self.traits.items():
-            if key in computed:
+            if key in self.computed_keys:
                 self.computed_keys_dropped += 1
                 continue
             target = (self._current(profile_id), key)
