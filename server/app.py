@@ -13,7 +13,7 @@ from server.resources import register_resources
 from store.db.store import Store
 from tools import register_tools
 from tools.registry import argument_errors, failure
-from tools.strict import nul_characters, unknown_arguments
+from tools.strict import nul_characters, refused_arguments
 
 logger = logging.getLogger("segment_audiences")
 
@@ -35,7 +35,7 @@ class AudienceServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
         tool = self._tool_manager.get_tool(name)
-        refused = [*unknown_arguments(tool.parameters, arguments or {}), *nul_characters(arguments or {})] if tool else []
+        refused = [*refused_arguments(tool.parameters, arguments or {}), *nul_characters(arguments or {})] if tool else []
         if refused:
             return failure(refused)
         try:

@@ -118,7 +118,7 @@ def _worker(store: Store, args: argparse.Namespace) -> int:
     store.analytics = open_analytic_store(store, args.analytics)
     worker = Worker(store).start()
     try:
-        worker.thread.join()
+        worker.wait()
     except KeyboardInterrupt:
         worker.stop()
     return 0

@@ -6,7 +6,8 @@ A single call may be 32 KB, a batch 500 KB (after gzip decoding). Answers: `{"su
 too large. Every error body is `{"success": false, "code", "message"}` (Segment's libraries read
 `code` and `message`). In a batch the valid messages are stored even when others are rejected: the
 `400` names each rejected message by its index, and resending the whole batch is safe because
-messageIds are de-duplicated.
+messageIds are de-duplicated. While the database cannot be reached the answer is `503` with
+`Retry-After` (Segment's libraries retry it), and nothing of the call was stored.
 
 Browsers send from pages on other origins (analytics.js posts `text/plain` bodies carrying
 `writeKey`), so these routes, and only these, answer CORS preflights and allow any origin: a write
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from backend.tracking.messages import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TYPES
 from server.basic_auth import basic_user
 from store.catalog import spaces
+from store.db.outage import RETRY_AFTER_SECONDS, Unavailable
 from store.db.store import Store
 from store.ingest.ingest import accept
 
@@ -42,7 +44,7 @@ class _TooLarge(Exception):
     pass
 
 
-CODES = {400: "invalid_request", 401: "unauthorized", 413: "payload_too_large"}
+CODES = {400: "invalid_request", 401: "unauthorized", 413: "payload_too_large", 503: "unavailable"}
 
 
 def paths() -> set[str]:
@@ -85,10 +87,13 @@ def _handler(store: Store, kind: str):
             return _failure(400, "request body is not valid JSON (or not valid gzip)")
         if not isinstance(body, dict):
             return _failure(400, "request body must be a JSON object")
-        space_id = await anyio.to_thread.run_sync(spaces.space_for_write_key, store, _write_key(request, body))
-        if space_id is None:
-            return _failure(401, "unknown write key: send it as the Basic auth user name or as writeKey")
-        return await _accept(store, space_id, kind, body)
+        try:
+            space_id = await anyio.to_thread.run_sync(spaces.space_for_write_key, store, _write_key(request, body))
+            if space_id is None:
+                return _failure(401, "unknown write key: send it as the Basic auth user name or as writeKey")
+            return await _accept(store, space_id, kind, body)
+        except Unavailable as error:
+            return _failure(503, error.message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     return handle
 
@@ -144,5 +149,6 @@ def _write_key(request: Request, body: dict) -> str:
     return key if isinstance(key, str) else ""
 
 
-def _failure(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"success": False, "code": CODES[status], "message": message}, status_code=status)
+def _failure(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"success": False, "code": CODES[status], "message": message}, status_code=status,
+                        headers=headers)

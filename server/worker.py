@@ -1,6 +1,7 @@
-"""The background loops: realtime recomputes, previews, due runs (cadences, sweeps, schedules) and the
-pruning of the analytic store's change log in one thread; outbox delivery in another with its own
-event loop; and, when this process has an analytic store, its replication in a third.
+"""The background loops, each in a thread of its own so that a slow one never holds up another:
+realtime recomputes; previews; due runs (first runs, cadences, sweeps, schedules) and the pruning of
+the analytic store's change log; outbox delivery, with its own event loop; and, when this process has
+an analytic store, its replication.
 
 They run inside `serve` (or alone as `segment-audiences worker`). Each step is a store service that
 takes `now` from the store's clock, so tests call the same services directly. A step that fails is
@@ -25,14 +26,15 @@ from backend.delivery.sender import DEADLINE_SECONDS
 from store.analytic.replication import prune_changes
 from store.compute import previews, recompute
 from store.compute.runs import Cadence
+from store.db.outage import Unavailable
 from store.db.store import Store
 from store.delivery import outbox
 from store.delivery.delivery import deliver_once, sender_for
 
 logger = logging.getLogger("segment_audiences.worker")
 TICK_SECONDS = 0.1
-DUE_EVERY_TICKS = 10
-PRUNE_EVERY_TICKS = 6000
+RUNS_SECONDS = 1.0
+PRUNE_EVERY_TICKS = 600
 REPLICATE_SECONDS = 1.0
 
 
@@ -48,47 +50,63 @@ class Worker:
         self.store = store
         self.cadence = cadence or cadence_from_env()
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.loop, name="segment-audiences-worker", daemon=True)
+        self.threads = [threading.Thread(target=loop, name=f"segment-audiences-{name}", daemon=True)
+                        for name, loop in (("realtime", self.realtime), ("previews", self.previews),
+                                           ("runs", self.runs))]
         self.delivery = DeliveryWorker(store)
         self.replication = threading.Thread(target=self.replicate, name="segment-audiences-replication", daemon=True)
 
     def start(self) -> Worker:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         self.delivery.start()
         if self.store.analytics is not None:
             self.replication.start()
         return self
 
+    def wait(self) -> None:
+        """Until the loops stop (they stop only when told to)."""
+        for thread in self.threads:
+            thread.join()
+
     def stop(self) -> None:
         self.stopping.set()
         self.delivery.stop()
-        self.thread.join(timeout=10)
-        if self.replication.is_alive():
-            self.replication.join(timeout=10)
+        for thread in [*self.threads, self.replication]:
+            if thread.is_alive():
+                thread.join(timeout=10)
 
     def replicate(self) -> None:
-        """Keep the analytic store close behind (in a thread of its own: a first copy takes a while),
-        so a full run has little to copy first."""
+        """Keep the analytic store close behind (a first copy takes a while), so a full run has little
+        to copy first."""
         while not self.stopping.is_set():
             self.step("replication", self.store.analytics.catch_up)
             self.stopping.wait(REPLICATE_SECONDS)
 
-    def loop(self) -> None:
+    def realtime(self) -> None:
+        while not self.stopping.is_set():
+            if not self.step("realtime", lambda: recompute.process_dirty(self.store)):
+                self.stopping.wait(TICK_SECONDS)
+
+    def previews(self) -> None:
+        while not self.stopping.is_set():
+            if not self.step("previews", lambda: previews.run_pending(self.store)):
+                self.stopping.wait(TICK_SECONDS)
+
+    def runs(self) -> None:
         ticks = 0
         while not self.stopping.is_set():
-            busy = self.step("realtime", lambda: recompute.process_dirty(self.store))
-            self.step("previews", lambda: previews.run_pending(self.store))
-            if ticks % DUE_EVERY_TICKS == 0:
-                self.step("due runs", lambda: recompute.run_due(self.store, self.cadence))
+            self.step("due runs", lambda: recompute.run_due(self.store, self.cadence))
             if ticks % PRUNE_EVERY_TICKS == 0:
                 self.step("change log pruning", lambda: prune_changes(self.store))
             ticks += 1
-            if not busy:
-                self.stopping.wait(TICK_SECONDS)
+            self.stopping.wait(RUNS_SECONDS)
 
     def step(self, name: str, work) -> int:
         try:
             return work()
+        except Unavailable:  # logged once by the store when it began; try again next tick
+            return 0
         except Exception:  # the loop's boundary: log, and try again next tick
             logger.exception("background %s failed; retrying", name)
             return 0
@@ -122,6 +140,8 @@ class DeliveryWorker:
             while not self.stopping.is_set():
                 try:
                     due = await anyio.to_thread.run_sync(outbox.due_targets, self.store)
+                except Unavailable:  # logged once by the store when it began
+                    due = set()
                 except Exception:  # the loop's boundary: log, and look again next tick
                     logger.exception("background delivery failed to look for due rows; retrying")
                     due = set()
@@ -138,6 +158,8 @@ class DeliveryWorker:
                 if not await deliver_once(self.store, sender, self.owner, size, lease_ms=self.lease_ms,
                                           target_id=target_id):
                     return
+        except Unavailable:  # logged once by the store; the supervisor starts the lane again
+            pass
         except Exception:  # the lane's boundary: log, and let the supervisor start it again
             logger.exception("delivery to %s failed; retrying", target_id)
         finally:

@@ -181,3 +181,12 @@ def _accepts_or_explains(text):
         except cql.CQLError as error:
             assert error.position.line >= 1 and error.position.column >= 1
             assert error.message
+
+
+@pytest.mark.parametrize("name", ['a"', "a\\\\\\\\b", 'order."total"'])
+def test_a_name_no_engine_can_address_is_refused_where_it_is_written(name):
+    query = f"event('Order Completed').where(property('{name}') = 1).count() >= 1"
+    with pytest.raises(cql.CQLError) as refused:
+        cql.parse(query)
+    assert "double quote or a backslash" in refused.value.message
+    assert refused.value.position.column == query.index("property(") + len("property(") + 1

@@ -1,6 +1,7 @@
 """An argument name a tool does not know, at any depth, is refused with the closest valid name; it is
 never silently dropped."""
 
+import base64
 import json
 
 import pytest
@@ -58,3 +59,19 @@ async def test_random_extra_and_wrong_case_keys_are_always_refused(client, tools
     assert {"type": "input-validation", "field": extra} in [{"type": e["type"], "field": e["field"]} for e in errors]
     if extra in wrong_case:
         assert any(f"did you mean '{extra.lower()}'" in e["message"].lower() for e in errors), json.dumps(errors)
+
+
+@pytest.mark.parametrize("given", ["yes", "true", 1, 0, "off"])
+async def test_a_boolean_argument_that_is_not_true_or_false_is_refused(call, space_id, given):
+    error = await call.error("create_destination", spaceId=space_id, metadataId="webhooks-actions", name="Hooks",
+                             settings={}, enabled=given)
+    assert error == {"type": "input-validation", "field": "enabled",
+                     "message": f"enabled: must be true or false, not {json.dumps(given)}"}
+
+
+@pytest.mark.parametrize("tool", ["list_audiences", "list_spaces"])
+async def test_a_cursor_of_a_huge_offset_is_refused_as_input(call, space_id, tool):
+    cursor = base64.b64encode(b"1" * 26).decode()
+    arguments = {"spaceId": space_id} if tool == "list_audiences" else {}
+    error = await call.error(tool, pagination={"cursor": cursor, "count": 10}, **arguments)
+    assert error["type"] == "input-validation" and error["field"] == "pagination.cursor"

@@ -1,6 +1,7 @@
 """Strict tool arguments: a name that is not in the tool's input schema, at any depth, is refused
 with the closest valid name, instead of being silently dropped (`Enabled` for `enabled` would
-otherwise leave an audience enabled while the call succeeds).
+otherwise leave an audience enabled while the call succeeds). A boolean is `true` or `false` only:
+pydantic would read `"yes"`, `"off"` or `1` as one.
 
 Objects whose schema allows any key (destination settings, mappings) are not checked here; their
 keys are checked against the catalog by the tools themselves. A NUL character in any argument string
@@ -10,6 +11,7 @@ or name is refused too (`nul_characters`), as the Tracking API refuses it in mes
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,10 +25,11 @@ def forbid_unknown(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def unknown_arguments(schema: dict[str, Any], arguments: dict[str, Any]) -> list[dict[str, str]]:
+def refused_arguments(schema: dict[str, Any], arguments: dict[str, Any]) -> list[dict[str, str]]:
     """One `input-validation` error per argument name the schema does not know, naming the field by
-    its path (`options.IncludeHistoricalData`) and the closest valid name."""
-    return list(_unknown(schema, arguments, schema.get("$defs", {}), ""))
+    its path (`options.IncludeHistoricalData`) and the closest valid name, and per boolean argument
+    that is not a JSON boolean."""
+    return list(_refused(schema, arguments, schema.get("$defs", {}), ""))
 
 
 def nul_characters(arguments: Any, path: str = "") -> list[dict[str, str]]:
@@ -49,26 +52,36 @@ def nul_characters(arguments: Any, path: str = "") -> list[dict[str, str]]:
     return errors
 
 
-def _unknown(schema: dict[str, Any], value: Any, defs: dict[str, Any], path: str) -> Iterator[dict[str, str]]:
+def _refused(schema: dict[str, Any], value: Any, defs: dict[str, Any], path: str) -> Iterator[dict[str, str]]:
     schema = resolve_ref(schema, defs)
+    if value is not None and not isinstance(value, bool) and _boolean(schema, defs):
+        yield {"type": "input-validation", "message": f"{path}: must be true or false, not {json.dumps(value)}",
+               "field": path}
+        return
     if "anyOf" in schema:
         branches = [resolve_ref(branch, defs) for branch in schema["anyOf"]]
         fitting = [branch for branch in branches if _fits(branch, value)]
         if len(fitting) == 1:
-            yield from _unknown(fitting[0], value, defs, path)
+            yield from _refused(fitting[0], value, defs, path)
         return
     if isinstance(value, dict) and "properties" in schema and schema.get("additionalProperties") is not True:
         names = schema["properties"]
         for key, item in value.items():
             field = f"{path}.{key}" if path else key
             if key in names:
-                yield from _unknown(names[key], item, defs, field)
+                yield from _refused(names[key], item, defs, field)
             else:
                 yield {"type": "input-validation", "message": f"{field}: unknown argument{_hint(key, names)}",
                        "field": field}
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
-            yield from _unknown(schema["items"], item, defs, f"{path}[{index}]")
+            yield from _refused(schema["items"], item, defs, f"{path}[{index}]")
+
+
+def _boolean(schema: dict[str, Any], defs: dict[str, Any]) -> bool:
+    """Whether the schema takes a boolean and nothing else (but null)."""
+    kinds = {resolve_ref(branch, defs).get("type") for branch in schema.get("anyOf", [schema])}
+    return "boolean" in kinds and kinds <= {"boolean", "null"}
 
 
 def _fits(schema: dict[str, Any], value: Any) -> bool:

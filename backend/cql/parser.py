@@ -68,6 +68,7 @@ REDUCERS = {"count", "sum", "avg", "min", "max", "mode", "first", "last", "uniqu
 REDUCER_TYPES = {"min": {"number", "string"}, "max": {"number", "string"}, "mode": {"number", "string", "array"}}
 STREAM_EXTRACTORS = {"event", "entity"}
 SCALAR_EXTRACTORS = {"trait", "property", "context", "literal"}
+UNADDRESSABLE = ('"', "\\")  # in a key (a backslash escaping a dot aside): no JSON path of SQLite or DuckDB reaches it
 UNITS = {
     "second": "seconds",
     "seconds": "seconds",
@@ -415,6 +416,9 @@ class _Parser:
         path = split_path(name)
         if not all(path):
             raise CQLError(f"{name!r} is not a valid name: it is empty or has an empty segment", token.position)
+        if any(character in part for part in path for character in UNADDRESSABLE):
+            raise CQLError(f"{name!r} is not a valid name: a double quote or a backslash in a name is something the "
+                           "JSON paths of SQLite and DuckDB cannot address", token.position)
         return path
 
     def integer(self, what: str) -> int:

@@ -30,6 +30,9 @@ class AnalyticEngine(Protocol):
 
     def create_tables(self) -> None: ...
 
+    def drop_tables(self) -> None:
+        """Drop every analytic table (and forget their derived columns)."""
+
     def transaction(self): ...
 
     def execute(self, sql: str) -> None: ...
@@ -41,6 +44,9 @@ class AnalyticEngine(Protocol):
     def derive(self, table: Table, columns: Sequence[DerivedColumn], *, fill: bool) -> None: ...
 
     def sql(self, statement: Executable) -> str: ...
+
+    def interrupt(self) -> None:
+        """Stop the statement `run` is running now, if the engine can (`store.db.budget`)."""
 
     def close(self) -> None: ...
 
@@ -54,11 +60,16 @@ class DuckDB:
     def __init__(self, path: str):
         self.engine = create_engine(f"duckdb:///{path}")
         self._connection: Connection | None = None
+        self._running = None
         self._derived: dict[str, list[DerivedColumn]] = {}
         self.engine.connect().close()
 
     def create_tables(self) -> None:
         METADATA.create_all(self.engine)
+
+    def drop_tables(self) -> None:
+        METADATA.drop_all(self.engine)
+        self._derived.clear()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -83,7 +94,16 @@ class DuckDB:
         bound values keep DuckDB from pruning row groups by them (three times slower here), and
         SQLAlchemy's rows cost as much again as the query on large answers."""
         with self._using() as connection:
-            return connection.connection.driver_connection.execute(self.sql(statement)).fetchall()
+            self._running = connection.connection.driver_connection
+            try:
+                return self._running.execute(self.sql(statement)).fetchall()
+            finally:
+                self._running = None
+
+    def interrupt(self) -> None:
+        running = self._running
+        if running is not None:
+            running.interrupt()
 
     def insert(self, table: Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         """Insert rows through an Arrow table built a column at a time (three times faster than Arrow
@@ -153,6 +173,10 @@ class ClickHouse:
             self.client.command(f"CREATE TABLE IF NOT EXISTS `{table.name}` ({columns}) "
                                 f"ENGINE = MergeTree ORDER BY {CLICKHOUSE_ORDER[table.name]}")
 
+    def drop_tables(self) -> None:
+        for table in METADATA.sorted_tables:
+            self.client.command(f"DROP TABLE IF EXISTS `{table.name}`")
+
     @staticmethod
     def _type(column) -> str:
         kind = CLICKHOUSE_TYPES[column.type.compile().split("(")[0]]
@@ -185,6 +209,9 @@ class ClickHouse:
 
     def sql(self, statement: Executable) -> str:
         return str(statement.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
+
+    def interrupt(self) -> None:
+        """ClickHouse's statements are not stopped from here: one over budget is refused when it ends."""
 
     def close(self) -> None:
         self.client.close()

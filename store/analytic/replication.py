@@ -22,6 +22,11 @@ watermark, so a full run that catches up first sees every event acknowledged bef
 - **Typed property columns.** The event properties full runs read get typed columns
   (`typed_properties`, registered in `typed_property`), filled for the events already copied when
   first read and computed for each event copied after (`AnalyticEngine.derive`).
+- **Generations.** A restored backup, a copy or a rollback of the operational store leaves a copy
+  that is ahead of it, or whose newest event is no longer the store's event of that id (new events
+  took the ids again). Every catch-up checks both first and, on either, starts over from scratch, so
+  a full run never reads rows the store no longer has, nor misses ones it reused ids for. A start
+  over is a first copy: about 4 s for 1M events at the measured 239,000 events/s.
 - **Visibility.** On SQLite one writer commits at a time, so every id and log position read in a
   transaction is committed. On PostgreSQL every write transaction holds a shared advisory lock
   (`store.db.locks.WRITES`); the replicator reads its watermarks holding it exclusively, so no
@@ -107,6 +112,14 @@ class Marks:
     pruned_seq: int
 
 
+def marks_of(session) -> Marks:
+    """How far the rows this transaction sees go."""
+    event_id = session.execute(select(func.coalesce(func.max(Event.id), 0))).scalar_one()
+    change_seq = session.execute(select(func.coalesce(func.max(AnalyticChange.seq), 0))).scalar_one()
+    pruned = session.get(SchemaMeta, PRUNED_KEY)
+    return Marks(event_id, change_seq, int(pruned.value) if pruned else 0)
+
+
 @dataclass(frozen=True)
 class CatchUp:
     """What one catch-up copied up to, and how far behind the analytic store was before it: the age
@@ -160,15 +173,45 @@ class Replicator:
         if names:
             logger.warning("the %s store holds a copy of another database, or one in an older layout; copying "
                            "this one again", self.engine.name)
-            for table in analytic.METADATA.sorted_tables:
-                self.engine.execute(f"DROP TABLE IF EXISTS {table.name}")
-            self.engine.create_tables()
+            self._drop()
         self.engine.insert(state, ["name", "value"], [(name, 0) for name in mine])
+
+    def _drop(self) -> None:
+        self.engine.drop_tables()
+        self.engine.create_tables()
+        self.typed = {}
+
+    def _went_back(self, marks: Marks, event_id: int, change_seq: int) -> str | None:
+        """Why the copy is not of the operational store as it is now, or None: it holds rows past the
+        store's newest (the store was restored from a backup, or rolled back), or its newest event is
+        not the store's event of that id (the store went back, then took new events under the ids)."""
+        if event_id > marks.event_id or change_seq > marks.change_seq:
+            return (f"it holds events up to id {event_id} and changes up to {change_seq}, the operational store "
+                    f"only up to {marks.event_id} and {marks.change_seq}")
+        if not event_id:
+            return None
+        event = analytic.EVENT
+        fingerprint = ("event", "timestamp_ms", "received_at_ms", "source_id")  # what a merge leaves as it was
+        copied = self.engine.run(select(*(event.c[name] for name in fingerprint)).where(event.c.id == event_id))
+        with self.store.read() as session:
+            stored = session.execute(select(*(Event.__table__.c[name] for name in fingerprint)).where(
+                Event.id == event_id)).all()
+        if [tuple(row) for row in copied] != [tuple(row) for row in stored]:
+            return f"its event {event_id} is not the operational store's event {event_id}"
+        return None
 
     def catch_up(self) -> CatchUp:
         """Copy everything committed before this call."""
         marks = self.marks()
         event_id, change_seq = self.position()
+        went_back = self._went_back(marks, event_id, change_seq)
+        if went_back:
+            logger.warning("the %s store is not a copy of the operational store as it is now (%s): the store was "
+                           "restored from a backup, copied or rolled back; copying it again from scratch",
+                           self.engine.name, went_back)
+            self._drop()
+            self._claim()
+            event_id, change_seq = self.position()
         lag_ms = self._lag_ms(event_id, marks)
         if change_seq < 0 or change_seq < marks.pruned_seq:
             self._copy_whole_tables(marks.change_seq)
@@ -184,10 +227,7 @@ class Replicator:
                 if time.monotonic() >= deadline:
                     locks.exclusive(session, [locks.WRITES])
                 if locks.try_exclusive(session, locks.WRITES):
-                    event_id = session.execute(select(func.coalesce(func.max(Event.id), 0))).scalar_one()
-                    change_seq = session.execute(select(func.coalesce(func.max(AnalyticChange.seq), 0))).scalar_one()
-                    pruned = session.get(SchemaMeta, PRUNED_KEY)
-                    return Marks(event_id, change_seq, int(pruned.value) if pruned else 0)
+                    return marks_of(session)
             time.sleep(0.005)
 
     def position(self) -> tuple[int, int]:

@@ -8,16 +8,25 @@ is a ClickHouse server (clickhouse-connect); `none` keeps every run on the opera
 
 DuckDB lets one process at a time open its file, so the first process to start owns it: it
 replicates and computes full runs there. Any other process sharing the operational database logs
-that the file is owned elsewhere and computes its full runs on the operational store, as with
-`none`: the answers are the same, only slower. Realtime passes always read the operational store.
+that the file is owned elsewhere (naming the process DuckDB names) and computes its full runs on the
+operational store, as with `none`: the answers are the same, only slower. Realtime passes always
+read the operational store.
+
+The file is only a copy, so a damaged one never stops a process: one that cannot be opened or read
+(truncated, empty, not a DuckDB file, a block failing its checksum) is logged once with DuckDB's
+own words, moved aside (`<file>.damaged-<time>`, with its WAL) and made again from the operational
+store; until the new copy has caught up, full runs read the operational store.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import make_url
@@ -26,6 +35,7 @@ from backend.cql.compiler import Tables
 from store.analytic.engines import AnalyticEngine, ClickHouse, ClickHouseServer, DuckDB
 from store.analytic.replication import Marks, Replicator
 from store.analytic.tables import tables
+from store.db.budget import UNLIMITED, Budget
 from store.db.store import Store
 
 logger = logging.getLogger("segment_audiences.analytics")
@@ -47,10 +57,12 @@ class AnalyticStore:
     catch-up has finished (a first copy of a large database takes a while), full runs compute on the
     operational store rather than wait."""
 
-    def __init__(self, store: Store, engine: AnalyticEngine):
+    def __init__(self, store: Store, engine: AnalyticEngine, reopen: Callable[[], AnalyticEngine] | None = None):
         self.engine = engine
         self.replicator = Replicator(store, engine)
         self.ready = False
+        self._store = store
+        self._reopen = reopen
         self._turn = threading.Lock()
 
     @property
@@ -58,7 +70,7 @@ class AnalyticStore:
         return self.engine.name
 
     def catch_up(self) -> None:
-        with self._turn:
+        with self._turn, self._replacing_when_damaged():
             self.replicator.catch_up()
             self.ready = True
 
@@ -70,19 +82,40 @@ class AnalyticStore:
         with self._turn:
             return tables(self.replicator.typed_properties(property_paths, add=add))
 
-    def compute(self, statement, space_id: str, trait_keys: Collection[str] = ()) -> FullResult | None:
-        """`statement` (compiled over the analytic tables) run after copying everything committed and
-        the computed values of the `trait_keys` it reads; None while the first copy is under way."""
+    def compute(self, statement, space_id: str, trait_keys: Collection[str] = (), *,
+                budget: Budget = UNLIMITED) -> FullResult | None:
+        """`statement` (compiled over the analytic tables) run, within `budget`, after copying
+        everything committed and the computed values of the `trait_keys` it reads; None while the
+        first copy is under way."""
         if not self.ready:
             return None
-        with self._turn:
+        with self._turn, self._replacing_when_damaged():
             caught = self.replicator.catch_up()
             self.replicator.copy_computed(space_id, trait_keys)
-            rows = self.engine.run(statement)
+            with budget.around(self.engine.interrupt):
+                rows = self.engine.run(statement)
+        if not self.ready:  # its file was damaged, and is being made again
+            return None
         return FullResult(rows, caught.marks, caught.lag_ms, self.engine.name)
 
     def sql(self, statement) -> str:
         return self.engine.sql(statement)
+
+    @contextmanager
+    def _replacing_when_damaged(self) -> Iterator[None]:
+        """On a damaged file: the file moved aside and a new one started (not ready until it has
+        caught up); the error is not raised."""
+        try:
+            yield
+        except Exception as error:
+            if self._reopen is None or not damaged(error):
+                raise
+            logger.error("the analytic store failed to read its file (%s); it is only a copy: moving it aside and "
+                         "copying the operational store again", cause(error))
+            self.ready = False
+            self.engine.close()
+            self.engine = self._reopen()
+            self.replicator = Replicator(self._store, self.engine)
 
     def close(self) -> None:
         self.engine.close()
@@ -100,14 +133,55 @@ def open_analytic_store(store: Store, option: str | None) -> AnalyticStore | Non
     path = option.removeprefix("duckdb").removeprefix(":") or _beside_sqlite(store)
     if path is None:
         return None
+
+    def reopen() -> DuckDB:
+        aside = _move_aside(path)
+        logger.warning("the damaged analytic store is kept as %s; a new one is made at %s", aside, path)
+        return DuckDB(path)
+
+    engine = None
     try:
         engine = DuckDB(path)
-    except Exception as error:  # duckdb.IOException: the file is open for writing in another process
-        logger.warning("the analytic store %s is in use by another process (%s); this process computes full "
-                       "runs on the operational store", path, error)
-        return None
+        analytics = AnalyticStore(store, engine, reopen)
+    except Exception as error:
+        if engine is not None:
+            engine.close()  # its file is renamed next: no connection may keep DuckDB's instance of it open
+        if _locked(error):
+            logger.warning("the analytic store %s is in use by another process (%s); this process computes full "
+                           "runs on the operational store", path, cause(error))
+            return None
+        if not damaged(error):
+            raise
+        logger.error("the analytic store %s cannot be opened (%s); it is only a copy of the operational store",
+                     path, cause(error))
+        analytics = AnalyticStore(store, reopen(), reopen)
     logger.info("analytic store: DuckDB at %s", path)
-    return AnalyticStore(store, engine)
+    return analytics
+
+
+def _locked(error: BaseException) -> bool:
+    return "Could not set lock on file" in str(getattr(error, "orig", None) or error)
+
+
+def damaged(error: BaseException) -> bool:
+    """Whether DuckDB failed because its file is damaged (not locked, not a statement it refused)."""
+    original = getattr(error, "orig", None) or error
+    if not type(original).__module__.lstrip("_").startswith("duckdb") or _locked(original):
+        return False
+    return type(original).__name__ in {"IOException", "InternalException", "FatalException"} or "Corrupt" in str(original)
+
+
+def cause(error: BaseException) -> str:
+    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+
+
+def _move_aside(path: str) -> str:
+    """Rename a damaged file (and its WAL) out of the way; returns the new name."""
+    aside = f"{path}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+    for suffix in ("", ".wal"):
+        if Path(path + suffix).exists():
+            os.replace(path + suffix, aside + suffix)
+    return aside
 
 
 def _beside_sqlite(store: Store) -> str | None:

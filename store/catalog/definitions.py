@@ -5,14 +5,21 @@ is reserved across both, forever. `trait('<key>')` references are recorded per d
 the consumers of an audience, refuse a definition that would make a cycle, and refuse removing a
 definition others still read. A definition may read a trait nobody has yet (it is accepted, with a
 warning naming the closest known keys), since profiles may gain it later.
+
+A space holds at most `max_computations()` live audiences and computed traits together: 1,000 by
+default, SEGMENT_AUDIENCES_MAX_COMPUTATIONS to change it. Segment has such a limit too (its Unify and
+Engage product limits: 100 audiences and 50 computed traits per space on the Plus plans, more on
+request, https://www.twilio.com/docs/segment/unify/product-limits); this engine allows more by
+default, since its realtime passes are bounded per space, but not without end.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func
 from sqlmodel import Session, col, delete, select
 
 from backend import cql
@@ -21,6 +28,8 @@ from store.db.errors import Conflict, InputValidation
 from store.db.models import CUSTOM, Audience, ComputedTrait, ComputeState, DefinitionReference, Trait, TraitKey
 from store.db.naming import first_free, snake_case
 from store.db.store import Store
+
+MAX_COMPUTATIONS = 1_000
 
 
 def check_definition(query: str, *, kind: str, audience_type: str) -> cql.Analysis:
@@ -45,6 +54,7 @@ def reserve_key(session: Session, space_id: str, name: str, owner_id: str, fallb
     values profiles already had under it are removed, so `trait('<key>')` and the Profile API read
     only what its runs write (Identify and Group calls cannot set it afterwards either)."""
     locks.exclusive(session, [f"trait keys of {space_id}"])
+    _refuse_over_limit(session, space_id)
 
     def taken(key: str) -> bool:
         return session.get(TraitKey, (space_id, key)) is not None
@@ -53,6 +63,20 @@ def reserve_key(session: Session, space_id: str, name: str, owner_id: str, fallb
     session.add(TraitKey(space_id=space_id, key=key, owner_id=owner_id))
     session.exec(delete(Trait).where(Trait.space_id == space_id, Trait.key == key, Trait.trait_class == CUSTOM))
     return key
+
+
+def max_computations() -> int:
+    return int(os.environ.get("SEGMENT_AUDIENCES_MAX_COMPUTATIONS", MAX_COMPUTATIONS))
+
+
+def _refuse_over_limit(session: Session, space_id: str) -> None:
+    limit = max_computations()
+    live = sum(session.execute(select(func.count()).select_from(model).where(
+        model.space_id == space_id, col(model.deleted_at).is_(None))).scalar_one() for model in (Audience, ComputedTrait))
+    if live >= limit:
+        raise Conflict(f"Space '{space_id}' already has {live} audiences and computed traits, the most a space may "
+                       f"have ({limit}); delete one it no longer needs first, or raise the limit with "
+                       "SEGMENT_AUDIENCES_MAX_COMPUTATIONS.", field="name")
 
 
 def record_references(session: Session, space_id: str, owner_id: str, own_key: str, keys: tuple[str, ...]) -> None:

@@ -5,6 +5,10 @@ An update merges settings key by key; a secret given as its masked value (what r
 stored secret, so an agent can send back what it read. A disabled instance sends nothing and queues
 nothing new; what it had queued waits. An instance still connected to a live audience or computed
 trait cannot be removed; connections left behind by removed ones go with it.
+
+A Tracking API forwarder whose write key is its own space's would send the space's audience events
+back into it, where realtime computations over them emit more: it is refused when saved (ingest
+also drops what a space's own computations emitted, should it arrive anyway: `store.ingest`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from sqlmodel import Session, col, delete, select
 from store.catalog.spaces import require_space
 from store.db.errors import Conflict, InputValidation, NotFound
 from store.db.ids import new_id
-from store.db.models import Activation, Audience, ComputedTrait, Connection, Destination
+from store.db.models import Activation, Audience, ComputedTrait, Connection, Destination, Space
 from store.db.pagination import Page, PageRequest, paginate
 from store.db.store import Store
 from store.delivery import destination_catalog
@@ -29,7 +33,7 @@ def add_destination(store: Store, space_id: str, slug: str, name: str, settings:
     entry = require_entry(slug)
     checked = destination_catalog.check_fields(settings, entry.settings, "settings", require=True)
     with store.write() as session:
-        require_space(session, space_id)
+        _refuse_loop(require_space(session, space_id), checked)
         now = store.now()
         destination = Destination(id=new_id("dst"), space_id=space_id, slug=slug, name=_check_name(name),
                                   settings=checked, enabled=enabled, created_at=now, updated_at=now)
@@ -63,6 +67,7 @@ def update_destination(store: Store, space_id: str, destination_id: str, *, name
             given = {key: value for key, value in settings.items() if not (key in secrets and value == REDACTED)}
             destination.settings = destination_catalog.check_fields({**destination.settings, **given}, entry.settings,
                                                         "settings", require=True)
+            _refuse_loop(require_space(session, space_id), destination.settings)
         if name is not None:
             destination.name = _check_name(name)
         if enabled is not None:
@@ -70,6 +75,13 @@ def update_destination(store: Store, space_id: str, destination_id: str, *, name
         destination.updated_at = store.now()
         session.add(destination)
         return destination
+
+
+def _refuse_loop(space: Space, settings: dict[str, Any]) -> None:
+    if settings.get("writeKey") == space.write_key:
+        raise InputValidation("settings.writeKey is this space's own write key: the destination would send the "
+                              "space's audience events back into it, for ever. Give the write key of another "
+                              "space (or another workspace's source).", field="settings.writeKey")
 
 
 def remove_destination(store: Store, space_id: str, destination_id: str) -> None:

@@ -29,6 +29,7 @@ from backend.clock import to_ms
 from store.analytic import tables as analytic_tables
 from store.analytic.store import AnalyticStore, FullResult
 from store.catalog.audiences import DEFAULT_EXTERNAL_IDS
+from store.db.budget import UNLIMITED, Budget
 from store.db.models import Audience, AudiencePreview, ComputedTrait, Event, Identifier, Profile, ProfileLink, Trait
 from store.db.store import Store
 
@@ -61,10 +62,12 @@ class Computation:
         build = audience_members if self.kind == "audience" else trait_values
         return build(root, tables=TABLES if analytic is None else analytic, scope=scope, now=now)
 
-    def on_analytic_store(self, analytics: AnalyticStore, now) -> FullResult | None:
-        """Every profile's rows computed on the analytic store (None while its first copy is under way)."""
+    def on_analytic_store(self, analytics: AnalyticStore, now, budget: Budget = UNLIMITED) -> FullResult | None:
+        """Every profile's rows computed on the analytic store, within `budget` (None while its first
+        copy is under way)."""
         tables = analytics.tables_for(self.analysis.property_paths)
-        return analytics.compute(self.statement(now, analytic=tables), self.space_id, self.analysis.referenced_traits)
+        return analytics.compute(self.statement(now, analytic=tables), self.space_id, self.analysis.referenced_traits,
+                                 budget=budget)
 
     def _eligibility(self, analytic: bool) -> tuple[ColumnElement, ...]:
         """Profiles with an external id of an eligible type: a correlated EXISTS on the operational

@@ -2,7 +2,9 @@
 to 100 members, without saving an audience or touching any membership.
 
 A preview reads history the way a saved audience with `includeHistoricalData` would (Segment offers
-previews only for audiences that use historical data), measured from the preview's creation.
+previews only for audiences that use historical data), measured from the preview's creation. It has a
+time budget (`store.db.budget`, 60 s by default): one that takes longer is stopped and ends `FAILED`,
+its `failureReason` naming the budget.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from store.catalog import definitions
 from store.catalog.audiences import check_audience_type, resolve_options
 from store.catalog.spaces import require_space
 from store.compute import computations
+from store.db.budget import Budget
 from store.db.errors import NotFound
 from store.db.ids import new_id
 from store.db.models import AudiencePreview, Identifier
@@ -60,12 +63,14 @@ def run_pending(store: Store) -> int:
 
 def _run(store: Store, preview: AudiencePreview) -> None:
     computation = computations.for_preview(preview)
+    budget = Budget.preview()
     try:
         now = store.now()
-        analytic = computation.on_analytic_store(store.analytics, now) if store.analytics else None
+        analytic = computation.on_analytic_store(store.analytics, now, budget) if store.analytics else None
         with store.read() as session:
             if analytic is None:
-                members = sorted(session.execute(computation.statement(now)).scalars())
+                with budget.on(session.connection()):
+                    members = sorted(session.execute(computation.statement(now)).scalars())
             else:
                 members = sorted(row[0] for row in analytic.rows)
             results = _sample(session, members[:SAMPLE_SIZE])

@@ -7,7 +7,9 @@ store when this process has one (`store.analytic.store`): it first copies everyt
 the statement there, and then, inside its transaction, recomputes on the operational store the
 profiles that changed since that copy (their events or rows arrived meanwhile), so the result is as
 current as a run on the operational store would be. The run records the engine and how far behind
-the analytic store was. Nothing is sent from here: the
+the analytic store was. On SQLite without an analytic store, a full run reads the operational store
+the same way, apart from its write transaction (`_read_apart`). A forced run has a time budget
+(`store.db.budget`, 600 s by default); one that outlasts it is stopped and recorded as failed. Nothing is sent from here: the
 outbox rows wait for the delivery worker: an audience's entries and exits, a computed trait's
 changed values (a cleared value goes out as null; a merged-away profile leaves silently). A run that
 fails leaves membership and traits as they were, records the failed run, and sets the computation's
@@ -26,12 +28,13 @@ from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
 from backend.cql.compiler import CompileError
-from store.analytic.replication import Marks
+from store.analytic.replication import Marks, marks_of
 from store.analytic.store import FullResult
 from store.catalog.audiences import get_audience
 from store.compute import computations
 from store.compute.computations import Computation
 from store.db import locks
+from store.db.budget import UNLIMITED, Budget, OverBudget
 from store.db.bulk import IN_CHUNK, insert_dicts, select_all, select_in, upsert_newer_distinct
 from store.db.errors import Conflict, NotFound
 from store.db.ids import new_id
@@ -70,11 +73,13 @@ class Cadence:
         return now_ms + self.sweep_ms if computation.analysis.reads_clock else None
 
 
-def run(store: Store, computation_id: str, *, reason: str, cadence: Cadence = Cadence()) -> ComputeRun:
+def run(store: Store, computation_id: str, *, reason: str, cadence: Cadence = Cadence(),
+        budget: Budget = UNLIMITED) -> ComputeRun:
     """Compute one audience or computed trait over all its profiles, in its own transaction, waiting
-    for a run of it in another process to end first. Any failure (a definition this engine cannot
-    compute, a database error) is recorded, not raised."""
-    run_row = _run(store, computation_id, reason, cadence, None)
+    for a run of it in another process to end first, its statement stopped if it outlasts `budget`.
+    Any failure (a definition this engine cannot compute, a database error, the budget spent) is
+    recorded, not raised."""
+    run_row = _run(store, computation_id, reason, cadence, None, budget)
     assert run_row is not None
     return run_row
 
@@ -84,28 +89,29 @@ def run_if_due(store: Store, computation_id: str, *, reason: str, still_due: Cal
     """`run`, for the background loop: None without running when another process is running the
     computation, or when `still_due` (asked inside the run's transaction, under its lock, where it may
     also take the work, e.g. move a schedule on) finds the work already done."""
-    return _run(store, computation_id, reason, cadence, still_due)
+    return _run(store, computation_id, reason, cadence, still_due, UNLIMITED)
 
 
 def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
-         still_due: Callable[[Session], bool] | None) -> ComputeRun | None:
+         still_due: Callable[[Session], bool] | None, budget: Budget) -> ComputeRun | None:
     with store.read() as session:
         computation = computations.find(session, computation_id)
     if computation is None:
         raise NotFound("computation", computation_id, field="id")
     started = store.now()
     try:
-        full = _analytic_result(store, computation, started)
+        full = _analytic_result(store, computation, started, budget) or _read_apart(store, computation, started, budget)
         with store.write() as session:
             if still_due is None:
                 locks.exclusive(session, [computation_id])
             elif not (locks.try_exclusive(session, computation_id) and still_due(session)):
                 return None
-            run_row = apply(session, computation, started, reason, cadence=cadence, full=full)
+            run_row = apply(session, computation, started, reason, cadence=cadence, full=full, budget=budget)
             run_row.finished_at_ms = to_ms(store.now())
             return run_row
     except Exception as error:  # the run's boundary: whatever failed, the computation shows why
-        logger.warning("run of %s failed: %s", computation_id, error, exc_info=not isinstance(error, CompileError))
+        expected = isinstance(error, (CompileError, OverBudget))
+        logger.warning("run of %s failed: %s", computation_id, error, exc_info=not expected)
         return _record_failure(store, computation, started, reason, error, cadence)
 
 
@@ -124,17 +130,17 @@ def force_audience_run(store: Store, space_id: str, audience_id: str) -> Compute
         raise Conflict(f"Audience '{audience_id}' is disabled, so it is not computed and sends nothing. Enable it "
                        "with segment_audiences_update_audience_for_space {enabled: true} first; that also "
                        "recomputes it.", field="audienceId")
-    return run(store, audience_id, reason="forced")
+    return run(store, audience_id, reason="forced", budget=Budget.forced_run())
 
 
-def _analytic_result(store: Store, computation: Computation, now) -> FullResult | None:
+def _analytic_result(store: Store, computation: Computation, now, budget: Budget) -> FullResult | None:
     """The computation over every profile on the analytic store, or None without a ready one (or when
     it fails: the run then reads the operational store, which gives the same answer)."""
     if store.analytics is None:
         return None
     try:
-        return computation.on_analytic_store(store.analytics, now)
-    except CompileError:
+        return computation.on_analytic_store(store.analytics, now, budget)
+    except (CompileError, OverBudget):
         raise
     except Exception:
         logger.warning("the analytic store failed to compute %s; computing on the operational store",
@@ -142,13 +148,28 @@ def _analytic_result(store: Store, computation: Computation, now) -> FullResult 
         return None
 
 
+def _read_apart(store: Store, computation: Computation, now, budget: Budget) -> FullResult | None:
+    """On SQLite, the computation over every profile read in a read transaction of its own (one
+    snapshot, with how far its rows went), so that the database's write lock is held only while the
+    run writes back (bringing the profiles changed since up to date first), and ingest goes on
+    meanwhile. None on PostgreSQL, where a full run reads inside its write transaction, holding the
+    computation's lock, which orders it with realtime passes, and writers never wait on each other."""
+    if store.engine.dialect.name != "sqlite":
+        return None
+    with store.read() as session:
+        marks = marks_of(session)
+        with budget.on(session.connection()):
+            rows = [tuple(row) for row in session.execute(computation.statement(now))]
+    return FullResult(rows, marks, 0, store.engine.dialect.name)
+
+
 def apply(session: Session, computation: Computation, now, reason: str, *, cadence: Cadence = Cadence(),
-          full: FullResult | None = None) -> ComputeRun:
+          full: FullResult | None = None, budget: Budget = UNLIMITED) -> ComputeRun:
     """A full run within the caller's transaction (which holds the computation's lock): compute (or
     take `full`, the analytic store's answer, brought up to date), write back, record the run and the
     computation's new size; returns the run."""
     now_ms = to_ms(now)
-    run_row, size, _ = _compute(session, computation, now, reason, None, full)
+    run_row, size, _ = _compute(session, computation, now, reason, None, full, budget)
     state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
                                                                        space_id=computation.space_id)
     state.size = run_row.size = size
@@ -177,32 +198,42 @@ def apply_realtime(session: Session, computation: Computation, now, profile_ids:
     return RealtimeChange(computation, run_row, size_change)
 
 
-def record_realtime(session: Session, changes: list[RealtimeChange]) -> None:
-    """Record a realtime pass's runs and size changes. Every pass writes the same few rows (one per
-    computation), so this comes last, in the order of the ids, each an increment: concurrent passes
-    (on PostgreSQL) hold those row locks only until they commit, and never in a cycle."""
+def record_realtime(session: Session, changes: list[RealtimeChange], *, failing: Collection[str] = ()) -> None:
+    """Record a realtime pass's runs and size changes, and make the computations `Live` again but those
+    `failing` for some profile (a computation yet to have its first run is left to it). Every pass writes the same few rows (one per computation), so this
+    comes last, in the order of the ids, each an increment: concurrent passes (on PostgreSQL) hold
+    those row locks only until they commit, and never in a cycle."""
+    ids = sorted({change.computation.id for change in changes})
+    ran = set(session.exec(select(ComputeState.computation_id).where(
+        col(ComputeState.computation_id).in_(ids), col(ComputeState.last_run_id).is_not(None))))
     for change in sorted(changes, key=lambda change: change.computation.id):
         computation_id = change.computation.id
+        if change.run.entered or change.run.exited:
+            session.add(change.run)
+        if computation_id not in ran:  # its first run, still to come, sets its size and status
+            continue
         if change.run.entered or change.run.exited:
             change.run.size = session.execute(update(ComputeState).where(
                 ComputeState.computation_id == computation_id).values(
                 size=ComputeState.size + change.size_change, last_run_id=change.run.id,
                 last_run_at_ms=change.run.started_at_ms).returning(ComputeState.size)).scalar_one()
-            session.add(change.run)
+        if computation_id in failing:
+            continue
         session.execute(update(ComputeState).where(ComputeState.computation_id == computation_id,
                                                    col(ComputeState.error).is_not(None)).values(error=None))
         set_status(session, computation_id, "Live")
 
 
 def _compute(session: Session, computation: Computation, now, reason: str, profile_ids: Collection[str] | None,
-             full: FullResult | None = None) -> tuple[ComputeRun, int, int]:
+             full: FullResult | None = None, budget: Budget = UNLIMITED) -> tuple[ComputeRun, int, int]:
     """Compute and write back members or values; returns the run, the size (a full run's) and the
     change in size."""
     now_ms = to_ms(now)
     run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
                          reason=reason, status="COMPLETED", started_at_ms=now_ms, finished_at_ms=now_ms)
     if full is None:
-        rows = [tuple(row) for row in session.execute(computation.statement(now, profile_ids))]
+        with budget.on(session.connection()):
+            rows = [tuple(row) for row in session.execute(computation.statement(now, profile_ids))]
         run_row.engine = session.get_bind().dialect.name
     else:
         rows = _brought_up_to_date(session, computation, now, full)

@@ -6,8 +6,9 @@ PostgreSQL database: transaction-scoped advisory locks, released when the transa
 
 - A full run of a computation takes its lock exclusively, and only if no one holds it: a worker that
   finds it taken skips the run (another worker is doing it). A realtime pass takes the locks of the
-  computations it recomputes shared, so passes over different profiles run side by side while no
-  full run of the same computation can interleave with them.
+  computations it recomputes shared, without waiting, so passes over different profiles run side
+  by side while no full run of the same computation can interleave with them; a computation whose
+  full run holds it is left to a later pass.
 - An account recomputed by a realtime pass (for its changed users) is locked exclusively, so two
   passes never recompute one account at once.
 - A space's trait keys are locked while a new one is chosen, so two audiences created at once in
@@ -49,6 +50,18 @@ def try_exclusive(session: Session, name: str) -> bool:
     if not _postgresql(session):
         return True
     return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key(name)}).scalar_one())
+
+
+def try_shared(session: Session, names: Iterable[str]) -> set[str]:
+    """Take the locks of `names` shared for the rest of the transaction where no one holds them
+    exclusively, without waiting; returns the names taken (all of them on SQLite)."""
+    names = sorted(set(names))
+    if not names or not _postgresql(session):
+        return set(names)
+    keys = [key(name) for name in names]
+    taken = session.execute(text("SELECT k, pg_try_advisory_xact_lock_shared(k) FROM unnest(CAST(:keys AS bigint[])) "
+                                 "WITH ORDINALITY AS t(k, n) ORDER BY n"), {"keys": keys}).all()
+    return {name for name, (_, got) in zip(names, taken) if got}
 
 
 def shared(session: Session, names: Iterable[str]) -> None:

@@ -368,12 +368,15 @@ class AnalyticChange(SQLModel, table=True):
 
 
 class DirtyProfile(SQLModel, table=True):
-    """A profile whose events, traits or identity changed since its audiences were last computed."""
+    """A profile whose events, traits or identity changed since its audiences were last computed; one
+    whose last passes failed waits until `retry_at_ms` (`attempts` failures in a row)."""
 
     __tablename__ = "dirty_profile"
     profile_id: str = Field(primary_key=True)
     space_id: str = Field(index=True)
     since_ms: int = Field(sa_type=BigInteger)
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    retry_at_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class ComputeState(SQLModel, table=True):

@@ -1,7 +1,8 @@
 """Cursor pagination in the Public API's shape: opaque cursors, `next`/`previous`, `totalEntries`.
 
 A cursor is the base64 of the offset of a page's first item, as Segment's own cursors look; the
-ordering behind every list is by creation, so pages are stable while nothing is added.
+ordering behind every list is by creation, so pages are stable while nothing is added. An offset
+beyond `MAX_OFFSET` is no cursor this server gave out (and no database takes it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlmodel import Session
 from store.db.errors import InputValidation
 
 DEFAULT_COUNT = 200
+MAX_OFFSET = 2**53
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def decode_cursor(cursor: str | None) -> int:
         offset = int(base64.b64decode(cursor.encode(), validate=True).decode())
     except (binascii.Error, ValueError, UnicodeDecodeError):
         offset = -1
-    if offset < 0:
+    if not 0 <= offset <= MAX_OFFSET:
         raise InputValidation(
             f"'{cursor}' is not a valid cursor; pass a cursor returned in pagination.next or pagination.previous.",
             field="pagination.cursor",

@@ -14,6 +14,7 @@ from backend.clock import Clock, SystemClock
 from store.db import locks
 from store.db.database import data_dir, database_url, default_url, make_engine, writer
 from store.db.errors import Conflict
+from store.db.outage import OutageLog, is_outage
 from store.db.schema import migrate
 
 DEFAULT_ACTOR = "segment-audiences"
@@ -38,12 +39,20 @@ class Store:
         self.engine = make_engine(self.url)
         self._writer = writer(self.engine)
         self._write_turn = threading.Lock()
+        self.outage = OutageLog()
         self.workspace_id = migrate(self.engine)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        """One read transaction; a database that cannot be reached is `Unavailable` (`store.db.outage`)."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except DBAPIError as error:
+            if not is_outage(error):
+                raise
+            raise self.outage.failed(error) from error
+        self.outage.answered()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -53,17 +62,21 @@ class Store:
         process queue on a lock first, so they wait their turn instead of polling SQLite's busy
         handler. On PostgreSQL writers run side by side (what must not interleave takes a
         `store.db.locks` lock), and one that loses a race to a concurrent writer, on a unique or foreign
-        key or a deadlock, is a Conflict asking to retry: nothing of it was written."""
+        key or a deadlock, is a Conflict asking to retry: nothing of it was written. A database that
+        cannot be reached is `Unavailable` (`store.db.outage`)."""
         turn = self._write_turn if self.engine.dialect.name == "sqlite" else nullcontext()
         try:
             with turn, Session(self._writer, expire_on_commit=False) as session, session.begin():
                 locks.shared(session, [locks.WRITES])
                 yield session
         except DBAPIError as error:
+            if is_outage(error) and getattr(error.orig, "sqlstate", None) not in LOST_RACE:
+                raise self.outage.failed(error) from error
             if getattr(error.orig, "sqlstate", None) not in LOST_RACE:
                 raise
             raise Conflict("Another request changed the same data at the same moment, so nothing of this one "
                            "was written; retry it.") from error
+        self.outage.answered()
 
     def now(self) -> datetime:
         """The clock's time in UTC."""

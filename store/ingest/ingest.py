@@ -5,6 +5,10 @@ A batch is stored completely or not at all. Space filters drop matching messages
 resolution and count what they drop; they are evaluated before the write transaction begins, with
 the filters enabled at that moment, so no space waits on another's filter evaluation. messageIds are
 de-duplicated per space for as long as events are kept; a duplicate is never counted as dropped.
+
+A message whose `context.personas.space_id` is the space's own was emitted by one of its own
+audiences or computed traits (a forwarder pointed back at the space): it is not stored, since
+realtime computations over it would emit more, for ever. It is counted (`looped`) and logged.
 """
 
 from __future__ import annotations
@@ -40,12 +44,14 @@ logger = logging.getLogger("segment_audiences.ingest")
 @dataclass
 class IngestResult:
     """What became of a batch: stored, skipped as duplicates, or dropped by a space filter; and how
-    many traits it named that are computed keys (an audience's or computed trait's), not written."""
+    many traits it named that are computed keys (an audience's or computed trait's), not written;
+    and how many messages the space's own computations had emitted, not stored."""
 
     stored: int = 0
     duplicates: int = 0
     dropped: int = 0
     computed_keys_dropped: int = 0
+    looped: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,11 +87,12 @@ def ingest(store: Store, space_id: str, messages: list[Message], source_id: str)
     """Store a batch of validated messages for a space in one transaction. Batches into one space
     take turns (on PostgreSQL by a lock every process shares): resolving identities reads the
     identity graph and then changes it, so two batches must never interleave."""
+    result = IngestResult()
+    messages = _without_own_emissions(space_id, messages, result)
     verdicts = _filter_verdicts(store, space_id, messages)
     with store.write() as session:
         locks.exclusive(session, [f"ingest into {space_id}"])
         connection = session.connection()
-        result = IngestResult()
         unseen = _deduplicate(connection, space_id, messages, result)
         fresh = _apply_filters(connection, unseen, verdicts, result, to_ms(store.now()))
         if fresh:
@@ -102,6 +109,20 @@ def ingest(store: Store, space_id: str, messages: list[Message], source_id: str)
             logger.warning("%s: %d trait values not written: they name audiences or computed traits, whose "
                            "values only their runs write", space_id, result.computed_keys_dropped)
         return result
+
+
+def _without_own_emissions(space_id: str, messages: list[Message], result: IngestResult) -> list[Message]:
+    kept = [message for message in messages if _personas_space(message) != space_id]
+    result.looped = len(messages) - len(kept)
+    if result.looped:
+        logger.warning("%s: %d message(s) not stored: the space's own audiences or computed traits emitted them "
+                       "(context.personas.space_id), so a destination sends them back into it", space_id, result.looped)
+    return kept
+
+
+def _personas_space(message: Message) -> object:
+    personas = message.context.get("personas")
+    return personas.get("space_id") if isinstance(personas, dict) else None
 
 
 def _filter_verdicts(store: Store, space_id: str, messages: list[Message]) -> dict[int, str]:

@@ -254,8 +254,8 @@ class BatchWriter:
             for user, account in sorted({(self._current(user), account) for user, account in self.links})
         ])
         bulk.insert_or_hold(connection, DirtyProfile.__table__, [
-            {"profile_id": profile_id, "space_id": self.space_id, "since_ms": self.now_ms}
-            for profile_id in sorted(self.touched)
+            {"profile_id": profile_id, "space_id": self.space_id, "since_ms": self.now_ms, "attempts": 0,
+             "retry_at_ms": None} for profile_id in sorted(self.touched)
         ], ("profile_id",))
 
     def _repointed(self, rows: list[tuple], at: int) -> list[tuple]:
