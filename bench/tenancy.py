@@ -50,7 +50,8 @@ def members(store: Store, audience_id: str) -> set[str]:
 
 def all_computed(store: Store, expected: int) -> bool:
     with store.engine.connect() as connection:
-        return connection.execute(text("SELECT count(*) FROM compute_state WHERE last_run_id IS NOT NULL")).scalar_one() >= expected
+        computed = connection.execute(text("SELECT count(*) FROM compute_state WHERE last_run_id IS NOT NULL"))
+        return computed.scalar_one() >= expected
 
 
 def busy_traffic(store: Store, space_id: str, rate: float, stopping: threading.Event) -> None:
@@ -71,7 +72,7 @@ def phase(store: Store, space_id: str, audience_id: str, seconds: float, label: 
     def watch() -> None:
         while not done.is_set() or len(seen) < len(sent):
             now = time.perf_counter()
-            for user in members(store, audience_id) - seen.keys():
+            for user in members(store, audience_id).intersection(list(sent)) - seen.keys():
                 seen[user] = now
             if done.is_set() and time.perf_counter() > deadline:
                 return

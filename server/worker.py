@@ -1,7 +1,7 @@
 """The background loops, each in a thread of its own so that a slow one never holds up another:
-realtime recomputes; previews; due runs (first runs, cadences, sweeps, schedules) and the pruning of
-the analytic store's change log; outbox delivery, with its own event loop; and, when this process has
-an analytic store, its replication.
+realtime recomputes (one pass per space at a time, up to four spaces at once); previews; due runs
+(first runs, cadences, sweeps, schedules) and the pruning of the analytic store's change log; outbox
+delivery, with its own event loop; and, when this process has an analytic store, its replication.
 
 They run inside `serve` (or alone as `segment-audiences worker`). Each step is a store service that
 takes `now` from the store's clock, so tests call the same services directly. A step that fails is
@@ -14,11 +14,13 @@ SEGMENT_AUDIENCES_LEASE_SECONDS sets how long a claimed row is held without a he
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import anyio
 
@@ -33,6 +35,8 @@ from store.delivery.delivery import deliver_once, sender_for
 
 logger = logging.getLogger("segment_audiences.worker")
 TICK_SECONDS = 0.1
+REALTIME_TICK_SECONDS = 0.05
+REALTIME_THREADS = 4
 RUNS_SECONDS = 1.0
 PRUNE_EVERY_TICKS = 600
 REPLICATE_SECONDS = 1.0
@@ -84,9 +88,18 @@ class Worker:
             self.stopping.wait(REPLICATE_SECONDS)
 
     def realtime(self) -> None:
-        while not self.stopping.is_set():
-            if not self.step("realtime", lambda: recompute.process_dirty(self.store)):
-                self.stopping.wait(TICK_SECONDS)
+        """Passes over the spaces with changed profiles, several spaces at once (at most one pass per
+        space), so that a space with many computations never holds up another's."""
+        running: dict[str, Future] = {}
+        with ThreadPoolExecutor(REALTIME_THREADS, thread_name_prefix="segment-audiences-realtime") as pool:
+            while not self.stopping.is_set():
+                for space_id in [space_id for space_id, future in running.items() if future.done()]:
+                    del running[space_id]
+                for space_id in self.step("realtime", lambda: recompute.spaces_due(self.store)) or ():
+                    if space_id not in running:
+                        running[space_id] = pool.submit(
+                            self.step, "realtime", functools.partial(recompute.space_pass, self.store, space_id))
+                self.stopping.wait(REALTIME_TICK_SECONDS)
 
     def previews(self) -> None:
         while not self.stopping.is_set():

@@ -33,6 +33,16 @@ def store(tmp_path):
 
 
 @pytest.fixture
+def two_servers(tmp_path):
+    """Two stores on one database, as two processes (on two hosts) would have."""
+    url = database_url(tmp_path)
+    first, second = Store(url), Store(url)
+    yield first, second
+    first.close()
+    second.close()
+
+
+@pytest.fixture
 def space_id(store):
     return spaces.create_space(store, "Test Space").space.id
 

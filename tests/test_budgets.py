@@ -40,6 +40,15 @@ def test_a_statement_outlasting_its_budget_is_stopped_by_duckdb(tmp_path):
     engine.close()
 
 
+def test_a_statement_begun_after_the_budget_was_spent_is_stopped_too(tmp_path):
+    engine = DuckDB(str(tmp_path / "analytic.duckdb"))
+    with pytest.raises(OverBudget):
+        with Budget("preview", 0.05).around(engine.interrupt):
+            time.sleep(0.3)  # as on a loaded machine: the first stop finds nothing running
+            engine.run(text("SELECT sum(hash(range)) FROM range(1000000000000)"))
+    engine.close()
+
+
 def test_a_preview_over_its_budget_ends_failed_naming_the_budget(store, space_id, monkeypatch):
     send(store, space_id, {"type": "track", "userId": "ann", "event": "Signed Up"})
     preview = previews.create_preview(store, space_id, audience_type="USERS", query="event('Signed Up').count() >= 1",

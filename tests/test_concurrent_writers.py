@@ -4,29 +4,20 @@ their batches interleave, subscriptions replaced at once both take effect (the l
 write that loses a race is refused whole, as a conflict to retry. A realtime pass never takes the
 recompute mark of a batch still being written, whose events it cannot see yet."""
 
+import functools
 import threading
-from contextlib import contextmanager
 
 import pytest
 
 from store.catalog import audiences, spaces, subscriptions
 from store.compute import recompute, runs
 from store.db.errors import Conflict
-from store.db.store import Store
-from tests.databases import database_url, on_postgres
+from tests.databases import on_postgres
 from tests.delivery_helpers import wait_until
+from tests.held_writes import held_before_commit
 from tests.ingest_helpers import canonical_profiles, profile_of, rows, send
 
 PEOPLE = 40
-
-
-@pytest.fixture
-def two_servers(tmp_path):
-    url = database_url(tmp_path)
-    first, second = Store(url), Store(url)
-    yield first, second
-    first.close()
-    second.close()
 
 
 def side_by_side(*work) -> list[BaseException]:
@@ -121,26 +112,9 @@ def test_a_realtime_pass_leaves_the_mark_of_a_batch_not_yet_committed(two_server
                                           query="event('Signed Up').count() >= 1", options=None)
     runs.run(worker, signed_up.id, reason="initial")
     send(ingesting, space_id, {"type": "identify", "userId": "u1"})  # marked, not yet recomputed
-    written, release = threading.Event(), threading.Event()
-    commit = ingesting.write
-
-    @contextmanager
-    def write_then_wait():
-        with commit() as session:
-            yield session
-            written.set()
-            release.wait(timeout=60)
-
-    monkeypatch.setattr(ingesting, "write", write_then_wait)
-    batch = threading.Thread(target=send, args=(ingesting, space_id, {"type": "track", "userId": "u1",
-                                                                      "event": "Signed Up"}))
-    batch.start()
-    try:
-        assert written.wait(timeout=60)
+    batch = functools.partial(send, ingesting, space_id, {"type": "track", "userId": "u1", "event": "Signed Up"})
+    with held_before_commit(monkeypatch, ingesting, batch):
         passed_over = recompute.process_dirty(worker)
-    finally:
-        release.set()
-        batch.join()
 
     assert passed_over == 0, "the pass took a mark whose batch it cannot see yet"
     assert recompute.process_dirty(worker) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from backend.cql.analysis import Analysis, analyze
 from backend.cql.checks import check
 from backend.cql.errors import CQLError, Position
@@ -12,8 +14,10 @@ MAX_PRIMARY_EXPRESSIONS = 50
 __all__ = ["Analysis", "CQLError", "Position", "parse", "validate"]
 
 
+@functools.lru_cache(maxsize=4096)
 def validate(query: str, *, kind: str, audience_type: str) -> Analysis:
-    """Parse and check `query` as a `kind` ("audience" | "computed_trait") definition and describe it.
+    """Parse and check `query` as a `kind` ("audience" | "computed_trait") definition and describe it
+    (remembered: the background loop asks again for every computation, every second).
 
     A primary expression is one extractor chain start: `event()`, `entity()`, `trait()`, `property()`
     or `context()`; literals do not count. At most 50 are allowed per definition.

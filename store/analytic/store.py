@@ -168,7 +168,8 @@ def damaged(error: BaseException) -> bool:
     original = getattr(error, "orig", None) or error
     if not type(original).__module__.lstrip("_").startswith("duckdb") or _locked(original):
         return False
-    return type(original).__name__ in {"IOException", "InternalException", "FatalException"} or "Corrupt" in str(original)
+    kind = type(original).__name__
+    return kind in {"IOException", "InternalException", "FatalException"} or "Corrupt" in str(original)
 
 
 def cause(error: BaseException) -> str:

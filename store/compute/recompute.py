@@ -17,7 +17,11 @@
   the rest, and puts the failed profiles' marks back to be retried with backoff (1 s, doubling, at
   most an hour); the computation is `Failed`, with the reason, while its latest attempt failed for
   some profile, and `Live` again once one succeeds for all it covered. Accounts are recomputed for
-  their changed users.
+  their changed users. On SQLite, where a write transaction holds the database's write lock, a pass
+  reads ahead: the batch's rows are computed in a read transaction first, and the write transaction
+  recomputes only the profiles changed since, skips the computations whose rows are what is stored
+  already, and writes back the rest. The background loop runs the passes of several spaces at once
+  (`server.worker`).
 - `run_due`: full runs for computations never computed, BATCH computations whose cadence is due,
   REALTIME ones that read the clock (window sweeps), and audiences whose schedules are due (each
   schedule's `nextExecution` then moves on). Each run checks again, under the computation's lock
@@ -30,18 +34,29 @@ import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, or_, union
 from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
+from store.analytic.replication import Marks, marks_of
 from store.catalog.schedules import next_execution
 from store.compute import computations, runs
 from store.compute.computations import Computation
 from store.compute.runs import Cadence
 from store.db import locks
-from store.db.bulk import insert_dicts
-from store.db.models import AudienceSchedule, ComputeState, DirtyProfile, ProfileLink
+from store.db.bulk import IN_CHUNK, insert_dicts
+from store.db.models import (
+    AnalyticChange,
+    AudienceSchedule,
+    ComputeState,
+    DirtyProfile,
+    Event,
+    Membership,
+    ProfileLink,
+    Trait,
+)
 from store.db.store import Store
 
 logger = logging.getLogger("segment_audiences.recompute")
@@ -53,10 +68,14 @@ RETRY_LAST_MS = 3_600_000
 
 def process_dirty(store: Store, limit: int = DIRTY_BATCH) -> int:
     """One pass for each space with changed profiles due; returns how many profiles were recomputed."""
+    return sum(space_pass(store, space_id, limit) for space_id in spaces_due(store))
+
+
+def spaces_due(store: Store) -> list[str]:
+    """The spaces with changed profiles due for a pass."""
     now_ms = to_ms(store.now())
     with store.read() as session:
-        space_ids = sorted(session.exec(select(DirtyProfile.space_id).where(_due(now_ms)).distinct()))
-    return sum(_space_pass(store, space_id, limit) for space_id in space_ids)
+        return sorted(session.exec(select(DirtyProfile.space_id).where(_due(now_ms)).distinct()))
 
 
 def _due(now_ms: int):
@@ -71,31 +90,89 @@ class _Outcome:
     deferred: set[str] = field(default_factory=set)
 
 
-def _space_pass(store: Store, space_id: str, limit: int) -> int:
+@dataclass(frozen=True)
+class _ReadAhead:
+    """A pass's profiles and most of their rows, read before its write transaction, and how far the
+    rows read went (`Marks`)."""
+
+    now: datetime
+    profile_ids: list[str]
+    marks: Marks
+    rows: dict[str, tuple[Computation, dict[str, list[tuple]]]]  # id → as defined then, its rows by profile
+
+    def rows_of(self, computation: Computation) -> dict[str, list[tuple]] | None:
+        """The computation's rows by profile, if they were read, and under the definition it has now."""
+        defined, rows = self.rows.get(computation.id, (None, None))
+        return rows if defined == computation else None
+
+
+def space_pass(store: Store, space_id: str, limit: int = DIRTY_BATCH) -> int:
+    """One pass over a bounded batch of the space's changed profiles; returns how many."""
+    ahead = _read_ahead(store, space_id, limit) if store.engine.dialect.name == "sqlite" else None
+    if ahead is not None and not ahead.profile_ids:
+        return 0
     with store.write() as session:
-        now = store.now()
+        now = store.now() if ahead is None else ahead.now
         now_ms = to_ms(now)
-        realtime = [c for c in computations.dependency_order(computations.enabled(session, space_id))
-                    if c.analysis.cadence == "REALTIME"]
-        batch = max(1, min(limit, PASS_WORK // max(1, len(realtime))))
-        claimed = (select(DirtyProfile.profile_id).where(DirtyProfile.space_id == space_id, _due(now_ms))
-                   .limit(batch).with_for_update(skip_locked=True))
+        realtime = _realtime(session, space_id)
+        claimed = select(DirtyProfile.profile_id).where(DirtyProfile.space_id == space_id, _due(now_ms))
+        if ahead is None:
+            claimed = claimed.limit(_batch(limit, realtime)).with_for_update(skip_locked=True)
+        else:
+            claimed = claimed.where(col(DirtyProfile.profile_id).in_(ahead.profile_ids))
         dirty = session.execute(delete(DirtyProfile).where(col(DirtyProfile.profile_id).in_(claimed)).returning(
             DirtyProfile.profile_id, DirtyProfile.since_ms, DirtyProfile.attempts)).all()
         if dirty:
-            outcome = _recompute_profiles(session, realtime, [profile_id for profile_id, _, _ in dirty], now)
+            outcome = _recompute_profiles(session, realtime, [profile_id for profile_id, _, _ in dirty], now, ahead)
             _mark_again(session, space_id, dirty, outcome, now_ms)
         return len(dirty)
 
 
-def _recompute_profiles(session: Session, realtime: list[Computation], profile_ids: list[str], now) -> _Outcome:
+def _realtime(session: Session, space_id: str) -> list[Computation]:
+    return [computation for computation in computations.dependency_order(computations.enabled(session, space_id))
+            if computation.analysis.cadence == "REALTIME"]
+
+
+def _batch(limit: int, realtime: list[Computation]) -> int:
+    return max(1, min(limit, PASS_WORK // max(1, len(realtime))))
+
+
+def _read_ahead(store: Store, space_id: str, limit: int) -> _ReadAhead:
+    """On SQLite, where a write transaction holds the database's write lock: the batch's rows of every
+    computation that reads no other realtime computation's key (nor accounts), computed in a read
+    transaction first, so that the write transaction only recomputes the profiles changed since and
+    writes back; ingest into every space goes on meanwhile."""
+    now = store.now()
+    with store.read() as session:
+        realtime = _realtime(session, space_id)
+        profile_ids = list(session.exec(select(DirtyProfile.profile_id).where(
+            DirtyProfile.space_id == space_id, _due(to_ms(now))).limit(_batch(limit, realtime))))
+        marks = marks_of(session)
+        keys = {computation.key for computation in realtime}
+        rows: dict[str, tuple[Computation, dict[str, list[tuple]]]] = {}
+        for computation in realtime if profile_ids else ():
+            if computation.accounts or keys.intersection(computation.analysis.referenced_traits):
+                continue
+            by_profile: dict[str, list[tuple]] = defaultdict(list)
+            rows[computation.id] = (computation, by_profile)
+            for row in session.execute(computation.statement(now, profile_ids)):
+                by_profile[row[0]].append(tuple(row))
+    return _ReadAhead(now, profile_ids, marks, rows)
+
+
+def _recompute_profiles(session: Session, realtime: list[Computation], profile_ids: list[str], now,
+                        ahead: _ReadAhead | None) -> _Outcome:
     outcome = _Outcome()
     held = locks.try_shared(session, [computation.id for computation in realtime])
+    stale = frozenset(_changed_since(session, ahead.marks, profile_ids)) if ahead else frozenset()
+    unchanged = _already_stored(session, realtime, ahead, profile_ids, stale) if ahead else set()
     accounts: dict[str, set[str]] | None = None
     changes, failing = [], set()
     for computation in realtime:
         if computation.id not in held:  # its full run is in progress: after it commits, these profiles again
             outcome.deferred.update(profile_ids)
+            continue
+        if computation.id in unchanged:
             continue
         targets = profile_ids
         if computation.accounts:
@@ -105,7 +182,9 @@ def _recompute_profiles(session: Session, realtime: list[Computation], profile_i
             targets = sorted(accounts)
         if not targets:
             continue
-        done, failed, error = _apply_isolating_failures(session, computation, now, targets)
+        read = ahead.rows_of(computation) if ahead else None
+        precomputed = None if read is None else runs.Precomputed(read, stale)
+        done, failed, error = _apply_isolating_failures(session, computation, now, targets, precomputed)
         changes.extend(done)
         if failed:
             failing.add(computation.id)
@@ -114,22 +193,72 @@ def _recompute_profiles(session: Session, realtime: list[Computation], profile_i
             runs.mark_failed(session, computation, error)
             for target in failed:  # an account's mark is its changed users'
                 outcome.failed.update(accounts[target] if computation.accounts else {target})
-    runs.record_realtime(session, changes, failing=failing)
+    runs.record_realtime(session, changes, failing=failing, unchanged=unchanged & held)
     return outcome
 
 
-def _apply_isolating_failures(session: Session, computation: Computation, now,
-                              targets: list[str]) -> tuple[list[runs.RealtimeChange], list[str], str]:
+def _already_stored(session: Session, realtime: list[Computation], ahead: _ReadAhead, profile_ids: list[str],
+                    stale: frozenset[str]) -> set[str]:
+    """The read-ahead computations whose rows for the profiles are what is stored already: nothing to
+    write for them. Most computations of a busy space are, for most changes (an event that is not
+    theirs), so the write transaction reads them all in two statements and skips them."""
+    if stale.intersection(profile_ids):
+        return set()
+    read = [computation for computation in realtime if ahead.rows_of(computation) is not None]
+    audiences = {computation.id: computation for computation in read if computation.kind == "audience"}
+    traits = {computation.key: computation for computation in read if computation.kind != "audience"}
+    stored: dict[str, dict[str, object]] = defaultdict(dict)
+    for start in range(0, len(profile_ids), IN_CHUNK):
+        chunk = profile_ids[start:start + IN_CHUNK]
+        if audiences:
+            members = select(Membership.computation_id, Membership.profile_id).where(
+                col(Membership.computation_id).in_(sorted(audiences)), col(Membership.exited_at_ms).is_(None),
+                col(Membership.profile_id).in_(chunk))
+            for computation_id, profile_id in session.execute(members):
+                stored[computation_id][profile_id] = True
+        if traits:
+            for key, profile_id, value in session.execute(select(Trait.key, Trait.profile_id, Trait.value).where(
+                    col(Trait.key).in_(sorted(traits)), Trait.trait_class == "computed_trait",
+                    col(Trait.profile_id).in_(chunk))):
+                stored[traits[key].id][profile_id] = value
+    targets = set(profile_ids)
+    same = set()
+    for computation in read:
+        rows = ahead.rows_of(computation)
+        if computation.kind == "audience":
+            computed = {profile_id: True for profile_id in rows if profile_id in targets}
+        else:
+            computed = {profile_id: found[0][1] for profile_id, found in rows.items()
+                        if profile_id in targets and found[0][1] is not None}
+        if computed == stored.get(computation.id, {}):
+            same.add(computation.id)
+    return same
+
+
+def _changed_since(session: Session, marks: Marks, profile_ids: list[str]) -> set[str]:
+    """Those of the profiles with events or rows committed after `marks`."""
+    changed = set()
+    for start in range(0, len(profile_ids), IN_CHUNK):
+        chunk = profile_ids[start:start + IN_CHUNK]
+        changed.update(session.execute(union(
+            select(Event.profile_id).where(Event.id > marks.event_id, col(Event.profile_id).in_(chunk)),
+            select(AnalyticChange.profile_id).where(AnalyticChange.seq > marks.change_seq,
+                                                    col(AnalyticChange.profile_id).in_(chunk)))).scalars())
+    return changed
+
+
+def _apply_isolating_failures(session: Session, computation: Computation, now, targets: list[str],
+                              precomputed: runs.Precomputed | None) -> tuple[list[runs.RealtimeChange], list[str], str]:
     """Recompute `targets`, or, when that fails, each half of them, down to single profiles; returns
     the changes made, the profiles it failed for and the last failure's reason."""
     try:
         with session.begin_nested():
-            return [runs.apply_realtime(session, computation, now, targets)], [], ""
+            return [runs.apply_realtime(session, computation, now, targets, precomputed)], [], ""
     except Exception as error:  # a failure of some profiles must not hold back the others
         if len(targets) == 1:
             return [], list(targets), str(error)
     middle = len(targets) // 2
-    left, right = (_apply_isolating_failures(session, computation, now, half)
+    left, right = (_apply_isolating_failures(session, computation, now, half, precomputed)
                    for half in (targets[:middle], targets[middle:]))
     return left[0] + right[0], left[1] + right[1], right[2] or left[2]
 

@@ -178,7 +178,7 @@ def apply(session: Session, computation: Computation, now, reason: str, *, caden
     state.last_run_id, state.last_run_at_ms = run_row.id, now_ms
     session.add(run_row)
     session.add(state)
-    set_status(session, computation.id, "Live")
+    set_status(session, [computation.id], "Live")
     return run_row
 
 
@@ -191,47 +191,68 @@ class RealtimeChange:
     size_change: int
 
 
-def apply_realtime(session: Session, computation: Computation, now, profile_ids: Collection[str]) -> RealtimeChange:
-    """Recompute some profiles within the caller's transaction, writing their changes back; the
-    computation's own row is left to `record_realtime`."""
-    run_row, _, size_change = _compute(session, computation, now, "realtime", profile_ids)
+@dataclass(frozen=True)
+class Precomputed:
+    """A computation's rows for some profiles, read before the transaction that writes them back;
+    those of the `stale` profiles (changed since) are computed again there."""
+
+    rows: dict[str, list[tuple]]
+    stale: frozenset[str]
+
+    def rows_of(self, session: Session, computation: Computation, now, profile_ids: Collection[str]) -> list[tuple]:
+        stale = sorted(self.stale.intersection(profile_ids))
+        fresh = [tuple(row) for row in session.execute(computation.statement(now, stale))] if stale else []
+        return [row for profile_id in profile_ids if profile_id not in self.stale
+                for row in self.rows.get(profile_id, ())] + fresh
+
+
+def apply_realtime(session: Session, computation: Computation, now, profile_ids: Collection[str],
+                   precomputed: Precomputed | None = None) -> RealtimeChange:
+    """Recompute some profiles within the caller's transaction (or take their `precomputed` rows),
+    writing their changes back; the computation's own row is left to `record_realtime`."""
+    run_row, _, size_change = _compute(session, computation, now, "realtime", profile_ids, precomputed=precomputed)
     return RealtimeChange(computation, run_row, size_change)
 
 
-def record_realtime(session: Session, changes: list[RealtimeChange], *, failing: Collection[str] = ()) -> None:
-    """Record a realtime pass's runs and size changes, and make the computations `Live` again but those
-    `failing` for some profile (a computation yet to have its first run is left to it). Every pass writes the same few rows (one per computation), so this
-    comes last, in the order of the ids, each an increment: concurrent passes (on PostgreSQL) hold
-    those row locks only until they commit, and never in a cycle."""
-    ids = sorted({change.computation.id for change in changes})
+def record_realtime(session: Session, changes: list[RealtimeChange], *, failing: Collection[str] = (),
+                    unchanged: Collection[str] = ()) -> None:
+    """Record a realtime pass's runs and size changes, and make the computations `Live` again (those it
+    changed and those it found `unchanged`) but those `failing` for some profile (a computation yet
+    to have its first run is left to it). Every pass writes the same few rows (one per computation),
+    so this comes last, in the order of the ids, each an increment: concurrent passes (on
+    PostgreSQL) hold those row locks only until they commit, and never in a cycle."""
+    ids = sorted({change.computation.id for change in changes} | set(unchanged))
     ran = set(session.exec(select(ComputeState.computation_id).where(
         col(ComputeState.computation_id).in_(ids), col(ComputeState.last_run_id).is_not(None))))
     for change in sorted(changes, key=lambda change: change.computation.id):
         computation_id = change.computation.id
-        if change.run.entered or change.run.exited:
-            session.add(change.run)
-        if computation_id not in ran:  # its first run, still to come, sets its size and status
+        if not (change.run.entered or change.run.exited):
             continue
-        if change.run.entered or change.run.exited:
+        session.add(change.run)
+        if computation_id in ran:  # else its first run, still to come, sets its size and status
             change.run.size = session.execute(update(ComputeState).where(
                 ComputeState.computation_id == computation_id).values(
                 size=ComputeState.size + change.size_change, last_run_id=change.run.id,
                 last_run_at_ms=change.run.started_at_ms).returning(ComputeState.size)).scalar_one()
-        if computation_id in failing:
-            continue
-        session.execute(update(ComputeState).where(ComputeState.computation_id == computation_id,
+    live = [computation_id for computation_id in ids if computation_id in ran and computation_id not in failing]
+    if live:
+        session.execute(update(ComputeState).where(col(ComputeState.computation_id).in_(live),
                                                    col(ComputeState.error).is_not(None)).values(error=None))
-        set_status(session, computation_id, "Live")
+        set_status(session, live, "Live")
 
 
 def _compute(session: Session, computation: Computation, now, reason: str, profile_ids: Collection[str] | None,
-             full: FullResult | None = None, budget: Budget = UNLIMITED) -> tuple[ComputeRun, int, int]:
+             full: FullResult | None = None, budget: Budget = UNLIMITED,
+             precomputed: Precomputed | None = None) -> tuple[ComputeRun, int, int]:
     """Compute and write back members or values; returns the run, the size (a full run's) and the
     change in size."""
     now_ms = to_ms(now)
     run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
                          reason=reason, status="COMPLETED", started_at_ms=now_ms, finished_at_ms=now_ms)
-    if full is None:
+    if precomputed is not None:
+        rows = precomputed.rows_of(session, computation, now, profile_ids)
+        run_row.engine = session.get_bind().dialect.name
+    elif full is None:
         with budget.on(session.connection()):
             rows = [tuple(row) for row in session.execute(computation.statement(now, profile_ids))]
         run_row.engine = session.get_bind().dialect.name
@@ -387,17 +408,18 @@ def mark_failed(session: Session, computation: Computation, error: str) -> Compu
                                                                        space_id=computation.space_id)
     state.error = error
     session.add(state)
-    set_status(session, computation.id, "Failed")
+    set_status(session, [computation.id], "Failed")
     return state
 
 
-def set_status(session: Session, computation_id: str, status: str) -> None:
-    """Set an enabled computation's status, writing its row only when the status changes."""
-    model = Audience if computation_id.startswith("aud_") else ComputedTrait
-    row = session.get(model, computation_id)
-    if row is not None and row.enabled and row.status != status:
-        row.status = status
-        session.add(row)
+def set_status(session: Session, computation_ids: list[str], status: str) -> None:
+    """Set the status of those of the computations that are enabled, writing only rows it changes."""
+    for model, prefix in ((Audience, "aud_"), (ComputedTrait, "tra_")):
+        ids = [computation_id for computation_id in computation_ids if computation_id.startswith(prefix)]
+        if ids:
+            session.execute(update(model).where(col(model.id).in_(ids), col(model.enabled).is_(True),
+                                                col(model.status) != status).values(status=status)
+                            .execution_options(synchronize_session="fetch"))
 
 
 def _record_failure(store: Store, computation: Computation, started, reason: str, error: Exception,

@@ -25,6 +25,7 @@ from store.db.errors import DomainError
 
 PREVIEW_SECONDS = 60.0
 FORCED_RUN_SECONDS = 600.0
+STOP_AGAIN_SECONDS = 0.2
 
 
 class OverBudget(DomainError):
@@ -69,17 +70,23 @@ class Budget:
 @contextmanager
 def _spending(what: str, seconds: float, stop: Callable[[], None]) -> Iterator[None]:
     """Run the block, calling `stop` (which stops the statement running then) once `seconds` have
-    passed; a block that ran longer raises OverBudget, whatever it raised or returned."""
-    spent = threading.Event()
+    passed, and again every `STOP_AGAIN_SECONDS` until the block ends (a statement that had not yet
+    begun when it was first called is stopped too); a block that ran longer raises OverBudget,
+    whatever it raised or returned."""
+    spent, ended = threading.Event(), threading.Event()
 
     def spend() -> None:
+        if ended.wait(seconds):
+            return
         spent.set()
-        stop()
+        while True:
+            stop()
+            if ended.wait(STOP_AGAIN_SECONDS):
+                return
 
-    timer = threading.Timer(seconds, spend)
-    timer.daemon = True
+    stopper = threading.Thread(target=spend, name=f"segment-audiences-{what}-budget", daemon=True)
     started = time.monotonic()
-    timer.start()
+    stopper.start()
     try:
         yield
     except Exception as error:
@@ -87,7 +94,8 @@ def _spending(what: str, seconds: float, stop: Callable[[], None]) -> Iterator[N
             raise OverBudget(what, seconds) from error
         raise
     finally:
-        timer.cancel()
+        ended.set()
+        stopper.join(timeout=10)
     if spent.is_set() or time.monotonic() - started > seconds:
         raise OverBudget(what, seconds)
 
