@@ -19,8 +19,9 @@
   some profile, and `Live` again once one succeeds for all it covered. Accounts are recomputed for
   their changed users. On SQLite, where a write transaction holds the database's write lock, a pass
   reads ahead: the batch's rows are computed in a read transaction first, and the write transaction
-  recomputes only the profiles changed since, skips the computations whose rows are what is stored
-  already, and writes back the rest. The background loop runs the passes of several spaces at once
+  skips the computations whose rows are what is stored already and writes back the rest. A profile
+  changed again since its rows were read is left to the next pass (its mark stays), or, once marked
+  for 30 s, recomputed in the write transaction. The background loop runs the passes of several spaces at once
   (`server.worker`).
 - `run_due`: full runs for computations never computed, BATCH computations whose cadence is due,
   REALTIME ones that read the clock (window sweeps), and audiences whose schedules are due (each
@@ -64,6 +65,7 @@ DIRTY_BATCH = 5_000
 PASS_WORK = 20_000
 RETRY_FIRST_MS = 1_000
 RETRY_LAST_MS = 3_600_000
+STALE_PATIENCE_MS = 30_000
 
 
 def process_dirty(store: Store, limit: int = DIRTY_BATCH) -> int:
@@ -122,10 +124,25 @@ def space_pass(store: Store, space_id: str, limit: int = DIRTY_BATCH) -> int:
             claimed = claimed.where(col(DirtyProfile.profile_id).in_(ahead.profile_ids))
         dirty = session.execute(delete(DirtyProfile).where(col(DirtyProfile.profile_id).in_(claimed)).returning(
             DirtyProfile.profile_id, DirtyProfile.since_ms, DirtyProfile.attempts)).all()
-        if dirty:
-            outcome = _recompute_profiles(session, realtime, [profile_id for profile_id, _, _ in dirty], now, ahead)
-            _mark_again(session, space_id, dirty, outcome, now_ms)
-        return len(dirty)
+        if not dirty:
+            return 0
+        stale, later = _stale(session, ahead, dirty, now_ms)
+        targets = [profile_id for profile_id, _, _ in dirty if profile_id not in later]
+        outcome = _recompute_profiles(session, realtime, targets, now, ahead, stale) if targets else _Outcome()
+        outcome.deferred.update(later)
+        _mark_again(session, space_id, dirty, outcome, now_ms)
+        return len(targets)
+
+
+def _stale(session: Session, ahead: _ReadAhead | None, dirty, now_ms: int) -> tuple[frozenset[str], set[str]]:
+    """The read-ahead profiles changed since their rows were read: those to recompute in the write
+    transaction (marked for at least `STALE_PATIENCE_MS`), and those left to the next pass (which
+    reads them ahead again), so that a write transaction rarely computes anything itself."""
+    if ahead is None:
+        return frozenset(), set()
+    changed = _changed_since(session, ahead.marks, [profile_id for profile_id, _, _ in dirty])
+    waited = {profile_id for profile_id, since_ms, _ in dirty if since_ms <= now_ms - STALE_PATIENCE_MS}
+    return frozenset(changed & waited), changed - waited
 
 
 def _realtime(session: Session, space_id: str) -> list[Computation]:
@@ -161,10 +178,9 @@ def _read_ahead(store: Store, space_id: str, limit: int) -> _ReadAhead:
 
 
 def _recompute_profiles(session: Session, realtime: list[Computation], profile_ids: list[str], now,
-                        ahead: _ReadAhead | None) -> _Outcome:
+                        ahead: _ReadAhead | None, stale: frozenset[str]) -> _Outcome:
     outcome = _Outcome()
     held = locks.try_shared(session, [computation.id for computation in realtime])
-    stale = frozenset(_changed_since(session, ahead.marks, profile_ids)) if ahead else frozenset()
     unchanged = _already_stored(session, realtime, ahead, profile_ids, stale) if ahead else set()
     accounts: dict[str, set[str]] | None = None
     changes, failing = [], set()
