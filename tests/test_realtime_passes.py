@@ -187,6 +187,16 @@ def test_a_space_holds_at_most_its_limit_of_audiences_and_computed_traits(store,
 
 
 @pytest.fixture
+def twice(store, space_id):
+    """A live audience of those who signed up twice, and ann, marked after her first sign-up."""
+    audience = audiences.create_audience(store, space_id, name="Twice", audience_type="USERS", options=None,
+                                         query="event('Signed Up').count() >= 2")
+    recompute.run_due(store)
+    send(store, space_id, *signed_up("ann"))
+    return audience
+
+
+@pytest.fixture
 def ingest_once_after_the_read(store, space_id, monkeypatch):
     """A sign-up for ann committed once, just after a pass has read its rows ahead."""
     read_ahead, sent = recompute._read_ahead, []
@@ -202,12 +212,7 @@ def ingest_once_after_the_read(store, space_id, monkeypatch):
 
 @pytest.mark.skipif(on_postgres(), reason="passes read ahead of their write transaction on SQLite only")
 def test_a_profile_changed_between_a_passs_read_and_its_write_is_left_to_the_next_pass(
-        store, space_id, ingest_once_after_the_read):
-    twice = audiences.create_audience(store, space_id, name="Twice", audience_type="USERS", options=None,
-                                      query="event('Signed Up').count() >= 2")
-    recompute.run_due(store)
-    send(store, space_id, *signed_up("ann"))
-
+        store, twice, ingest_once_after_the_read):
     assert recompute.process_dirty(store) == 0
     assert members(store, twice.id) == set()
     assert recompute.process_dirty(store) == 1
@@ -216,11 +221,7 @@ def test_a_profile_changed_between_a_passs_read_and_its_write_is_left_to_the_nex
 
 @pytest.mark.skipif(on_postgres(), reason="passes read ahead of their write transaction on SQLite only")
 def test_a_profile_marked_for_30_s_and_changed_again_is_recomputed_in_the_write(
-        store, space_id, ingest_once_after_the_read):
-    twice = audiences.create_audience(store, space_id, name="Twice", audience_type="USERS", options=None,
-                                      query="event('Signed Up').count() >= 2")
-    recompute.run_due(store)
-    send(store, space_id, *signed_up("ann"))
+        store, twice, ingest_once_after_the_read):
     store.clock.set(NOW + timedelta(seconds=30))
 
     assert recompute.process_dirty(store) == 1

@@ -36,6 +36,7 @@ from store.analytic.engines import AnalyticEngine, ClickHouse, ClickHouseServer,
 from store.analytic.replication import Marks, Replicator
 from store.analytic.tables import tables
 from store.db.budget import UNLIMITED, Budget
+from store.db.errors import cause
 from store.db.store import Store
 
 logger = logging.getLogger("segment_audiences.analytics")
@@ -170,10 +171,6 @@ def damaged(error: BaseException) -> bool:
         return False
     kind = type(original).__name__
     return kind in {"IOException", "InternalException", "FatalException"} or "Corrupt" in str(original)
-
-
-def cause(error: BaseException) -> str:
-    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
 
 
 def _move_aside(path: str) -> str:

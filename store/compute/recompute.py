@@ -37,7 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, or_, union
+from sqlalchemy import delete, or_
 from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
@@ -49,11 +49,9 @@ from store.compute.runs import Cadence
 from store.db import locks
 from store.db.bulk import IN_CHUNK, insert_dicts
 from store.db.models import (
-    AnalyticChange,
     AudienceSchedule,
     ComputeState,
     DirtyProfile,
-    Event,
     Membership,
     ProfileLink,
     Trait,
@@ -140,7 +138,7 @@ def _stale(session: Session, ahead: _ReadAhead | None, dirty, now_ms: int) -> tu
     reads them ahead again), so that a write transaction rarely computes anything itself."""
     if ahead is None:
         return frozenset(), set()
-    changed = _changed_since(session, ahead.marks, [profile_id for profile_id, _, _ in dirty])
+    changed = runs.changed_since(session, ahead.marks) & {profile_id for profile_id, _, _ in dirty}
     waited = {profile_id for profile_id, since_ms, _ in dirty if since_ms <= now_ms - STALE_PATIENCE_MS}
     return frozenset(changed & waited), changed - waited
 
@@ -249,18 +247,6 @@ def _already_stored(session: Session, realtime: list[Computation], ahead: _ReadA
         if computed == stored.get(computation.id, {}):
             same.add(computation.id)
     return same
-
-
-def _changed_since(session: Session, marks: Marks, profile_ids: list[str]) -> set[str]:
-    """Those of the profiles with events or rows committed after `marks`."""
-    changed = set()
-    for start in range(0, len(profile_ids), IN_CHUNK):
-        chunk = profile_ids[start:start + IN_CHUNK]
-        changed.update(session.execute(union(
-            select(Event.profile_id).where(Event.id > marks.event_id, col(Event.profile_id).in_(chunk)),
-            select(AnalyticChange.profile_id).where(AnalyticChange.seq > marks.change_seq,
-                                                    col(AnalyticChange.profile_id).in_(chunk)))).scalars())
-    return changed
 
 
 def _apply_isolating_failures(session: Session, computation: Computation, now, targets: list[str],

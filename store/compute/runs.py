@@ -266,7 +266,7 @@ def _compute(session: Session, computation: Computation, now, reason: str, profi
 
 def _brought_up_to_date(session: Session, computation: Computation, now, full: FullResult) -> list[tuple]:
     """The analytic store's rows, with the profiles changed since its copy recomputed here."""
-    changed = _changed_since(session, full.marks, computation.accounts)
+    changed = changed_since(session, full.marks, accounts=computation.accounts)
     if not changed:
         return full.rows
     fresh = [tuple(row) for chunk in _chunks(sorted(changed))
@@ -274,7 +274,7 @@ def _brought_up_to_date(session: Session, computation: Computation, now, full: F
     return [row for row in full.rows if row[0] not in changed] + fresh
 
 
-def _changed_since(session: Session, marks: Marks, accounts: bool) -> set[str]:
+def changed_since(session: Session, marks: Marks, *, accounts: bool = False) -> set[str]:
     """Profiles with events or rows committed after `marks` (and, for ACCOUNTS, their accounts)."""
     changed_ids = union(select(Event.profile_id).where(Event.id > marks.event_id),
                         select(AnalyticChange.profile_id).where(AnalyticChange.seq > marks.change_seq))

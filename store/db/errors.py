@@ -31,3 +31,9 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     type = "conflict"
+
+
+def cause(error: BaseException) -> str:
+    """What a driver said went wrong, in its own words (first line only)."""
+    original = getattr(error, "orig", None) or error
+    return (str(original).strip().splitlines() or [type(original).__name__])[0]

@@ -12,7 +12,7 @@ import time
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from store.db.errors import DomainError
+from store.db.errors import DomainError, cause
 
 logger = logging.getLogger("segment_audiences.database")
 RETRY_AFTER_SECONDS = 5
@@ -33,12 +33,6 @@ def is_outage(error: BaseException) -> bool:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     return isinstance(error, (OperationalError, InterfaceError))
-
-
-def cause(error: BaseException) -> str:
-    """The driver's own words, first line only."""
-    original = getattr(error, "orig", None) or error
-    return (str(original).strip().splitlines() or [type(original).__name__])[0]
 
 
 class OutageLog:

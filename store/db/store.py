@@ -70,9 +70,9 @@ class Store:
                 locks.shared(session, [locks.WRITES])
                 yield session
         except DBAPIError as error:
-            if is_outage(error) and getattr(error.orig, "sqlstate", None) not in LOST_RACE:
-                raise self.outage.failed(error) from error
             if getattr(error.orig, "sqlstate", None) not in LOST_RACE:
+                if is_outage(error):
+                    raise self.outage.failed(error) from error
                 raise
             raise Conflict("Another request changed the same data at the same moment, so nothing of this one "
                            "was written; retry it.") from error
