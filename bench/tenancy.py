@@ -21,6 +21,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from store.ingest.ingest import accept  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 PAGES = 50
+USERS = 500
 SIGN_UPS_PER_SECOND = 5
 
 
@@ -57,14 +60,43 @@ def settled(store: Store, expected: int) -> bool:
         return computed.scalar_one() >= expected and waiting.scalar_one() == 0
 
 
-def busy_traffic(store: Store, space_id: str, rate: float, stopping: threading.Event) -> None:
-    """`rate` page views a second into the busy space, each for one of its users."""
-    started, sent = time.perf_counter(), 0
-    while not stopping.is_set():
-        time.sleep(max(0.0, started + sent / rate - time.perf_counter()))
-        accept(store, space_id, [{"type": "track", "userId": f"a{random.randrange(500)}", "event": "Page Viewed",
-                                  "properties": {"page": random.randrange(PAGES)}}], "bench")
-        sent += 1
+def busy_and_quiet(store: Store, audiences_of_busy: int) -> tuple[str, str, str]:
+    """A busy space of 500 users with `audiences_of_busy` realtime audiences over their page views,
+    and a quiet space with one realtime audience of sign-ups; returns both spaces' ids and that
+    audience's."""
+    busy = spaces.create_space(store, "Busy").space.id
+    quiet = spaces.create_space(store, "Quiet").space.id
+    accept(store, busy, [{"type": "track", "userId": f"a{n}", "event": "Page Viewed",
+                          "properties": {"page": n % PAGES}} for n in range(USERS)], "bench")
+    for k in range(audiences_of_busy):
+        audiences.create_audience(store, busy, name=f"Viewed {k}", audience_type="USERS", options=None,
+                                  query=f"event('Page Viewed').where(property('page') = {k % PAGES})"
+                                        f".count() >= {1 + k // PAGES}")
+    signed_up = audiences.create_audience(store, quiet, name="Signed Up", audience_type="USERS", options=None,
+                                          query="event('Signed Up').count() >= 1").id
+    return busy, quiet, signed_up
+
+
+@contextmanager
+def busy_traffic(store: Store, space_id: str, rate: float) -> Iterator[None]:
+    """`rate` page views a second into the busy space, each for one of its users, while in the block."""
+    stopping = threading.Event()
+
+    def send() -> None:
+        started, sent = time.perf_counter(), 0
+        while not stopping.is_set():
+            time.sleep(max(0.0, started + sent / rate - time.perf_counter()))
+            accept(store, space_id, [{"type": "track", "userId": f"a{random.randrange(USERS)}", "event": "Page Viewed",
+                                      "properties": {"page": random.randrange(PAGES)}}], "bench")
+            sent += 1
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        yield
+    finally:
+        stopping.set()
+        sender.join()
 
 
 def phase(store: Store, space_id: str, audience_id: str, seconds: float, label: str) -> dict:
@@ -111,28 +143,15 @@ def main() -> None:
     os.environ.setdefault("SEGMENT_AUDIENCES_MAX_COMPUTATIONS", str(args.audiences + 10))
     with tempfile.TemporaryDirectory() as directory:
         store = Store(f"sqlite:///{directory}/tenancy.db")
-        busy = spaces.create_space(store, "Busy").space.id
-        quiet = spaces.create_space(store, "Quiet").space.id
-        accept(store, busy, [{"type": "track", "userId": f"a{n}", "event": "Page Viewed",
-                              "properties": {"page": n % PAGES}} for n in range(500)], "bench")
-        for k in range(args.audiences):
-            audiences.create_audience(store, busy, name=f"Viewed {k}", audience_type="USERS", options=None,
-                                      query=f"event('Page Viewed').where(property('page') = {k % PAGES})"
-                                            f".count() >= {1 + k // PAGES}")
-        signed_up = audiences.create_audience(store, quiet, name="Signed Up", audience_type="USERS", options=None,
-                                              query="event('Signed Up').count() >= 1").id
+        busy, quiet, signed_up = busy_and_quiet(store, args.audiences)
         worker = Worker(store).start()
         started = time.perf_counter()
         while not settled(store, args.audiences + 1):
             time.sleep(0.5)
         first_runs_s = time.perf_counter() - started
         idle = phase(store, quiet, signed_up, args.seconds, "idle")
-        stopping = threading.Event()
-        traffic = threading.Thread(target=busy_traffic, args=(store, busy, args.rate, stopping))
-        traffic.start()
-        loaded = phase(store, quiet, signed_up, args.seconds, "loaded")
-        stopping.set()
-        traffic.join()
+        with busy_traffic(store, busy, args.rate):
+            loaded = phase(store, quiet, signed_up, args.seconds, "loaded")
         worker.stop()
         store.close()
     publish("tenancy", {

@@ -31,10 +31,21 @@ def members(store, audience_id):
     return {user for (user,) in found}
 
 
-def opened(url, replica):
+def opened(url, replica, lock_wait_seconds=5.0):
     store = Store(url, clock=FrozenClock(NOW))
-    store.analytics = open_analytic_store(store, f"duckdb:{replica}")
+    store.analytics = open_analytic_store(store, f"duckdb:{replica}", lock_wait_seconds)
     return store
+
+
+def held(replica, seconds: float | None = None):
+    """Another process holding the DuckDB file: for `seconds` after it says it holds it, or until its
+    standard input closes."""
+    release = "sys.stdin.read()" if seconds is None else f"time.sleep({seconds})"
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; connection = duckdb.connect(sys.argv[1]); "
+                               f"print('held', flush=True); {release}; connection.close()", str(replica)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
 
 
 @pytest.mark.skipif(on_postgres(), reason="the backup restored is a SQLite file")
@@ -111,12 +122,9 @@ def test_a_damaged_replica_is_moved_aside_and_made_again_and_runs_answer_right(t
 
 def test_a_replica_another_process_holds_leaves_full_runs_on_the_operational_store(tmp_path, caplog):
     url, replica = database_url(tmp_path), tmp_path / "analytic.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; connection = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); sys.stdin.read()", str(replica)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = held(replica)
     try:
-        assert holder.stdout.readline().strip() == "held"
-        store = opened(url, replica)
+        store = opened(url, replica, lock_wait_seconds=0.5)
         space_id = spaces.create_space(store, "Locked").space.id
         send(store, space_id, *signed_up("ann", "bob"))
         audience = audiences.create_audience(store, space_id, name="Signed Up", audience_type="USERS",
@@ -131,4 +139,24 @@ def test_a_replica_another_process_holds_leaves_full_runs_on_the_operational_sto
     [warning] = [record.getMessage() for record in caplog.records if "in use by another process" in record.getMessage()]
     assert "Conflicting lock" in warning
     assert not list(tmp_path.glob("analytic.duckdb.damaged-*")), "a file in use is not damaged"
+    store.close()
+
+
+def test_a_replica_released_within_the_wait_is_opened_by_the_next_process(tmp_path):
+    url, replica = database_url(tmp_path), tmp_path / "analytic.duckdb"
+    holder = held(replica, seconds=1)  # a server still exiting as its successor starts
+    try:
+        store = opened(url, replica, lock_wait_seconds=60)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    space_id = spaces.create_space(store, "Restarted").space.id
+    send(store, space_id, *signed_up("ann", "bob"))
+    audience = audiences.create_audience(store, space_id, name="Signed Up", audience_type="USERS",
+                                         query="event('Signed Up').count() >= 1", options=None)
+    store.analytics.catch_up()
+    run = runs.run(store, audience.id, reason="initial")
+
+    assert run.engine == "duckdb" and members(store, audience.id) == {"ann", "bob"}
+    store.analytics.close()
     store.close()

@@ -82,3 +82,43 @@ def test_stdio_writes_only_protocol_to_stdout(tmp_path):
                             capture_output=True, timeout=30)
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert lines and all(line.startswith(b'{"jsonrpc"') for line in lines)
+
+
+
+def resident_kb(pid: int) -> int:
+    status = open(f"/proc/{pid}/status").read()
+    return int(status.split("VmRSS:")[1].split()[0])
+
+
+def opened_and_deleted_session(base: str) -> str:
+    """A session opened and closed by hand, as the transport's spec has it; returns its id."""
+    headers = {"accept": "application/json, text/event-stream"}
+    opened = httpx.post(base, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}})
+    headers["mcp-session-id"] = session_id = opened.headers["mcp-session-id"]
+    assert httpx.delete(base, headers=headers).status_code == 200
+    return session_id
+
+
+async def test_closed_streamable_http_sessions_are_forgotten_and_free_their_memory(tmp_path):
+    server = HttpServer(tmp_path, "streamable-http")
+    base = f"http://127.0.0.1:{server.port}/mcp"
+
+    async def sessions(count: int) -> None:
+        for _ in range(count):
+            async with Client(base) as client:
+                await client.call_tool("segment_audiences_list_spaces", {})
+
+    try:
+        await sessions(20)  # warm: imports, caches, the allocator's arenas
+        before = resident_kb(server.process.pid)
+        await sessions(150)
+        grown_kb = resident_kb(server.process.pid) - before
+        closed = opened_and_deleted_session(base)
+        answer = httpx.post(base, headers={"mcp-session-id": closed, "accept": "application/json, text/event-stream"},
+                            json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    finally:
+        server.stop()
+
+    assert answer.status_code == 404, "a session closed with DELETE must be gone"
+    assert grown_kb < 150 * 420 / 4, f"150 closed sessions kept {grown_kb} KB"

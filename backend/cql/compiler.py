@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 from sqlalchemy import (ColumnElement, FromClause, Select, Table, and_, case, false, func, literal, not_, or_, select,
                         union_all)
+from sqlalchemy.sql.elements import BindParameter
 
 from backend.clock import to_ms
 from backend.cql import ast
@@ -85,13 +86,14 @@ def span_ms(duration: ast.Duration) -> int:
 class Scope:
     """Which profiles a statement covers and which events it may read.
 
-    `profile_ids` restricts it to some profiles (the incremental path); `conditions` are further
-    conditions on the profile table (eligibility); `event_horizon(event)` is a condition every event
-    read must meet (the audience's history options)."""
+    `profile_ids` restricts it to some profiles (the incremental path), given as values or as an
+    expanding parameter bound when the statement runs (so one statement serves every batch);
+    `conditions` are further conditions on the profile table (eligibility); `event_horizon(event)` is
+    a condition every event read must meet (the audience's history options)."""
 
     space_id: str
     accounts: bool = False
-    profile_ids: Collection[str] | None = None
+    profile_ids: Collection[str] | BindParameter | None = None
     conditions: tuple[ColumnElement, ...] = ()
     event_horizon: Callable[[object], ColumnElement] | None = None
 
@@ -174,11 +176,16 @@ class _Compiler:
     def name(self, prefix: str) -> str:
         return f"{prefix}{next(self.names)}"
 
+    def chosen(self) -> list[str] | BindParameter:
+        """The profile ids the statement is restricted to, as values or as a parameter bound later."""
+        ids = self.scope.profile_ids
+        return ids if isinstance(ids, BindParameter) else list(ids)
+
     # -- frames ----------------------------------------------------------------------------------
 
     def top_frame(self) -> _Frame:
         profile, ids = self.tables.profile, self.scope.profile_ids
-        restrict = (lambda owner: []) if ids is None else (lambda owner: [owner.in_(list(ids))])
+        restrict = (lambda owner: []) if ids is None else (lambda owner: [owner.in_(self.chosen())])
         return _Frame((profile.c.id,), profile.c.id, self.scope.accounts, restrict=restrict)
 
     def profiles(self, statement: Select, frame: _Frame) -> Select:
@@ -186,7 +193,7 @@ class _Compiler:
         statement = statement.select_from(frame.joined(profile)).where(
             profile.c.space_id == scope.space_id, profile.c.merged_into.is_(None),
             profile.c.collection == ("accounts" if scope.accounts else "users"), *scope.conditions)
-        return statement if scope.profile_ids is None else statement.where(profile.c.id.in_(list(scope.profile_ids)))
+        return statement if scope.profile_ids is None else statement.where(profile.c.id.in_(self.chosen()))
 
     def event_frame(self, rows: FromClause, width: int, account: bool) -> _Frame:
         keys = tuple(rows.c[f"k{i}"] for i in range(width)) + (rows.c.id,)
@@ -233,7 +240,7 @@ class _Compiler:
         if ids is None:
             return lambda owner: []
         link = self.tables.link.alias(self.name("l"))
-        chosen = select(link.c.user_id).where(link.c.account_id.in_(list(ids)))
+        chosen = select(link.c.user_id).where(link.c.account_id.in_(self.chosen()))
         return lambda owner: [owner.in_(chosen)]
 
     # -- scalars ---------------------------------------------------------------------------------

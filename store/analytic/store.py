@@ -7,10 +7,11 @@ and ClickHouse is the analytic store they can share); `clickhouse://user:passwor
 is a ClickHouse server (clickhouse-connect); `none` keeps every run on the operational store.
 
 DuckDB lets one process at a time open its file, so the first process to start owns it: it
-replicates and computes full runs there. Any other process sharing the operational database logs
-that the file is owned elsewhere (naming the process DuckDB names) and computes its full runs on the
-operational store, as with `none`: the answers are the same, only slower. Realtime passes always
-read the operational store.
+replicates and computes full runs there. A process that finds the file held waits for it up to
+`LOCK_WAIT_SECONDS` (a host restarting a server may start the new process while the old one is still
+exiting); if it is still held then, the process logs that the file is owned elsewhere (naming the
+process DuckDB names) and computes its full runs on the operational store, as with `none`: the
+answers are the same, only slower. Realtime passes always read the operational store.
 
 The file is only a copy, so a damaged one never stops a process: one that cannot be opened or read
 (truncated, empty, not a DuckDB file, a block failing its checksum) is logged once with DuckDB's
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +42,8 @@ from store.db.errors import cause
 from store.db.store import Store
 
 logger = logging.getLogger("segment_audiences.analytics")
+LOCK_WAIT_SECONDS = 5.0  # how long a process waits for a DuckDB file another process holds
+LOCK_RETRY_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -122,9 +126,10 @@ class AnalyticStore:
         self.engine.close()
 
 
-def open_analytic_store(store: Store, option: str | None) -> AnalyticStore | None:
+def open_analytic_store(store: Store, option: str | None,
+                        lock_wait_seconds: float = LOCK_WAIT_SECONDS) -> AnalyticStore | None:
     """The analytic store `option` names for this process, or None (`none`, an in-memory database,
-    or a DuckDB file another process owns)."""
+    or a DuckDB file another process still holds after `lock_wait_seconds`)."""
     option = (option or "duckdb").strip()
     if option == "none":
         return None
@@ -140,13 +145,9 @@ def open_analytic_store(store: Store, option: str | None) -> AnalyticStore | Non
         logger.warning("the damaged analytic store is kept as %s; a new one is made at %s", aside, path)
         return DuckDB(path)
 
-    engine = None
     try:
-        engine = DuckDB(path)
-        analytics = AnalyticStore(store, engine, reopen)
+        analytics = _opened_once_free(store, path, reopen, time.monotonic() + lock_wait_seconds)
     except Exception as error:
-        if engine is not None:
-            engine.close()  # its file is renamed next: no connection may keep DuckDB's instance of it open
         if _locked(error):
             logger.warning("the analytic store %s is in use by another process (%s); this process computes full "
                            "runs on the operational store", path, cause(error))
@@ -158,6 +159,21 @@ def open_analytic_store(store: Store, option: str | None) -> AnalyticStore | Non
         analytics = AnalyticStore(store, reopen(), reopen)
     logger.info("analytic store: DuckDB at %s", path)
     return analytics
+
+
+def _opened_once_free(store: Store, path: str, reopen: Callable[[], DuckDB], deadline: float) -> AnalyticStore:
+    """The DuckDB file opened, tried again while another process holds it until `deadline`."""
+    while True:
+        engine = None
+        try:
+            engine = DuckDB(path)
+            return AnalyticStore(store, engine, reopen)
+        except Exception as error:
+            if engine is not None:
+                engine.close()  # its file may be renamed next: no connection may keep DuckDB's instance open
+            if not _locked(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(LOCK_RETRY_SECONDS)
 
 
 def _locked(error: BaseException) -> bool:

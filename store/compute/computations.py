@@ -15,13 +15,15 @@ Choices where Segment's documents are silent:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, or_, select as core_select
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement, CursorResult, Row, Select, bindparam, exists, or_, select as core_select
+from sqlmodel import Session, col
 
 from backend import cql
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
@@ -35,6 +37,9 @@ from store.db.store import Store
 
 TABLES = Tables(Profile.__table__, Event.__table__, Trait.__table__, ProfileLink.__table__)
 DAY_MS = 86_400_000
+PROFILE_IDS = bindparam("profile_ids", expanding=True)
+RESTRICTED_STATEMENTS = 4_096  # kept built: more than a space's computations (`definitions.MAX_COMPUTATIONS`)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,24 @@ class Computation:
     created_at_ms: int
     analysis: cql.Analysis
 
+    def __hash__(self) -> int:  # equal computations have equal ids, queries and creation times
+        return hash((self.id, self.query, self.created_at_ms))
+
     @property
     def accounts(self) -> bool:
         return self.profile_type == "ACCOUNTS"
+
+    def rows_for(self, session: Session, now, profile_ids: Collection[str]) -> CursorResult:
+        """The statement's rows for some profiles, on the operational store: the incremental path."""
+        return session.execute(self.restricted(now), {"profile_ids": list(profile_ids)})
+
+    def restricted(self, now) -> Select:
+        """The statement restricted to the profiles bound as `profile_ids` when it runs. A definition
+        that does not read the clock has one for good, built once: a realtime pass of a space with many
+        computations runs them all for every batch, and building each costs more than running it."""
+        if self.analysis.reads_clock:
+            return self.statement(now, PROFILE_IDS)
+        return _clock_free_restricted(self)
 
     def statement(self, now, profile_ids: Collection[str] | None = None, *, analytic: Tables | None = None) -> Select:
         """The compiled SELECT of members (audience) or `(profile, value)` rows (computed trait), over
@@ -100,7 +120,12 @@ class Computation:
         return lambda event: or_(event.c.received_at_ms >= created, event.c.timestamp_ms >= backfill)
 
 
-def for_audience(row: Audience) -> Computation:
+@functools.lru_cache(maxsize=RESTRICTED_STATEMENTS)
+def _clock_free_restricted(computation: Computation) -> Select:
+    return computation.statement(EPOCH, PROFILE_IDS)  # it reads no clock: any time compiles alike
+
+
+def for_audience(row: Audience | Row) -> Computation:
     return Computation(row.id, row.space_id, "audience", row.key, row.query, row.audience_type, row.options,
                        to_ms(row.created_at), cql.validate(row.query, kind="audience", audience_type=row.audience_type))
 
@@ -112,7 +137,7 @@ def for_preview(row: AudiencePreview) -> Computation:
                        to_ms(row.created_at), cql.validate(query, kind="audience", audience_type=row.audience_type))
 
 
-def for_trait(row: ComputedTrait) -> Computation:
+def for_trait(row: ComputedTrait | Row) -> Computation:
     return Computation(row.id, row.space_id, "computed_trait", row.key, row.query, row.definition_type,
                        row.options or {}, to_ms(row.created_at),
                        cql.validate(row.query, kind="computed_trait", audience_type=row.definition_type))
@@ -120,13 +145,14 @@ def for_trait(row: ComputedTrait) -> Computation:
 
 def enabled(session: Session, space_id: str | None = None) -> list[Computation]:
     """Every enabled, live audience and computed trait (of one space, or all)."""
-    audiences = select(Audience).where(Audience.enabled, col(Audience.deleted_at).is_(None))
-    traits = select(ComputedTrait).where(ComputedTrait.enabled, col(ComputedTrait.deleted_at).is_(None))
+    audiences = core_select(*Audience.__table__.c).where(Audience.enabled, col(Audience.deleted_at).is_(None))
+    traits = core_select(*ComputedTrait.__table__.c).where(ComputedTrait.enabled,
+                                                           col(ComputedTrait.deleted_at).is_(None))
     if space_id is not None:
         audiences = audiences.where(Audience.space_id == space_id)
         traits = traits.where(ComputedTrait.space_id == space_id)
-    return ([for_audience(row) for row in session.exec(audiences)]
-            + [for_trait(row) for row in session.exec(traits)])
+    return ([for_audience(row) for row in session.execute(audiences)]  # rows, not instances: a pass reads them
+            + [for_trait(row) for row in session.execute(traits)])  # in its write transaction
 
 
 def find(session: Session, computation_id: str) -> Computation | None:

@@ -20,9 +20,9 @@
   their changed users. On SQLite, where a write transaction holds the database's write lock, a pass
   reads ahead: the batch's rows are computed in a read transaction first, and the write transaction
   skips the computations whose rows are what is stored already and writes back the rest. A profile
-  changed again since its rows were read is left to the next pass (its mark stays), or, once marked
-  for 30 s, recomputed in the write transaction. The background loop runs the passes of several spaces at once
-  (`server.worker`).
+  changed again since its rows were read is left to the next pass (its mark stays), or, once passes
+  have left it for 30 s (however long it waited behind a backlog before), recomputed in the write
+  transaction. The background loop runs the passes of several spaces at once (`server.worker`).
 - `run_due`: full runs for computations never computed, BATCH computations whose cadence is due,
   REALTIME ones that read the clock (window sweeps), and audiences whose schedules are due (each
   schedule's `nextExecution` then moves on). Each run checks again, under the computation's lock
@@ -84,10 +84,12 @@ def _due(now_ms: int):
 
 @dataclass
 class _Outcome:
-    """What a pass could not do: profiles to try again (with the failure's backoff, or at once)."""
+    """What a pass could not do: profiles to try again (with the failure's backoff, or at once), and
+    those of them left because they changed while the pass read them ahead."""
 
     failed: set[str] = field(default_factory=set)
     deferred: set[str] = field(default_factory=set)
+    changed_meanwhile: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -121,25 +123,28 @@ def space_pass(store: Store, space_id: str, limit: int = DIRTY_BATCH) -> int:
         else:
             claimed = claimed.where(col(DirtyProfile.profile_id).in_(ahead.profile_ids))
         dirty = session.execute(delete(DirtyProfile).where(col(DirtyProfile.profile_id).in_(claimed)).returning(
-            DirtyProfile.profile_id, DirtyProfile.since_ms, DirtyProfile.attempts)).all()
+            DirtyProfile.profile_id, DirtyProfile.since_ms, DirtyProfile.attempts, DirtyProfile.deferred_since_ms)).all()
         if not dirty:
             return 0
         stale, later = _stale(session, ahead, dirty, now_ms)
-        targets = [profile_id for profile_id, _, _ in dirty if profile_id not in later]
+        targets = [profile_id for profile_id, *_ in dirty if profile_id not in later]
         outcome = _recompute_profiles(session, realtime, targets, now, ahead, stale) if targets else _Outcome()
         outcome.deferred.update(later)
+        outcome.changed_meanwhile.update(later)
         _mark_again(session, space_id, dirty, outcome, now_ms)
         return len(targets)
 
 
 def _stale(session: Session, ahead: _ReadAhead | None, dirty, now_ms: int) -> tuple[frozenset[str], set[str]]:
     """The read-ahead profiles changed since their rows were read: those to recompute in the write
-    transaction (marked for at least `STALE_PATIENCE_MS`), and those left to the next pass (which
-    reads them ahead again), so that a write transaction rarely computes anything itself."""
+    transaction (left for later by passes for at least `STALE_PATIENCE_MS`), and those left to the
+    next pass (which reads them ahead again), so that a write transaction rarely computes anything
+    itself. How long a mark waited behind a busy space's backlog does not count."""
     if ahead is None:
         return frozenset(), set()
-    changed = runs.changed_since(session, ahead.marks) & {profile_id for profile_id, _, _ in dirty}
-    waited = {profile_id for profile_id, since_ms, _ in dirty if since_ms <= now_ms - STALE_PATIENCE_MS}
+    changed = runs.changed_since(session, ahead.marks) & {profile_id for profile_id, *_ in dirty}
+    waited = {profile_id for profile_id, _, _, deferred_since_ms in dirty
+              if deferred_since_ms is not None and deferred_since_ms <= now_ms - STALE_PATIENCE_MS}
     return frozenset(changed & waited), changed - waited
 
 
@@ -170,7 +175,7 @@ def _read_ahead(store: Store, space_id: str, limit: int) -> _ReadAhead:
                 continue
             by_profile: dict[str, list[tuple]] = defaultdict(list)
             rows[computation.id] = (computation, by_profile)
-            for row in session.execute(computation.statement(now, profile_ids)):
+            for row in computation.rows_for(session, now, profile_ids):
                 by_profile[row[0]].append(tuple(row))
     return _ReadAhead(now, profile_ids, marks, rows)
 
@@ -268,14 +273,16 @@ def _apply_isolating_failures(session: Session, computation: Computation, now, t
 def _mark_again(session: Session, space_id: str, dirty, outcome: _Outcome, now_ms: int) -> None:
     """Put back the marks of profiles the pass failed for (retried with backoff) or left for later."""
     rows = []
-    for profile_id, since_ms, attempts in dirty:
+    for profile_id, since_ms, attempts, deferred_since_ms in dirty:
+        mark = dict(profile_id=profile_id, space_id=space_id, since_ms=since_ms, attempts=attempts, retry_at_ms=None,
+                    deferred_since_ms=None)
         if profile_id in outcome.failed:
             wait_ms = min(RETRY_FIRST_MS * 2 ** min(attempts, 32), RETRY_LAST_MS)
-            rows.append(dict(profile_id=profile_id, space_id=space_id, since_ms=since_ms, attempts=attempts + 1,
-                             retry_at_ms=now_ms + wait_ms))
+            rows.append(mark | dict(attempts=attempts + 1, retry_at_ms=now_ms + wait_ms))
+        elif profile_id in outcome.changed_meanwhile:
+            rows.append(mark | dict(deferred_since_ms=now_ms if deferred_since_ms is None else deferred_since_ms))
         elif profile_id in outcome.deferred:
-            rows.append(dict(profile_id=profile_id, space_id=space_id, since_ms=since_ms, attempts=attempts,
-                             retry_at_ms=None))
+            rows.append(mark)
     insert_dicts(session.connection(), DirtyProfile.__table__, rows)
 
 

@@ -201,7 +201,7 @@ class Precomputed:
 
     def rows_of(self, session: Session, computation: Computation, now, profile_ids: Collection[str]) -> list[tuple]:
         stale = sorted(self.stale.intersection(profile_ids))
-        fresh = [tuple(row) for row in session.execute(computation.statement(now, stale))] if stale else []
+        fresh = [tuple(row) for row in computation.rows_for(session, now, stale)] if stale else []
         return [row for profile_id in profile_ids if profile_id not in self.stale
                 for row in self.rows.get(profile_id, ())] + fresh
 
@@ -254,7 +254,8 @@ def _compute(session: Session, computation: Computation, now, reason: str, profi
         run_row.engine = session.get_bind().dialect.name
     elif full is None:
         with budget.on(session.connection()):
-            rows = [tuple(row) for row in session.execute(computation.statement(now, profile_ids))]
+            statement = computation.statement(now) if profile_ids is None else computation.restricted(now)
+            rows = [tuple(row) for row in session.execute(statement, {"profile_ids": list(profile_ids or ())})]
         run_row.engine = session.get_bind().dialect.name
     else:
         rows = _brought_up_to_date(session, computation, now, full)
@@ -270,7 +271,7 @@ def _brought_up_to_date(session: Session, computation: Computation, now, full: F
     if not changed:
         return full.rows
     fresh = [tuple(row) for chunk in _chunks(sorted(changed))
-             for row in session.execute(computation.statement(now, chunk))]
+             for row in computation.rows_for(session, now, chunk)]
     return [row for row in full.rows if row[0] not in changed] + fresh
 
 

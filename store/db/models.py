@@ -66,6 +66,8 @@ class JsonText(TypeDecorator):
 class JsonObject(JsonText):
     """A JSON document handled as the Python value it holds (JSON on SQLite, jsonb on PostgreSQL)."""
 
+    cache_ok = True  # SQLAlchemy asks each class: it holds no state a statement's cache key must tell
+
     def load_dialect_impl(self, dialect):
         return dialect.type_descriptor(_Declared("JSONB" if dialect.name == "postgresql" else "JSON"))
 
@@ -369,7 +371,8 @@ class AnalyticChange(SQLModel, table=True):
 
 class DirtyProfile(SQLModel, table=True):
     """A profile whose events, traits or identity changed since its audiences were last computed; one
-    whose last passes failed waits until `retry_at_ms` (`attempts` failures in a row)."""
+    whose last passes failed waits until `retry_at_ms` (`attempts` failures in a row); one a pass left
+    for later because it changed while the pass read it has been so since `deferred_since_ms`."""
 
     __tablename__ = "dirty_profile"
     profile_id: str = Field(primary_key=True)
@@ -377,6 +380,7 @@ class DirtyProfile(SQLModel, table=True):
     since_ms: int = Field(sa_type=BigInteger)
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     retry_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    deferred_since_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class ComputeState(SQLModel, table=True):
