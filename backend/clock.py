@@ -26,6 +26,16 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def iso_ms(millis: int) -> str:
+    """A stored time as Segment writes it (as `iso`); one outside what a datetime holds (stored before
+    event times were limited to 1900–2200) shows as the nearest representable time."""
+    try:
+        moment = from_ms(millis)
+    except OverflowError:
+        moment = datetime.min.replace(tzinfo=timezone.utc) if millis < 0 else datetime.max.replace(tzinfo=timezone.utc)
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

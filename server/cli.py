@@ -21,7 +21,10 @@ import logging
 import os
 import sys
 
+from sqlalchemy import make_url
+
 from server.importer import import_file
+from server.stopping import GRACE_SECONDS, Stopper
 from server.worker import Worker
 from store.analytic.store import open_analytic_store
 from store.catalog import destination_instances, spaces
@@ -56,9 +59,10 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     from server.web import api_app
 
     log = logging.getLogger("segment_audiences")
+    log.info("database: %s", _database(store))
     created = spaces.ensure_default_space(store)
     if created is not None:
-        _announce_default_space(log, created)
+        _announce_default_space(store, created)
     mcp_port = args.port or DEFAULT_PORTS.get(args.transport)
     shared = args.transport != "stdio" and args.http_port in (None, mcp_port)
     api_port = None
@@ -69,6 +73,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     store.analytics = open_analytic_store(store, args.analytics)
     server = build_server(store, read_only=args.read_only, toolsets=args.toolsets)
     worker = None if args.read_only or args.no_worker else Worker(store).start()
+    stopper = Stopper(lambda: _stop(store, worker)).install()
     store.download_base_url = os.environ.get("SEGMENT_AUDIENCES_PUBLIC_URL") or (
         f"http://{args.host}:{mcp_port if shared else api_port}" if shared or api_port else None)
     try:
@@ -82,9 +87,17 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
                 log.info("Tracking and Profile APIs on http://%s:%d/v1/ (the MCP port)", args.host, mcp_port)
             serve_http(server, args.transport, args.host, mcp_port, args.token, api=api_app(store) if shared else None)
     finally:
-        if worker is not None:
-            worker.stop()
+        stopper.stop()
     return 0
+
+
+def _stop(store: Store, worker: Worker | None) -> None:
+    """Stop the background loops (if any) within the grace period, then close the databases."""
+    if worker is not None:
+        worker.stop(GRACE_SECONDS)
+    if store.analytics is not None:
+        store.analytics.close()
+    store.close()
 
 
 def _serve_api(log: logging.Logger, store: Store, args: argparse.Namespace) -> int | None:
@@ -106,21 +119,29 @@ def _serve_api(log: logging.Logger, store: Store, args: argparse.Namespace) -> i
     return bound
 
 
-def _announce_default_space(log: logging.Logger, created: spaces.NewSpace) -> None:
-    """First start: the Default space's id and keys (the access token is shown this once)."""
-    log.info("first start: created space %s (%s)", created.space.name, created.space.id)
-    log.info("  write key (Tracking API Basic user name): %s", created.write_key)
-    log.info("  Profile API access token (shown once; `segment-audiences spaces token %s` issues a new one): %s",
-             created.space.id, created.access_token)
+def _announce_default_space(store: Store, created: spaces.NewSpace) -> None:
+    """First start: the Default space's id and keys (the access token is shown this once) and where
+    the database is, as a block of its own on stderr, apart from the log lines."""
+    print(f"\nfirst start: created space {created.space.name} ({created.space.id})\n"
+          f"  database: {_database(store)}\n"
+          f"  write key (Tracking API Basic user name): {created.write_key}\n"
+          f"  Profile API access token (shown once; `segment-audiences spaces token {created.space.id}` issues a "
+          f"new one): {created.access_token}\n", file=sys.stderr, flush=True)
+
+
+def _database(store: Store) -> str:
+    """The database as a person would name it: a SQLite file's path, or the URL without its password."""
+    url = make_url(store.url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return url.database
+    return url.render_as_string(hide_password=True)
 
 
 def _worker(store: Store, args: argparse.Namespace) -> int:
     store.analytics = open_analytic_store(store, args.analytics)
     worker = Worker(store).start()
-    try:
-        worker.wait()
-    except KeyboardInterrupt:
-        worker.stop()
+    Stopper(lambda: _stop(store, worker)).install()
+    worker.wait()
     return 0
 
 
@@ -268,7 +289,7 @@ def _analytics_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segment-audiences", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="segment-audiences", description=" ".join(__doc__.split("\n\n")[0].split()))
     _global_options(parser, defaults=True)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 

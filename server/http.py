@@ -12,6 +12,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app import AudienceServer
+from server.stopping import GRACE_SECONDS
 from server.web import ApiInFront
 
 
@@ -62,4 +63,4 @@ def serve_http(server: AudienceServer, transport: str, host: str, port: int, tok
         app = BearerAuth(app, token)
     if api is not None:
         app = ApiInFront(api, app)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACE_SECONDS)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timezone
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from backend.clock import from_ms, to_ms
+from backend.clock import iso_ms, to_ms
 from backend.tracking.messages import MessageError, parse_time
 from server.basic_auth import basic_user
 from store.db.models import Event, Identifier, Profile
@@ -74,7 +73,7 @@ def _traits(store: Store, profile: Profile, request: Request, name: str) -> dict
     )
     if _verbose(request):
         traits = {
-            row.key: {"value": row.value, "source_id": row.source_id, "updated_at": _iso_ms(row.updated_at_ms)}
+            row.key: {"value": row.value, "source_id": row.source_id, "updated_at": iso_ms(row.updated_at_ms)}
             for row in page.rows
         }
     else:
@@ -116,8 +115,8 @@ def _metadata(store: Store, profile: Profile, request: Request, name: str) -> di
     facts = profiles.metadata(store, profile)
     return {
         "metadata": {
-            "created_at": _iso_ms(facts.created_at_ms),
-            "updated_at": _iso_ms(facts.updated_at_ms),
+            "created_at": iso_ms(facts.created_at_ms),
+            "updated_at": iso_ms(facts.updated_at_ms),
             "expires_at": None,
             "first_message_id": facts.first_message_id,
             "first_source_id": facts.first_source_id,
@@ -142,7 +141,7 @@ def _identifier(row: Identifier, brief: bool = False) -> dict:
         "type": row.type,
         "source_id": row.source_id,
         "collection": row.collection,
-        "created_at": _iso_ms(row.created_at_ms),
+        "created_at": iso_ms(row.created_at_ms),
         "encoding": "none",
     }
     if not brief:
@@ -157,7 +156,7 @@ def _event(row: Event, profile: Profile) -> dict:
         "type": row.type,
         "message_id": row.message_id,
         "source_id": row.source_id,
-        "timestamp": _iso_ms(row.timestamp_ms),
+        "timestamp": iso_ms(row.timestamp_ms),
         "properties": json.loads(row.properties),
         "event": row.event,
         "related": {profile.collection: profile.id},
@@ -215,13 +214,3 @@ def _cursor_number(text: str, signed: bool = False) -> int:
 def _cursor_out(request: Request, following: str | None, limit: int) -> dict:
     token = base64.urlsafe_b64encode(following.encode()).decode() if following else ""
     return {"url": request.url.path, "has_more": following is not None, "next": token, "limit": limit}
-
-
-def _iso_ms(millis: int) -> str:
-    """A stored time as Segment writes it; one outside what a datetime holds (stored before event
-    times were limited to 1900–2200) shows as the nearest representable time."""
-    try:
-        moment: datetime = from_ms(millis)
-    except OverflowError:
-        moment = datetime.min.replace(tzinfo=timezone.utc) if millis < 0 else datetime.max.replace(tzinfo=timezone.utc)
-    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

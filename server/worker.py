@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -73,12 +74,15 @@ class Worker:
         for thread in self.threads:
             thread.join()
 
-    def stop(self) -> None:
+    def stop(self, seconds: float = 10.0) -> None:
+        """Tell the loops to stop and wait up to `seconds` in all for them (a step still running after
+        that is cut off with the process, its transaction rolled back)."""
+        deadline = time.monotonic() + seconds
         self.stopping.set()
-        self.delivery.stop()
+        self.delivery.stop(seconds)
         for thread in [*self.threads, self.replication]:
             if thread.is_alive():
-                thread.join(timeout=10)
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def replicate(self) -> None:
         """Keep the analytic store close behind (a first copy takes a while), so a full run has little
@@ -143,9 +147,9 @@ class DeliveryWorker:
         self.thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, seconds: float = 15.0) -> None:
         self.stopping.set()
-        self.thread.join(timeout=15)
+        self.thread.join(timeout=seconds)
 
     async def main(self) -> None:
         running: set[str] = set()

@@ -44,11 +44,15 @@ def stop(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-def test_first_start_logs_the_default_space_and_its_keys(tmp_path):
+def test_first_start_shows_the_default_space_its_keys_and_the_database_as_a_block_of_its_own(tmp_path):
     process, log = start_stdio(tmp_path, "--http-port", "off")
     stop(process)
-    assert "first start: created space Default (spa_" in log
-    assert "write key (Tracking API Basic user name): " in log and "access token" in log and "sat_" in log
+    [block] = [part for part in log.split("\n\n") if "first start" in part]
+    lines = block.strip().splitlines()
+    assert lines[0].startswith("first start: created space Default (spa_") and len(lines) == 4
+    assert lines[1] == f"  database: {tmp_path / 's.db'}"
+    assert lines[2].startswith("  write key (Tracking API Basic user name): ")
+    assert lines[3].startswith("  Profile API access token") and "sat_" in lines[3]
     assert "Tracking and Profile APIs" not in log, "off means off"
     process, again = start_stdio(tmp_path, "--http-port", "off")
     stop(process)
@@ -92,3 +96,17 @@ def test_an_explicit_http_port_that_is_taken_is_an_error(tmp_path):
                                "--http-port", str(port)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=60)
     assert done.returncode == 2 and f"cannot serve the Tracking and Profile APIs on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_command_on_a_migrated_database_prints_no_migration_lines(tmp_path):
+    command = [sys.executable, "-m", "server", "--db", str(tmp_path / "m.db"), "spaces", "list"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert "Running upgrade" in first.stderr, "the first command migrates the new database"
+    assert again.returncode == 0 and again.stderr == ""
+
+
+def test_help_is_whole_sentences():
+    helped = subprocess.run([sys.executable, "-m", "server", "--help"], capture_output=True, text=True, timeout=60)
+    description = helped.stdout.split("\n\n")[1]
+    assert description.rstrip().endswith("destinations.") and "serve the MCP server" in description

@@ -16,6 +16,7 @@ from tools import (
     destinations,
     downloads,
     filters,
+    profiles,
     schedules,
     spaces,
     subscriptions,
@@ -33,6 +34,7 @@ TOOLSETS: dict[str, list[ToolSpec]] = {
     "subscriptions": subscriptions.TOOLS,
     "filters": filters.TOOLS,
     "downloads": downloads.TOOLS,
+    "profiles": profiles.TOOLS,
 }
 TOOLS: list[ToolSpec] = [spec for group in TOOLSETS.values() for spec in group]
 

@@ -32,6 +32,8 @@ LISTING_HINTS = {
     "schedule": "Call segment_audiences_list_audience_schedules_from_space_and_audience to see valid schedule ids.",
     "connection": "Call segment_audiences_list_destinations_from_audience to see this audience's connection ids (ii_…).",
     "activation": "Call segment_audiences_list_activations_from_audience to see valid activation ids.",
+    "profile": "Name a profile as type:value of one of its identifiers (user_id:u1, email:a@b.c, anonymous_id:…, "
+    "group_id:… with collection accounts) or by its id (use_…, acc_…).",
     "destination": "Call segment_audiences_list_destinations to see the space's destination ids (dst_…), "
     "or create one with segment_audiences_create_destination.",
 }

@@ -3,11 +3,13 @@
 Migrations run under a lock that every starting process takes first, so any number of processes may
 start at once on an empty, an old or a current database: PostgreSQL's transaction-scoped advisory
 lock, or SQLite's write lock (`BEGIN IMMEDIATE`). The first process migrates; the others wait, then
-find nothing left to do. A database migrated by a newer release than this one is refused.
+find nothing left to do. A database migrated by a newer release than this one is refused. Alembic's
+log lines appear only when a migration runs.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,14 +31,17 @@ class SchemaTooNew(RuntimeError):
 def migrate(engine: Engine) -> str:
     """Bring the database to the newest schema; returns the workspace id it records."""
     config = _config()
-    known = {revision.revision for revision in ScriptDirectory.from_config(config).walk_revisions()}
+    scripts = ScriptDirectory.from_config(config)
+    known = {revision.revision for revision in scripts.walk_revisions()}
     with _locked(engine) as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
+        with _quiet(logging.getLogger("alembic.runtime.migration")):
+            current = MigrationContext.configure(connection).get_current_revision()
         if current is not None and current not in known:
             raise SchemaTooNew(f"the database's schema is at revision {current}, which this program does not "
                                f"know: a newer segment-audiences migrated it; upgrade segment-audiences")
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        if current != scripts.get_current_head():
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
         return connection.execute(text("SELECT value FROM schema_meta WHERE key = 'workspace_id'")).scalar_one()
 
 
@@ -49,6 +54,19 @@ def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """`logger` says nothing below a warning meanwhile (by a filter of this call's own, so that calls
+    in several threads at once undo only their own)."""
+    below_warning = logging.Filter()
+    below_warning.filter = lambda record: record.levelno >= logging.WARNING
+    logger.addFilter(below_warning)
+    try:
+        yield
+    finally:
+        logger.removeFilter(below_warning)
 
 
 @contextmanager

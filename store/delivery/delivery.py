@@ -5,7 +5,9 @@ Outcomes are written back every RECORD_SECONDS while the pass is still sending, 
 mid-pass resends only the rows in flight (or finished in the last moment) when its lease runs out.
 While requests are in flight their lease is extended every third of its length, so no other worker
 takes a row that is still being sent; a request whose lease is about to end all the same is abandoned
-by the sender (see `backend.delivery.sender`). Database work runs in a worker thread so the event loop keeps
+by the sender (see `backend.delivery.sender`). A pass cancelled because its worker stops gives the
+rows in flight back to the queue at once (sent again, under the same messageId, if the request had
+reached the destination). Database work runs in a worker thread so the event loop keeps
 sending while the database writes.
 """
 
@@ -16,6 +18,7 @@ from collections import Counter
 import anyio
 
 from backend.clock import to_ms
+from backend.delivery.policy import Outcome
 from backend.delivery.sender import DEADLINE_SECONDS, Sender
 from store.db.store import Store
 from store.delivery import outbox
@@ -62,14 +65,22 @@ async def deliver_once(store: Store, sender: Sender, owner: str, limit: int = BA
                 for lease in leases:
                     lease.extend(ends[lease.token], now_ms)
 
-    async with anyio.create_task_group() as background:
-        background.start_soon(record_while_sending)
-        background.start_soon(keep_leases)
-        async with anyio.create_task_group() as senders:
-            for claim in claims:
-                if claim.job is not None:
-                    senders.start_soon(send, claim)
-        sending.set()
+    try:
+        async with anyio.create_task_group() as background:
+            background.start_soon(record_while_sending)
+            background.start_soon(keep_leases)
+            async with anyio.create_task_group() as senders:
+                for claim in claims:
+                    if claim.job is not None:
+                        senders.start_soon(send, claim)
+            sending.set()
+    except anyio.get_cancelled_exc_class():  # the worker is stopping: what is in flight goes back to the queue
+        with anyio.CancelScope(shield=True):
+            for claim in in_flight.values():
+                claim.outcome = Outcome("released")
+                done.append(claim)
+            await record()
+        raise
     await record()
     return counts
 

@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
 from backend.tracking.identity import USERS
-from store.db.models import Event, Identifier, Profile, ProfileLink, Space, Trait
+from store.db.models import Audience, Event, Identifier, Membership, Profile, ProfileLink, Space, Trait
 from store.db.store import Store
 
 TRAIT_CLASSES = ("audience", "computed_trait", "custom")
@@ -28,6 +28,7 @@ class TraitRow:
     value: object
     source_id: str
     updated_at_ms: int
+    trait_class: str
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def find_profile(store: Store, space_id: str, collection: str, reference: str) -
 
 
 def traits(store: Store, profile_id: str, *, classes: tuple[str, ...], include: list[str] | None, limit: int, after: str | None) -> ProfilePage:
-    statement = select(Trait.key, Trait.value, Trait.source_id, Trait.updated_at_ms).where(
+    statement = select(Trait.key, Trait.value, Trait.source_id, Trait.updated_at_ms, Trait.trait_class).where(
         Trait.profile_id == profile_id, Trait.trait_class.in_(classes)
     )
     if include:
@@ -85,7 +86,7 @@ def traits(store: Store, profile_id: str, *, classes: tuple[str, ...], include: 
         statement = statement.where(Trait.key > after)
     with store.read() as session:
         rows = session.execute(statement.order_by(Trait.key).limit(limit + 1)).all()
-    page = [TraitRow(key, json.loads(value), source, at) for key, value, source, at in rows[:limit]]
+    page = [TraitRow(key, json.loads(value), source, at, trait_class) for key, value, source, at, trait_class in rows[:limit]]
     return ProfilePage(page, page[-1].key if len(rows) > limit else None)
 
 
@@ -150,6 +151,16 @@ def metadata(store: Store, profile: Profile) -> Metadata:
     message_id, received_at_ms, source_id = newest
     return Metadata(profile.created_at_ms, received_at_ms, profile.first_message_id, profile.first_source_id,
                     message_id, source_id)
+
+
+def audiences_of(store: Store, profile: Profile) -> list[Audience]:
+    """The live audiences the profile is a member of now, by name."""
+    with store.read() as session:
+        return list(session.execute(
+            select(Audience).join(Membership, Membership.computation_id == Audience.id)
+            .where(Membership.profile_id == profile.id, Membership.exited_at_ms.is_(None),
+                   Audience.deleted_at.is_(None))
+            .order_by(Audience.name, Audience.id)).scalars())
 
 
 def linked(store: Store, profile: Profile, limit: int) -> list[tuple[Profile, list[Identifier]]]:
