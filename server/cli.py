@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from sqlalchemy import make_url
 
@@ -33,6 +34,7 @@ from store.db.pagination import PageRequest
 from store.db.schema import SchemaTooNew
 from store.db.store import DEFAULT_ACTOR, Store
 from store.delivery import destination_catalog, outbox
+from store.ingest import schema_summary
 from tools import TOOLSETS, UnknownToolset, toolsets_from
 
 DEFAULT_PORTS = {"sse": 8000, "streamable-http": 8000}
@@ -42,8 +44,11 @@ DEFAULT_API_PORT = 8000
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.run is _bundle:
+        return _bundle(args)
     try:
         store = Store(args.db, actor=args.actor)
+        schema_summary.catch_up(store)
         return args.run(store, args)
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
@@ -367,9 +372,25 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--id", type=int, action="append", default=[], help="an outbox row id (repeatable)")
     redrive.add_argument("--all", action="store_true", help="every dead-lettered message")
     redrive.set_defaults(run=_redrive)
+    bundle = commands.add_parser("bundle", help="build the MCP Bundle (.mcpb) a host installs, from this checkout")
+    bundle.add_argument("--output", required=True, type=Path, help="the .mcpb file to write")
+    bundle.set_defaults(run=_bundle)
     for leaf in (serve, worker, ingest, create, spaces_list, token, add, update, removing, listing, dead, redrive):
         _global_options(leaf, defaults=False)
     return parser
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    """Needs no database: it packs the checkout."""
+    from server import bundle
+
+    try:
+        written = bundle.build(args.output)
+    except bundle.BundleError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{written} ({written.stat().st_size / 1_048_576:.1f} MB)")
+    return 0
 
 
 def _toolsets(value: str) -> set[str] | None:

@@ -1,7 +1,8 @@
 """Serving the MCP app over HTTP (SSE or streamable HTTP) with uvicorn, behind an optional bearer token.
 
 Bound to a loopback address the server needs no token (and the SDK's DNS-rebinding protection is
-on); bound to any other address it refuses to start without one.
+on); bound to any other address it refuses to start without one. Streamable HTTP streams are
+resumable (`server.event_store`): each opens with a priming event and a `retry` interval.
 """
 
 import hmac
@@ -12,6 +13,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app import AudienceServer
+from server.event_store import RETRY_MS, MemoryEventStore
 from server.stopping import GRACE_SECONDS
 from server.web import ApiInFront
 
@@ -58,7 +60,8 @@ def serve_http(server: AudienceServer, transport: str, host: str, port: int, tok
     if transport == "sse":
         app: ASGIApp = server.sse_app(host=host, transport_security=security)
     else:
-        app = server.streamable_http_app(host=host, transport_security=security)
+        app = server.streamable_http_app(host=host, transport_security=security, event_store=MemoryEventStore(),
+                                         retry_interval=RETRY_MS)
     if token:
         app = BearerAuth(app, token)
     if api is not None:

@@ -114,6 +114,8 @@ async def _accept(store: Store, space_id: str, kind: str, body: dict) -> JSONRes
     if rejected and kind != "batch":
         return _failure(400, rejected[0].message)
     if rejected:
+        log.warning("refused %d of %d messages of a batch into %s, e.g. #%d: %s", len(rejected), len(items), space_id,
+                    rejected[0].index, rejected[0].message)
         return JSONResponse(
             {"success": False, "code": CODES[400], "stored": result.stored,
              "message": f"{len(rejected)} of {len(items)} messages were "
@@ -150,5 +152,6 @@ def _write_key(request: Request, body: dict) -> str:
 
 
 def _failure(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    log.warning("refused a call (%d %s): %s", status, CODES[status], message)
     return JSONResponse({"success": False, "code": CODES[status], "message": message}, status_code=status,
                         headers=headers)

@@ -23,26 +23,31 @@ def server_env(tmp_path) -> dict[str, str]:
     return {**os.environ, "SEGMENT_AUDIENCES_DB": database_url(tmp_path, "server")}
 
 
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
-    """Return once something listens on the loopback port; fail if the process dies first."""
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20, log=None) -> None:
+    """Return once something listens on the loopback port; fail if the process dies first, showing
+    its stderr (a pipe, or the `log` file it writes)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
-        assert process.poll() is None, process.stderr.read().decode()
+        assert process.poll() is None, log.read_text() if log else process.stderr.read().decode()
         time.sleep(0.1)
     raise AssertionError("server did not start")
 
 
 class HttpServer:
+    """A `serve` process; its log goes to a file (`log`), which nothing has to read for it to go on."""
+
     def __init__(self, tmp_path, transport: str, *extra: str):
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--transport", transport, "--port", str(self.port), *extra],
-            env=server_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        wait_for_port(self.port, self.process)
+        self.log = tmp_path / f"serve-{self.port}.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server", "serve", "--transport", transport, "--port", str(self.port), *extra],
+                env=server_env(tmp_path), stdout=subprocess.DEVNULL, stderr=log,
+            )
+        wait_for_port(self.port, self.process, log=self.log)
 
     def stop(self) -> None:
         self.process.terminate()

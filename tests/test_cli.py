@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
+from server import bundle
 from server.cli import main
 
 
@@ -110,3 +112,9 @@ def test_help_is_whole_sentences():
     helped = subprocess.run([sys.executable, "-m", "server", "--help"], capture_output=True, text=True, timeout=60)
     description = helped.stdout.split("\n\n")[1]
     assert description.rstrip().endswith("destinations.") and "serve the MCP server" in description
+
+
+def test_bundle_outside_a_checkout_says_to_run_it_in_one(tmp_path):
+    with pytest.raises(bundle.BundleError, match="run the command in one"):
+        bundle.build(tmp_path / "x.mcpb", checkout=tmp_path)
+    assert not list(tmp_path.iterdir())

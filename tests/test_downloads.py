@@ -9,9 +9,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+import anyio
 import pytest
+from mcp import MCPError
+from mcp.types import INVALID_PARAMS
 
-from store.catalog import computed_traits
+from server import resources
+from server.app import build_server
+from store.catalog import computed_traits, spaces
 from store.compute import downloads, runs
 from tests.conftest import NOW
 from tests.delivery_helpers import audience
@@ -52,7 +57,7 @@ def timeline(store, space_id):
 
 
 def export(store, collection_id, hour, **options):
-    return read_csv(downloads.create_download(store, collection_id, hour.strftime(HOUR), **options)[0])
+    return read_csv(downloads.create_download(store, collection_id, hour.strftime(HOUR), **options).urls[0])
 
 
 def test_a_past_hour_is_the_membership_at_its_end(store, timeline):
@@ -120,9 +125,51 @@ async def test_the_tool_returns_a_url_to_the_csv(call, store, space_id):
     assert missing["type"] == "not-found" and missing["field"] == "collectionId"
 
 
+async def test_a_download_is_a_resource_linked_from_the_result_listed_and_read_while_it_lives(client, store, space_id):
+    send(store, space_id, {"type": "track", "userId": "ann", "event": "Signed Up"})
+    pros = audience(store, space_id)
+    result = await client.call_tool("segment_audiences_create_download",
+                                    {"collectionId": pros.id, "hour": NOW.strftime(HOUR)})
+    [link] = [block for block in result.content if block.type == "resource_link"]
+    assert str(link.uri).startswith(f"segment-audiences://spaces/{space_id}/downloads/") and link.mime_type == "text/csv"
+    [url] = result.structured_content["download"]["urls"]
+    assert link.size == Path(url2pathname(urlparse(url).path)).stat().st_size
+    assert str(link.uri) in {str(resource.uri) for resource in (await client.list_resources()).resources}
+    [content] = (await client.read_resource(str(link.uri))).contents
+    assert list(csv.DictReader(content.text.splitlines())) == read_csv(url)
+    assert [row["key"] for row in read_csv(url)] == [profile_of(store, "user_id", "ann")]
+
+    at(store, hours=1)
+    assert str(link.uri) not in {str(resource.uri) for resource in (await client.list_resources()).resources}
+    with pytest.raises(MCPError) as expired:
+        await client.read_resource(str(link.uri))
+    assert expired.value.error.code == INVALID_PARAMS and "create_download again" in expired.value.error.message
+
+
+async def test_a_download_is_read_only_under_its_own_space(client, store, space_id):
+    pros = audience(store, space_id)
+    written = downloads.create_download(store, pros.id, NOW.strftime(HOUR))
+    other = spaces.create_space(store, "Other").space.id
+    with pytest.raises(MCPError) as elsewhere:
+        await client.read_resource(f"segment-audiences://spaces/{other}/downloads/{written.token}")
+    assert elsewhere.value.error.code == INVALID_PARAMS
+
+
+def test_a_large_download_is_read_as_a_blob(monkeypatch, store, space_id):
+    plan(store, space_id, "ann", "pro", "ann@example.com")
+    pros = audience(store, space_id, name="Pro", query="trait('plan') = 'pro'")
+    runs.run(store, pros.id, reason="forced")
+    written = downloads.create_download(store, pros.id, NOW.strftime(HOUR))
+    monkeypatch.setattr(resources, "TEXT_LIMIT", written.size - 1)
+    server = build_server(store)
+    [blob] = anyio.run(server.read_resource, f"segment-audiences://spaces/{space_id}/downloads/{written.token}")
+    assert isinstance(blob.content, bytes) and blob.content.decode() == Path(url2pathname(
+        urlparse(written.urls[0]).path)).read_text()
+
+
 def test_an_expired_link_finds_nothing_and_its_file_is_removed(store, space_id):
     pros = audience(store, space_id)
-    [url] = downloads.create_download(store, pros.id, NOW.strftime(HOUR))
+    [url] = downloads.create_download(store, pros.id, NOW.strftime(HOUR)).urls
     token = urlparse(url).path.rsplit("/", 1)[-1].removesuffix(".csv")
     assert downloads.find_file(store, token) is not None
     at(store, hours=1)

@@ -3,10 +3,13 @@ FQL example in them accepted by the parsers exactly as an agent would copy it.""
 
 import json
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from backend import fql
+from backend.cql import parse
+from backend.cql.evaluate import EventRecord, ProfileData, is_member
 from server.resources import CATALOG_URI, CQL_URI, FQL_URI, REFERENCES
 from store.catalog import definitions
 from store.delivery import destination_catalog
@@ -41,6 +44,38 @@ async def test_the_tools_that_take_cql_fql_or_settings_point_to_their_reference(
 @pytest.mark.parametrize("query", examples("cql.md", "cql-audience"))
 def test_every_audience_example_is_a_valid_definition(query):
     definitions.check_definition(query, kind="audience", audience_type="USERS")
+
+
+@pytest.mark.parametrize("query", examples("cql.md", "cql-accounts"))
+def test_every_account_audience_example_is_a_valid_definition(query):
+    definitions.check_definition(query, kind="audience", audience_type="ACCOUNTS")
+
+
+def test_the_cql_reference_shows_funnels_parent_references_and_between():
+    audiences = examples("cql.md", "cql-audience")
+    assert any("within(parent:" in query for query in audiences)
+    assert any("property(parent:" in query for query in audiences)
+    assert any(".between(" in query for query in audiences)
+    assert examples("cql.md", "cql-accounts")
+
+
+def test_the_funnel_examples_mean_what_the_reference_says():
+    """Who added a product and ordered within a day is in the first funnel; who added and did not
+    order within a day (ordering later counts not) is in the second; the third needs the returned sku
+    to be the bought one."""
+    ordered, then_not, same_sku = [q for q in examples("cql.md", "cql-audience") if "parent:" in q]
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+
+    def at(name, days, **properties):
+        return EventRecord(name, now - timedelta(days=days), properties, {}, "web")
+
+    quick = ProfileData(events=[at("Product Added", 3), at("Order Completed", 2.5)])
+    late = ProfileData(events=[at("Product Added", 3), at("Order Completed", 1)])
+    assert [is_member(parse(ordered), p, now) for p in (quick, late)] == [True, False]
+    assert [is_member(parse(then_not), p, now) for p in (quick, late)] == [False, True]
+    returned = [at("Shoes Bought", 4, sku="A"), at("Shoes Returned", 2, sku="A")]
+    other = [at("Shoes Bought", 4, sku="A"), at("Shoes Returned", 2, sku="B")]
+    assert [is_member(parse(same_sku), ProfileData(events=e), now) for e in (returned, other)] == [True, False]
 
 
 @pytest.mark.parametrize("query", examples("cql.md", "cql-trait"))

@@ -1,5 +1,7 @@
 import pytest
 
+from tests.conftest import tool_errors
+
 pytestmark = pytest.mark.anyio
 QUERY = "event('Order Completed').within(30 days).count() >= 3"
 
@@ -166,9 +168,14 @@ async def test_schedule_validation(call, space_id):
     error = await call.error("add_audience_schedule_to_audience", spaceId=space_id, id=audience["id"],
                              strategy="SPECIFIC_DAYS", config={"days": [1], "hours": [9], "timezone": "Mars/Olympus"})
     assert error["field"] == "config.timezone"
-    error = await call.error("add_audience_schedule_to_audience", spaceId=space_id, id=audience["id"],
-                             strategy="PERIODIC", config={"interval": "7m"})
-    assert error["type"] == "input-validation"
+    result = await call.client.call_tool("segment_audiences_add_audience_schedule_to_audience", {
+        "spaceId": space_id, "id": audience["id"], "strategy": "PERIODIC", "config": {"interval": "7m"}})
+    [error] = tool_errors(result)
+    assert error["field"] == "config.interval" and "'15m'" in error["message"] and "Config" not in error["message"]
+    result = await call.client.call_tool("segment_audiences_update_audience_schedule_for_audience", {
+        "spaceId": space_id, "id": audience["id"], "scheduleId": "sch_x", "strategy": "SPECIFIC_DAYS",
+        "config": {"days": [1], "hours": [9]}})
+    assert [error["field"] for error in tool_errors(result)] == ["config.timezone"]
     error = await call.error("add_audience_schedule_to_audience", spaceId=space_id, id=audience["id"],
                              strategy="PERIODIC", config={"days": [1], "hours": [25], "timezone": "UTC"})
     assert error["type"] == "input-validation"

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 async def round_trip(client: Client) -> None:
     tools = (await client.list_tools()).tools
-    assert len(tools) == 46
+    assert len(tools) == 54
     spaces = (await client.call_tool("segment_audiences_list_spaces", {})).structured_content["spaces"]
     assert spaces[0]["name"] == "Default"
     created = await client.call_tool("segment_audiences_create_audience", {
@@ -63,7 +63,7 @@ async def test_bearer_token_guards_the_http_transport(tmp_path):
         assert answer.status_code == 401 and answer.json()["errors"][0]["type"] == "unauthorized"
         http_client = httpx2.AsyncClient(headers={"Authorization": "Bearer let-me-in"})
         async with http_client, Client(streamable_http_client(f"http://127.0.0.1:{server.port}/mcp", http_client=http_client)) as client:
-            assert len((await client.list_tools()).tools) == 46
+            assert len((await client.list_tools()).tools) == 54
     finally:
         server.stop()
 
@@ -122,3 +122,29 @@ async def test_closed_streamable_http_sessions_are_forgotten_and_free_their_memo
 
     assert answer.status_code == 404, "a session closed with DELETE must be gone"
     assert grown_kb < 150 * 420 / 4, f"150 closed sessions kept {grown_kb} KB"
+
+
+async def test_streamable_http_streams_open_with_a_priming_event_and_retry_and_resume(tmp_path):
+    server = HttpServer(tmp_path, "streamable-http")
+    base = f"http://127.0.0.1:{server.port}/mcp"
+    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+    try:
+        opened = httpx.post(base, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}})
+        headers["mcp-session-id"] = opened.headers["mcp-session-id"]
+        httpx.post(base, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        listed = httpx.post(base, headers=headers, json={"jsonrpc": "2.0", "id": 2, "method": "ping"})
+        events = [dict(line.split(": ", 1) if ": " in line else (line.rstrip(":"), "") for line in block.splitlines())
+                  for block in listed.text.replace("\r\n", "\n").strip().split("\n\n")]
+        replayed = ""
+        with httpx.stream("GET", base, headers={**headers, "last-event-id": events[0]["id"]}, timeout=30) as resumed:
+            for line in resumed.iter_lines():  # the stream stays open: read until the replayed answer
+                replayed += line
+                if '"id":2' in line.replace(" ", ""):
+                    break
+    finally:
+        server.stop()
+    priming, answer = events[0], events[1]
+    assert priming["retry"] == "1000" and priming["data"] == "" and priming["id"]
+    assert '"id":2' in answer["data"].replace(" ", "")
+    assert '"id":2' in replayed.replace(" ", ""), "a reconnect with Last-Event-ID replays what followed"

@@ -18,6 +18,7 @@ from tools import (
     filters,
     profiles,
     schedules,
+    space_schema,
     spaces,
     subscriptions,
 )
@@ -35,6 +36,7 @@ TOOLSETS: dict[str, list[ToolSpec]] = {
     "filters": filters.TOOLS,
     "downloads": downloads.TOOLS,
     "profiles": profiles.TOOLS,
+    "schema": space_schema.TOOLS,
 }
 TOOLS: list[ToolSpec] = [spec for group in TOOLSETS.values() for spec in group]
 

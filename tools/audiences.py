@@ -94,7 +94,7 @@ def create_audience(
         enabled=enabled,
         options=options.model_dump(exclude_none=True) if options else None,
     )
-    return _with_warnings(store, row)
+    return _with_warnings(store, row, created=True)
 
 
 def get_audience(
@@ -196,9 +196,11 @@ def list_audience_consumers_from_space_and_audience(
     return ConsumersOutput(audiences=[shapes.audience(row) for row in page.items], pagination=shapes.pagination(page))
 
 
-def _with_warnings(store: Store, row) -> AudienceOutput:
+def _with_warnings(store: Store, row, *, created: bool = False) -> AudienceOutput:
     warnings = definitions.definition_warnings(store, row.space_id, row.query, kind="audience",
                                                audience_type=row.audience_type)
+    if created:
+        warnings += definitions.name_warnings(store, row.space_id, row.id, row.name, row.key)
     return AudienceOutput(audience=shapes.audience(row), warnings=warnings or None)
 
 

@@ -4,11 +4,12 @@ from typing import Annotated, Optional
 
 from pydantic import BaseModel, Field
 
+from store.catalog import definitions
 from store.compute import previews, runs
 from store.db.store import Store
 from tools import shapes
 from tools.models import (AudienceDefinitionInput, AudiencePreview, AudienceType, Input, Output, RunInfo,
-                          SpaceId, resource_id)
+                          SpaceId, Warnings, resource_id)
 from tools.registry import read, write
 
 
@@ -25,6 +26,7 @@ class AudiencePreviewIdentifier(Output):
 
 class PreviewIdOutput(BaseModel):
     audiencePreview: AudiencePreviewIdentifier
+    warnings: Warnings = None
 
 
 class PreviewOutput(BaseModel):
@@ -45,7 +47,8 @@ def create_audience_preview(
     """Start computing how many profiles a definition would hold, saving nothing; CQL mistakes are
     reported here. Returns {audiencePreview: {id: prv_…}} at once: poll
     segment_audiences_get_audience_preview until COMPLETED (size, up to 100 members) or FAILED
-    (failureReason)."""
+    (failureReason). Unknown trait keys and event names are named in `warnings`, as create_audience
+    names them."""
     row = previews.create_preview(
         store,
         spaceId,
@@ -54,7 +57,9 @@ def create_audience_preview(
         target_entity=definition.targetEntity,
         options=options.model_dump(exclude_none=True) if options else None,
     )
-    return PreviewIdOutput(audiencePreview=AudiencePreviewIdentifier(id=row.id))
+    warnings = definitions.definition_warnings(store, spaceId, definition.query, kind="audience",
+                                               audience_type=audienceType)
+    return PreviewIdOutput(audiencePreview=AudiencePreviewIdentifier(id=row.id), warnings=warnings or None)
 
 
 def get_audience_preview(store: Store, spaceId: SpaceId, id: Annotated[str, resource_id("Preview id (prv_…).")]) -> PreviewOutput:

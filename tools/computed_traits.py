@@ -61,7 +61,7 @@ def create_computed_trait(
         enabled=enabled,
         options=options.model_dump(exclude_none=True) if options else None,
     )
-    return _with_warnings(store, row)
+    return _with_warnings(store, row, created=True)
 
 
 def get_computed_trait(store: Store, spaceId: SpaceId, id: TraitId) -> ComputedTraitOutput:
@@ -111,9 +111,11 @@ def remove_computed_trait_from_space(store: Store, spaceId: SpaceId, id: TraitId
     return Status(status="SUCCESS")
 
 
-def _with_warnings(store: Store, row) -> ComputedTraitOutput:
+def _with_warnings(store: Store, row, *, created: bool = False) -> ComputedTraitOutput:
     warnings = definitions.definition_warnings(store, row.space_id, row.query, kind="computed_trait",
                                                audience_type=row.definition_type)
+    if created:
+        warnings += definitions.name_warnings(store, row.space_id, row.id, row.name, row.key)
     return ComputedTraitOutput(computedTrait=shapes.computed_trait(row), warnings=warnings or None)
 
 

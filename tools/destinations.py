@@ -46,6 +46,8 @@ class AddDestinationOutput(BaseModel):
     connection: IdOnly
     idSyncConfiguration: list[IdSyncConfiguration]
     connectionSettings: Optional[dict[str, Any]] = None
+    sending: Optional[str] = Field(None, description="Addition to the Public API: what this connection sends, "
+                                   "and whether that starts now or only once an activation exists.")
 
 
 class ListDestinationsOutput(BaseModel):
@@ -83,8 +85,10 @@ def add_destination_to_audience(
     idSyncConfiguration: IdSync = None,
 ) -> AddDestinationOutput:
     """Connect a destination instance (segment_audiences_list_destinations; create one with
-    segment_audiences_create_destination) to an audience or computed trait. With history on (default)
-    current members or values go out at once. Audiences send Identify traits.<key>: true|false or Track
+    segment_audiences_create_destination) to an audience or computed trait. Classic destinations
+    (MoEngage, the forwarder) send from the connection, current members at once with history on
+    (default); action destinations (Webhooks, Pendula) send nothing until an activation exists;
+    `sending` says which. Audiences send Identify traits.<key>: true|false or Track
     Audience Entered/Exited; computed traits Identify traits.<key>: <value> or Track Trait Computed;
     ACCOUNTS ones also Group (sendGroup). Omitted idSyncConfiguration takes the destination's default.
     Returns {connection: {id: ii_…}}; next: segment_audiences_add_activation_to_audience."""
@@ -101,6 +105,7 @@ def add_destination_to_audience(
         connection=IdOnly(id=view.connection.id),
         idSyncConfiguration=view.connection.id_sync_configuration,
         connectionSettings=view.connection.connection_settings,
+        sending=view.sending,
     )
 
 

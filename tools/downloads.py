@@ -1,19 +1,23 @@
-"""Customer insights: download an audience's members or a computed trait's values at a past hour."""
+"""Customer insights: download an audience's members or a computed trait's values at a past hour.
+The result links the file two ways: its HTTP (or file) URL, and an MCP resource an agent can read."""
 
 from typing import Annotated, Literal
 
+from mcp.types import ResourceLink
 from pydantic import BaseModel, Field
 
 from store.compute import downloads
 from store.db.store import Store
-from tools.registry import write
+from tools.registry import Linked, write
+
+DOWNLOAD_URI = "segment-audiences://spaces/{spaceId}/downloads/{id}"
 
 
 class Download(BaseModel):
     urls: list[str]
 
 
-class DownloadOutput(BaseModel):
+class DownloadOutput(Linked):
     download: Download
 
 
@@ -33,9 +37,20 @@ def create_download(
 ) -> DownloadOutput:
     """Export, as CSV, the members of an audience or the values of a computed trait at the end of an
     hour. Returns {download: {urls}}: this server's links, valid for an hour (file URLs without
-    HTTP)."""
-    return DownloadOutput(download=Download(urls=downloads.create_download(
-        store, collectionId, hour, format, externalIdType, hashed)))
+    HTTP), and a resource_link to read the same CSV with resources/read."""
+    written = downloads.create_download(store, collectionId, hour, format, externalIdType, hashed)
+    return DownloadOutput(download=Download(urls=written.urls)).with_links([download_link(written)])
+
+
+def download_uri(space_id: str, token: str) -> str:
+    return DOWNLOAD_URI.format(spaceId=space_id, id=token)
+
+
+def download_link(written: downloads.Written) -> ResourceLink:
+    """The MCP resource of a download, as a tool result or resources/list shows it."""
+    return ResourceLink(type="resource_link", uri=download_uri(written.space_id, written.token), name=written.name,
+                        title=f"{written.name} ({written.rows} rows)", mime_type="text/csv", size=written.size,
+                        description="CSV download; readable until it expires, an hour after it was made.")
 
 
 TOOLS = [write("create_download", "Create download", create_download)]

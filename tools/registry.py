@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, ValidationError
+from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
+from pydantic import BaseModel, PrivateAttr, ValidationError
 from pydantic.fields import FieldInfo
 
 from store.db.errors import DomainError, NotFound
@@ -34,6 +34,9 @@ LISTING_HINTS = {
     "activation": "Call segment_audiences_list_activations_from_audience to see valid activation ids.",
     "profile": "Name a profile as type:value of one of its identifiers (user_id:u1, email:a@b.c, anonymous_id:…, "
     "group_id:… with collection accounts) or by its id (use_…, acc_…).",
+    "event": "Call segment_audiences_list_events to see the events the space has received.",
+    "property": "Call segment_audiences_list_properties_from_event to see the event's properties and context fields.",
+    "trait": "Call segment_audiences_list_traits to see the space's traits (collection users or accounts).",
     "destination": "Call segment_audiences_list_destinations to see the space's destination ids (dst_…), "
     "or create one with segment_audiences_create_destination.",
 }
@@ -122,9 +125,22 @@ def _parameter_names(signature: inspect.Signature) -> dict[str, str]:
     return names
 
 
+class Linked(BaseModel):
+    """An output model that also points at MCP resources: `links` follow the JSON text in the
+    result's content as `resource_link` blocks, and are not part of the structured content."""
+
+    _links: list[ResourceLink] = PrivateAttr(default_factory=list)
+
+    def with_links(self, links: list[ResourceLink]) -> "Linked":
+        self._links = links
+        return self
+
+
 def success(result: BaseModel) -> CallToolResult:
     data = public(result)
-    return CallToolResult(content=[TextContent(type="text", text=json.dumps(data, indent=2))], structured_content=data)
+    links = result._links if isinstance(result, Linked) else []
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(data, indent=2)), *links],
+                          structured_content=data)
 
 
 def failure(errors: list[dict[str, Any]]) -> CallToolResult:
@@ -163,10 +179,37 @@ def _public(value: Any) -> Any:
 
 
 def argument_errors(error: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic's complaints about a tool's arguments, one `input-validation` error per field."""
+    """Pydantic's complaints about a tool's arguments, one `input-validation` error per field, in
+    the argument names the tool's schema shows (see `closest_branch` for a union's)."""
     errors = []
-    for item in error.errors(include_url=False, include_input=False):
+    for item in closest_branch(error.errors(include_url=False, include_input=False)):
         field = ".".join(str(part) for part in item["loc"])
         message = "is required" if item["type"] == "missing" else item["msg"]
         errors.append({"type": "input-validation", "message": f"{field}: {message}", "field": field})
     return errors
+
+
+def closest_branch(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An argument that fits no member of a union gets pydantic's complaints against every member,
+    each located under the member's class name (`config.PeriodicConfig.interval`). Keep only the
+    member the argument was closest to (fewest fields it does not know, then fewest errors) and
+    drop the class name, so one bad value gives one error naming its field (`config.interval`)."""
+    branches: dict[tuple, dict[str, list[dict[str, Any]]]] = {}
+    kept = []
+    for item in items:
+        position = next((i for i, part in enumerate(item["loc"]) if _is_union_member(part)), None)
+        if position is None:
+            kept.append(item)
+            continue
+        located = {**item, "loc": item["loc"][:position] + item["loc"][position + 1:]}
+        branches.setdefault(item["loc"][:position], {}).setdefault(item["loc"][position], []).append(located)
+    for members in branches.values():
+        kept.extend(min(members.values(), key=lambda found: (
+            sum(entry["type"] == "extra_forbidden" for entry in found), len(found))))
+    return kept
+
+
+def _is_union_member(part: object) -> bool:
+    """Pydantic names a union member in an error's location by its class (`PeriodicConfig`) or its
+    type (`literal['a']`, `list[int]`); argument names here start lower-case and have no brackets."""
+    return isinstance(part, str) and bool(re.fullmatch(r"[A-Z]\w*|[\w-]+\[.*\]", part))

@@ -3,8 +3,10 @@
 Both kinds live in one trait namespace per space (membership is the boolean trait `<key>`), so a key
 is reserved across both, forever. `trait('<key>')` references are recorded per definition; they give
 the consumers of an audience, refuse a definition that would make a cycle, and refuse removing a
-definition others still read. A definition may read a trait nobody has yet (it is accepted, with a
-warning naming the closest known keys), since profiles may gain it later.
+definition others still read. A definition may read a trait nobody has yet, or an event the space
+never received (it is accepted, with a warning naming the closest known keys or stored event names),
+since profiles and events may come later. A name an existing audience or computed trait already has
+is accepted too, as in Segment, with a warning naming that one and the key the new one got.
 
 A space holds at most `max_computations()` live audiences and computed traits together: 1,000 by
 default, SEGMENT_AUDIENCES_MAX_COMPUTATIONS to change it. Segment has such a limit too (its Unify and
@@ -25,7 +27,16 @@ from sqlmodel import Session, col, delete, select
 from backend import cql
 from store.db import locks
 from store.db.errors import Conflict, InputValidation
-from store.db.models import CUSTOM, Audience, ComputedTrait, ComputeState, DefinitionReference, Trait, TraitKey
+from store.db.models import (
+    CUSTOM,
+    Audience,
+    ComputedTrait,
+    ComputeState,
+    DefinitionReference,
+    SchemaEvent,
+    Trait,
+    TraitKey,
+)
 from store.db.naming import first_free, snake_case
 from store.db.store import Store
 
@@ -133,13 +144,28 @@ def _reaches(session: Session, space_id: str, start: str, target: str) -> bool:
 
 
 def definition_warnings(store: Store, space_id: str, query: str, *, kind: str, audience_type: str) -> list[str]:
-    """What looks wrong in a saved definition without being an error: `trait('<key>')` for a key no
-    audience or computed trait of the space owns and no profile has."""
-    keys = cql.validate(query, kind=kind, audience_type=audience_type).referenced_traits
+    """What looks wrong in a definition without being an error: `trait('<key>')` for a key no
+    audience or computed trait of the space owns and no profile has, and `event('<name>')` for an
+    event the space has never received."""
+    analysis = cql.validate(query, kind=kind, audience_type=audience_type)
     with store.read() as session:
-        unknown = unknown_traits(session, space_id, keys)
-    return [f"trait('{key}') is no audience or computed trait key of this space and no profile has that trait, "
-            f"so it has no value for anyone yet{suggestion(close)}" for key, close in unknown.items()]
+        traits = unknown_traits(session, space_id, analysis.referenced_traits)
+        events = unknown_events(session, space_id, analysis.event_names)
+    return [*(f"trait('{key}') is no audience or computed trait key of this space and no profile has that trait, "
+              f"so it has no value for anyone yet{suggestion(close)}" for key, close in traits.items()),
+            *(f"event('{name}') names no event this space has received, so it matches nothing yet"
+              f"{suggestion(close)} segment_audiences_list_events lists the events it has." for name, close in events.items())]
+
+
+def name_warnings(store: Store, space_id: str, created_id: str, name: str, key: str) -> list[str]:
+    """For a definition just created: the live audiences and computed traits that already had its
+    name (an agent's retry, say), and the key it got instead of theirs."""
+    with store.read() as session:
+        same = [(row.id, row.key) for model in (Audience, ComputedTrait) for row in session.exec(
+            select(model).where(model.space_id == space_id, model.name == name, model.id != created_id,
+                                col(model.deleted_at).is_(None)).order_by(model.id))]
+    return [f"'{name}' is also the name of {other_id} (key '{other_key}'); this one was created too, with key "
+            f"'{key}'. If it was a retry, delete the one you do not want." for other_id, other_key in same]
 
 
 def live_keys(connection: Connection, space_id: str) -> set[str]:
@@ -158,6 +184,13 @@ def unknown_traits(session: Session, space_id: str, keys: Iterable[str]) -> dict
         return {}
     known = sorted(live | set(session.exec(select(Trait.key).where(Trait.space_id == space_id).distinct())))
     return {key: difflib.get_close_matches(key, known, n=3, cutoff=0.6) for key in unknown}
+
+
+def unknown_events(session: Session, space_id: str, names: Iterable[str]) -> dict[str, list[str]]:
+    """Each of `names` the space has never received as an event, with up to three close stored names."""
+    stored = set(session.exec(select(SchemaEvent.name).where(SchemaEvent.space_id == space_id)))
+    return {name: difflib.get_close_matches(name, sorted(stored), n=3, cutoff=0.6)
+            for name in dict.fromkeys(names) if name not in stored}
 
 
 def suggestion(close: list[str]) -> str:

@@ -2,7 +2,9 @@
 sync configuration and connection settings.
 
 A new connection backfills the current members (values, for a computed trait) when its owner
-includes historical data. `sendGroup` is a connection setting of destinations that accept Group
+includes historical data and the connection sends anything by itself; the result says which
+(`ConnectionView.sending`): an action destination's connection sends nothing until an activation
+exists, and a classic one sends what its `connectionSettings` turn on. `sendGroup` is a connection setting of destinations that accept Group
 calls and applies to ACCOUNTS audiences and computed traits only.
 """
 
@@ -36,6 +38,7 @@ MAX_ID_SYNC_ALL = 3
 class ConnectionView:
     connection: Connection
     destination: Destination
+    sending: str | None = None  # what a new connection sends, and when
 
 
 def supported_destinations(
@@ -97,11 +100,24 @@ def connect(
                 "update that connection instead.",
                 field="destination.id",
             ) from error
-        if (owner.options or {}).get("includeHistoricalData", True):
-            route = routes.resolve(session, {connection.id}).get(connection.id)
-            if route is not None and route.call_types:
-                outbox.resync(session, route, to_ms(now))
-        return ConnectionView(connection, destination)
+        history = (owner.options or {}).get("includeHistoricalData", True)
+        route = routes.resolve(session, {connection.id}).get(connection.id)
+        sends = route is not None and bool(route.call_types)
+        if history and sends:
+            outbox.resync(session, route, to_ms(now))
+        return ConnectionView(connection, destination, _sending(entry, sends, history))
+
+
+def _sending(entry: destination_catalog.CatalogEntry, sends: bool, history: bool) -> str:
+    if entry.actions and not sends:
+        return (f"Nothing is sent yet: {entry.name} sends only through activations. Add one with "
+                "segment_audiences_add_activation_to_audience.")
+    if not sends:
+        return ("Nothing is sent: these connectionSettings turn off both Identify and Track. Turn one on with "
+                "segment_audiences_update_destination_for_audience, or add an activation.")
+    if history:
+        return "The current members (values) are being sent now, and every change from now on."
+    return "Changes from now on are sent; current members are not, since includeHistoricalData is off."
 
 
 def list_connections(store: Store, space_id: str, owner_id: str, request: PageRequest) -> Page:

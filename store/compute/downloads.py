@@ -11,7 +11,8 @@ ids each profile had by then. One month is kept, as in Segment. Formats:
   `hashed` is false.
 
 Profiles are written in chunks straight to a file, so an export never sits in memory. The file is
-served under an unguessable token until it expires (DOWNLOAD_TTL_MS), then deleted.
+served under an unguessable token until it expires (DOWNLOAD_TTL_MS), then deleted; while it lives,
+the MCP server also offers it as a resource named by its space and token (`server.resources`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,18 @@ CHUNK = 1000
 
 
 @dataclass(frozen=True)
+class Written:
+    """A download once its file is written: where to fetch it, and what the MCP resource shows."""
+
+    token: str
+    space_id: str
+    name: str
+    rows: int
+    size: int
+    urls: list[str]
+
+
+@dataclass(frozen=True)
 class Export:
     collection_id: str
     space_id: str
@@ -54,8 +67,8 @@ class Export:
 
 
 def create_download(store: Store, collection_id: str, hour: str, fmt: str = "unformatted",
-                    id_type: str = "email", hashed: bool = True) -> list[str]:
-    """Write the CSV and return the URLs it can be fetched from."""
+                    id_type: str = "email", hashed: bool = True) -> Written:
+    """Write the CSV; what was written comes back with the URLs it can be fetched from."""
     if fmt not in FORMATS:
         raise InputValidation(f"format must be one of {', '.join(FORMATS)}, not '{fmt}'.", field="format")
     now = store.now()
@@ -73,20 +86,43 @@ def create_download(store: Store, collection_id: str, hour: str, fmt: str = "unf
         session.add(Download(token=token, space_id=export.space_id, collection_id=collection_id,
                              hour_ms=to_ms(start), format=fmt, path=str(path), rows=count,
                              created_at_ms=to_ms(now), expires_at_ms=to_ms(now) + DOWNLOAD_TTL_MS))
-    name = f"{collection_id}-{start.strftime('%Y-%m-%dT%H')}.csv"
+    name = _file_name(collection_id, to_ms(start))
     if store.download_base_url:
-        return [f"{store.download_base_url.rstrip('/')}/downloads/{token}/{name}"]
-    return [path.resolve().as_uri()]
+        urls = [f"{store.download_base_url.rstrip('/')}/downloads/{token}/{name}"]
+    else:
+        urls = [path.resolve().as_uri()]
+    return Written(token, export.space_id, name, count, path.stat().st_size, urls)
 
 
-def find_file(store: Store, token: str) -> Path | None:
-    """The file behind a download token, while it has not expired."""
+def find_file(store: Store, token: str, space_id: str | None = None) -> Path | None:
+    """The file behind a download token while it has not expired (and, given `space_id`, only if
+    the download is that space's)."""
     with store.read() as session:
         download = session.get(Download, token)
     if download is None or download.expires_at_ms <= to_ms(store.now()):
         return None
+    if space_id is not None and download.space_id != space_id:
+        return None
     path = Path(download.path)
     return path if path.exists() else None
+
+
+def live_downloads(store: Store) -> list[Written]:
+    """The downloads not yet expired whose files are still there, newest first (urls left empty)."""
+    with store.read() as session:
+        rows = session.exec(select(Download).where(Download.expires_at_ms > to_ms(store.now()))
+                            .order_by(col(Download.created_at_ms).desc(), Download.token)).all()
+    found = []
+    for row in rows:
+        path = Path(row.path)
+        if path.exists():
+            found.append(Written(row.token, row.space_id, _file_name(row.collection_id, row.hour_ms), row.rows,
+                                 path.stat().st_size, []))
+    return found
+
+
+def _file_name(collection_id: str, hour_ms: int) -> str:
+    return f"{collection_id}-{datetime.fromtimestamp(hour_ms / 1000, timezone.utc):%Y-%m-%dT%H}.csv"
 
 
 def _hour(text: str, now: datetime) -> datetime:

@@ -108,10 +108,13 @@ def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
                 return None
             run_row = apply(session, computation, started, reason, cadence=cadence, full=full, budget=budget)
             run_row.finished_at_ms = to_ms(store.now())
-            return run_row
+        logger.info("%s run %s of %s in %s: %s, size %d (+%d, -%d) on %s", reason, run_row.id, computation_id,
+                    computation.space_id, run_row.status, run_row.size, run_row.entered, run_row.exited, run_row.engine)
+        return run_row
     except Exception as error:  # the run's boundary: whatever failed, the computation shows why
         expected = isinstance(error, (CompileError, OverBudget))
-        logger.warning("run of %s failed: %s", computation_id, error, exc_info=not expected)
+        logger.warning("%s run of %s in %s failed: %s", reason, computation_id, computation.space_id, error,
+                       exc_info=not expected)
         return _record_failure(store, computation, started, reason, error, cadence)
 
 

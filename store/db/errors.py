@@ -23,9 +23,9 @@ class NotFound(DomainError):
 
     type = "not-found"
 
-    def __init__(self, resource: str, identifier: str, *, field: str | None = None, scope: str = ""):
+    def __init__(self, resource: str, identifier: str, *, field: str | None = None, scope: str = "", by: str = "id"):
         where = f" {scope}" if scope else ""
-        super().__init__(f"{resource.capitalize()} with id '{identifier}' not found{where}.", field=field)
+        super().__init__(f"{resource.capitalize()} with {by} '{identifier}' not found{where}.", field=field)
         self.resource = resource
 
 

@@ -337,6 +337,45 @@ class Trait(SQLModel, table=True):
     updated_at_ms: int = Field(sa_type=BigInteger)
 
 
+class SchemaEvent(SQLModel, table=True):
+    """A kind of message a space has received, for the Space Schema tools: Track events by name, Page
+    and Screen calls as `Page Viewed` / `Screen Viewed`, Identify, Group and Alias calls as such."""
+
+    __tablename__ = "schema_event"
+    space_id: str = Field(primary_key=True)
+    type: str = Field(primary_key=True)  # TRACK | PAGE | SCREEN | IDENTIFY | GROUP | ALIAS
+    name: str = Field(primary_key=True)
+    count: int = Field(sa_type=BigInteger)
+    last_seen_ms: int = Field(sa_type=BigInteger)
+
+
+class SchemaField(SQLModel, table=True):
+    """A property (`PROPERTY`) or context field (`CONTEXT`) seen on an event, or a trait Identify
+    (`users`) or Group (`accounts`) calls set; nested names joined with dots. `distinct_values`
+    counts its rows in `schema_sample`, which stops taking new values at a cap."""
+
+    __tablename__ = "schema_field"
+    __table_args__ = (UniqueConstraint("space_id", "kind", "event", "name"),)
+    id: int | None = row_id()
+    space_id: str
+    kind: str  # PROPERTY | CONTEXT | users | accounts
+    event: str  # the event's name; empty for a trait
+    name: str
+    data_type: str  # STRING | NUMBER | BOOLEAN | ARRAY | OBJECT | MIXED
+    count: int = Field(sa_type=BigInteger)
+    last_seen_ms: int = Field(sa_type=BigInteger)
+    distinct_values: int = 0
+
+
+class SchemaSample(SQLModel, table=True):
+    """How often a field has had one value (as text)."""
+
+    __tablename__ = "schema_sample"
+    field_id: int = Field(primary_key=True, sa_type=BigInteger)
+    value: str = Field(primary_key=True)
+    count: int = Field(sa_type=BigInteger)
+
+
 class ProfileLink(SQLModel, table=True):
     """A user profile's membership of an account, made by a Group call."""
 

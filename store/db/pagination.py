@@ -63,6 +63,12 @@ def paginate(session: Session, statement: Any, request: PageRequest) -> Page:
     return _page(items, offset, request.count, total)
 
 
+def slice_page(items: list[Any], request: PageRequest) -> Page:
+    """One page of a list already built in full and ordered."""
+    offset = decode_cursor(request.cursor)
+    return _page(items[offset : offset + request.count], offset, request.count, len(items))
+
+
 def _page(items: list[Any], offset: int, count: int, total: int) -> Page:
     return Page(
         items=items,

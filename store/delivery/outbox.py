@@ -246,6 +246,7 @@ def record(store: Store, claims: Sequence[Claim]) -> Counter:
         held = _still_held(session, claims)
         updates: list[dict[str, Any]] = []
         attempts: list[dict[str, Any]] = []
+        dead: dict[tuple[str, str], tuple[int, str]] = {}
         for item in claims:
             outcome = item.outcome or policy.Outcome("failed", error=item.error)
             error = scrub(outcome.error, item.secrets)
@@ -258,6 +259,9 @@ def record(store: Store, claims: Sequence[Claim]) -> Counter:
                 change = _after(row, outcome, error, now_ms)
                 kind = "dead" if change["state"] == "dead" else outcome.kind
                 counts[kind] += 1
+                if kind == "dead":
+                    dead[(row.space_id, row.target_id)] = (dead.get((row.space_id, row.target_id), (0, ""))[0] + 1,
+                                                           error or "")
                 updates.append({"b_id": row.id, **change})
                 if kind != "released":
                     attempts.append(dict(outbox_id=row.id, space_id=row.space_id, target_id=row.target_id,
@@ -269,6 +273,8 @@ def record(store: Store, claims: Sequence[Claim]) -> Counter:
                           {name: bindparam(name) for name in _CHANGED}), updates)
         insert_dicts(session.connection(), DeliveryAttempt.__table__, attempts)
         _hold_back_while_paused(session, claims, now_ms)
+    for (space_id, target_id), (rows, last_error) in dead.items():
+        logger.error("%s: %d delivery(ies) to %s dead-lettered: %s", space_id, rows, target_id, last_error[:300])
     return counts
 
 

@@ -1,5 +1,6 @@
 """Storing messages: validation, messageId de-duplication, space filters, then identity resolution
-and the profile rows (`store.ingest.profile_writer`), all in one transaction per batch.
+and the profile rows (`store.ingest.profile_writer`) and the space's summary for the Space Schema tools
+(`store.ingest.schema_summary`), all in one transaction per batch.
 
 A batch is stored completely or not at all. Space filters drop matching messages before identity
 resolution and count what they drop; they are evaluated before the write transaction begins, with
@@ -36,6 +37,7 @@ from store.catalog import definitions, filters
 from store.db import bulk, locks
 from store.db.models import Event
 from store.db.store import Store
+from store.ingest import schema_summary
 from store.ingest.profile_writer import BatchWriter
 
 logger = logging.getLogger("segment_audiences.ingest")
@@ -96,19 +98,28 @@ def ingest(store: Store, space_id: str, messages: list[Message], source_id: str)
         unseen = _deduplicate(connection, space_id, messages, result)
         fresh = _apply_filters(connection, unseen, verdicts, result, to_ms(store.now()))
         if fresh:
-            writer = BatchWriter(connection, space_id, source_id, to_ms(store.now()),
-                                 computed_keys=definitions.live_keys(connection, space_id))
+            computed_keys = definitions.live_keys(connection, space_id)
+            writer = BatchWriter(connection, space_id, source_id, to_ms(store.now()), computed_keys=computed_keys)
             extracted = [(message, extract(message)) for message in fresh]
             writer.preload([identifiers for _, identifiers in extracted])
             for message, identifiers in extracted:
                 writer.add(message, identifiers)
             writer.flush()
+            schema_summary.record(connection, space_id, _summary(fresh, computed_keys))
             result.computed_keys_dropped = writer.computed_keys_dropped
         result.stored = len(fresh)
         if result.computed_keys_dropped:
             logger.warning("%s: %d trait values not written: they name audiences or computed traits, whose "
                            "values only their runs write", space_id, result.computed_keys_dropped)
         return result
+
+
+def _summary(messages: list[Message], computed_keys: set[str]) -> schema_summary.Summary:
+    summary = schema_summary.Summary(computed_keys)
+    for message in messages:
+        summary.add(schema_summary.Received(message.type, message.event, message.properties, message.context,
+                                            message.traits, message.received_at_ms))
+    return summary
 
 
 def _without_own_emissions(space_id: str, messages: list[Message], result: IngestResult) -> list[Message]:
