@@ -1,9 +1,9 @@
 """MCP logging: `logging/setLevel`, and the server's own log records sent to the sessions that asked.
 
 A session that calls `logging/setLevel` receives, as `notifications/message`, every record of the
-`segment_audiences` loggers at or above its level (those loggers record from info up), whichever thread or process part wrote it: runs
-(info: completed; warning: failed), dead-lettered deliveries (error) and writes the Tracking API
-refused (warning). The data is the record's message and the logger its name; tracebacks are not
+`segment_audiences` loggers at or above its level (they record from info up), whichever thread
+wrote it: runs (info: completed; warning: failed), dead-lettered deliveries (error), and calls the
+Tracking API or a write tool refused (warning). The data is the record's message and the logger its name; tracebacks are not
 sent, and the messages carry no secrets (delivery errors are masked before they are logged, write
 keys never are). This is the handshake-era capability (protocol 2025-11-25 and before): the
 2026-07-28 revision removed `logging/setLevel`, and the SDK sends such sessions no

@@ -1,5 +1,6 @@
 """The logging capability: `logging/setLevel`, then runs, dead-lettered deliveries and refused
-writes sent to the session as `notifications/message` at their level, with no secrets."""
+writes (Tracking API calls, write tools) sent to the session as `notifications/message` at their
+level, with no secrets."""
 
 import anyio
 import httpx
@@ -93,3 +94,17 @@ async def test_a_refused_tracking_call_is_a_warning_without_the_write_key(logged
     assert refused.status_code == 401
     message = await messages.first(lambda m: "unknown write key" in m.data["message"])
     assert message.level == "warning" and "wk_not-a-real-key" not in message.data["message"]
+
+
+async def test_a_refused_tool_write_is_a_warning_naming_the_tool_and_why(logged, space_id):
+    client, messages = logged
+    await client.set_logging_level("warning")
+    refused = await client.call_tool("segment_audiences_create_audience", {
+        "spaceId": space_id, "audienceType": "USERS", "name": "Bad", "definition": {"query": "event('x').count( >= 1"}})
+    assert refused.is_error
+    message = await messages.first(lambda m: "segment_audiences_create_audience" in m.data["message"])
+    assert message.level == "warning" and "input-validation" in message.data["message"]
+    missing = await client.call_tool("segment_audiences_get_audience", {"spaceId": space_id, "id": "aud_nope"})
+    await client.call_tool("segment_audiences_remove_audience_from_space", {"spaceId": space_id, "id": "aud_nope"})
+    await messages.first(lambda m: "remove_audience_from_space" in m.data["message"])  # in order, after any of get's
+    assert missing.is_error and not [m for m in messages.received if "get_audience" in m.data["message"]]

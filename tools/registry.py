@@ -9,6 +9,7 @@ Every tool sets all four annotation hints; nothing here reaches outside this ser
 import functools
 import inspect
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from store.db.store import Store
 from tools.compact import compact, outline
 from tools.strict import forbid_unknown
 
+logger = logging.getLogger("segment_audiences.tools")
 PREFIX = "segment_audiences_"
 LISTING_HINTS = {
     "space": "Call segment_audiences_list_spaces to see valid space ids.",
@@ -76,7 +78,7 @@ def remove(name: str, title: str, fn: Callable[..., BaseModel]) -> ToolSpec:
 def register(server: MCPServer, store: Store, specs: list[ToolSpec]) -> None:
     for spec in specs:
         server.add_tool(
-            bind(spec.fn, store),
+            bind(spec.fn, store, refusals=None if spec.read_only else spec.name),
             name=spec.name,
             title=spec.title,
             description=one_line(inspect.getdoc(spec.fn) or ""),
@@ -93,8 +95,10 @@ def one_line(docstring: str) -> str:
     return re.sub(r"(?<!\n)\n(?!\n)", " ", docstring)
 
 
-def bind(fn: Callable[..., BaseModel], store: Store) -> Callable[..., CallToolResult]:
-    """`fn` with `store` supplied, returning a `CallToolResult` validated against `fn`'s output model."""
+def bind(fn: Callable[..., BaseModel], store: Store, refusals: str | None = None) -> Callable[..., CallToolResult]:
+    """`fn` with `store` supplied, returning a `CallToolResult` validated against `fn`'s output model.
+    A write tool (named by `refusals`) logs what it refused: the error's type and message, which
+    never carry a secret."""
     signature = inspect.signature(fn, eval_str=True)
     output_model = signature.return_annotation
     parameter_names = _parameter_names(signature)
@@ -104,6 +108,8 @@ def bind(fn: Callable[..., BaseModel], store: Store) -> Callable[..., CallToolRe
         try:
             return success(fn(store, **{parameter_names.get(name, name): value for name, value in arguments.items()}))
         except DomainError as error:
+            if refusals:
+                logger.warning("refused %s (%s): %s", refusals, error.type, error.message)
             return failure([domain_error(error)])
 
     tool.__signature__ = signature.replace(  # type: ignore[attr-defined]
