@@ -65,7 +65,8 @@ class LogRelay(logging.Handler):
                 sending.close()
                 self._drop(key)
                 continue
-            future.add_done_callback(lambda done, key=key: self._drop(key) if done.exception() else None)
+            future.add_done_callback(lambda done, key=key: self._drop(key)
+                                     if done.cancelled() or done.exception() else None)
 
     def _drop(self, key: int) -> None:
         with self._guard:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mcp import MCPError
@@ -60,7 +60,6 @@ class Recipe:
     destination_slug: str | None = None  # the kind of destination `destinationId` must be
     audience_type: str = "USERS"  # how a `query` argument is checked
     query_kind: str = "audience"
-    completes: dict[str, str] = field(default_factory=dict)
 
 
 SPACE = Argument("spaceId", "The space (spa_…); segment_audiences_list_spaces lists them.")

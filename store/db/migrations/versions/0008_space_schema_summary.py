@@ -1,4 +1,4 @@
-"""What each space has received, summarised for the Space Schema tools (`store.ingest.space_schema`).
+"""What each space has received, summarised for the Space Schema tools (`store.ingest.schema_summary`).
 
 Ingest keeps these tables up to date. The events stored before them are summarised when a process
 first starts on the upgraded database: this migration notes the newest one's id under
