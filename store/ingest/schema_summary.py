@@ -202,31 +202,28 @@ def _document(value: object) -> dict:
 
 
 def _add_events(connection: Connection, rows: list[dict]) -> None:
-    table = SchemaEvent.__table__
-
-    def build():
-        statement = bulk.dialect_insert(connection, table).values({name: bindparam(name) for name in rows[0]})
-        new = statement.excluded
-        return statement.on_conflict_do_update(
-            index_elements=[table.c.space_id, table.c.type, table.c.name],
-            set_={"count": table.c["count"] + new["count"], "last_seen_ms": _later(table.c.last_seen_ms, new.last_seen_ms)})
-
-    bulk.execute_dicts(connection, "summarise events", build, rows)
+    _add_tallies(connection, "summarise events", SchemaEvent.__table__, ("space_id", "type", "name"), rows)
 
 
 def _add_fields(connection: Connection, rows: list[dict]) -> None:
-    table = SchemaField.__table__
+    _add_tallies(connection, "summarise fields", SchemaField.__table__, ("space_id", "kind", "event", "name"), rows,
+                 lambda table, new: {"data_type": case((table.c.data_type == new.data_type, table.c.data_type),
+                                                       else_=literal_column("'MIXED'"))})
 
+
+def _add_tallies(connection: Connection, name: str, table, keys: tuple[str, ...], rows: list[dict],
+                 also=lambda table, new: {}) -> None:
+    """Insert `rows`, or add their counts to the stored ones and keep the later last seen (and what
+    `also` sets)."""
     def build():
-        statement = bulk.dialect_insert(connection, table).values({name: bindparam(name) for name in rows[0]})
+        statement = bulk.dialect_insert(connection, table).values({column: bindparam(column) for column in rows[0]})
         new = statement.excluded
         return statement.on_conflict_do_update(
-            index_elements=[table.c.space_id, table.c.kind, table.c.event, table.c.name],
+            index_elements=[table.c[key] for key in keys],
             set_={"count": table.c["count"] + new["count"], "last_seen_ms": _later(table.c.last_seen_ms, new.last_seen_ms),
-                  "data_type": case((table.c.data_type == new.data_type, table.c.data_type),
-                                    else_=literal_column("'MIXED'"))})
+                  **also(table, new)})
 
-    bulk.execute_dicts(connection, "summarise fields", build, rows)
+    bulk.execute_dicts(connection, name, build, rows)
 
 
 def _add_samples(connection: Connection, space_id: str, fields: dict[tuple[str, str, str], _Tally]) -> None:
