@@ -1,5 +1,6 @@
 """The `segment-audiences` command: serve the MCP server (with the Tracking and Profile APIs), import
-events from files, and manage spaces and destinations.
+events from files, manage spaces and destinations, load the warehouse's entity tables and set a
+space's Data Graph.
 
 Configuration comes from flags, falling back to environment variables: `--db` / SEGMENT_AUDIENCES_DB
 (a SQLAlchemy URL; default a SQLite file in the user data directory), `--token` /
@@ -28,13 +29,14 @@ from server.importer import import_file
 from server.stopping import GRACE_SECONDS, Stopper
 from server.worker import Worker
 from store.analytic.store import open_analytic_store
-from store.catalog import destination_instances, spaces
+from store.catalog import data_graphs, destination_instances, spaces
 from store.db.errors import DomainError, InputValidation
 from store.db.pagination import PageRequest
 from store.db.schema import SchemaTooNew
 from store.db.store import DEFAULT_ACTOR, Store
 from store.delivery import destination_catalog, outbox
 from store.ingest import schema_summary
+from store.warehouse.location import warehouse_of
 from tools import TOOLSETS, UnknownToolset, toolsets_from
 
 DEFAULT_PORTS = {"sse": 8000, "streamable-http": 8000}
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.run is _bundle:
         return _bundle(args)
     try:
-        store = Store(args.db, actor=args.actor)
+        store = Store(args.db, actor=args.actor, analytics=getattr(args, "analytics", None))
         schema_summary.catch_up(store)
         return args.run(store, args)
     except DomainError as error:
@@ -270,6 +272,65 @@ def _redrive(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _warehouse_store(store: Store, args: argparse.Namespace) -> None:
+    """ClickHouse's warehouse is read through the analytic store, opened for the command."""
+    if store.analytics_option.startswith("clickhouse"):
+        store.analytics = open_analytic_store(store, store.analytics_option)
+
+
+def _warehouse_load(store: Store, args: argparse.Namespace) -> int:
+    _warehouse_store(store, args)
+    info = warehouse_of(store).load(args.table, args.file, append=args.append)
+    print(f"{info.name}: {info.rows} rows, {len(info.columns)} columns "
+          f"({', '.join(f'{c.name} {c.type}' for c in info.columns)})")
+    return 0
+
+
+def _warehouse_tables(store: Store, args: argparse.Namespace) -> int:
+    _warehouse_store(store, args)
+    for info in warehouse_of(store).tables():
+        print(f"{info.name}	{info.rows} rows	{', '.join(f'{c.name} {c.type}' for c in info.columns)}")
+    return 0
+
+
+def _warehouse_drop(store: Store, args: argparse.Namespace) -> int:
+    _warehouse_store(store, args)
+    warehouse_of(store).drop(args.table)
+    print(f"dropped {args.table}")
+    return 0
+
+
+def _data_graph_set(store: Store, args: argparse.Namespace) -> int:
+    _warehouse_store(store, args)
+    text = Path(args.file).read_text(encoding="utf-8")
+    if args.file.lower().endswith(".json"):
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            raise InputValidation(f"{args.file} is not JSON: {error}", field="file") from error
+        updated = data_graphs.update_data_graph(store, args.space, config_json=document)
+    else:
+        updated = data_graphs.update_data_graph(store, args.space, config=text)
+    print(f"data graph of {args.space}: version {updated.view.version}")
+    for warning in updated.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _data_graph_show(store: Store, args: argparse.Namespace) -> int:
+    _warehouse_store(store, args)
+    view = data_graphs.get_data_graph(store, args.space)
+    print(f"# version {view.version}, {view.config_format}, updated {view.updated_at:%Y-%m-%dT%H:%M:%SZ} by "
+          f"{view.updated_by}")
+    for node, parents in view.graph.nodes():
+        entity = view.graph.entities[node.related_entity]
+        table = view.tables.get(entity.table_ref)
+        rows = "missing" if table is None else f"{table.rows} rows"
+        print(f"# {'  ' * len(parents)}{node.slug} -> {entity.slug} ({entity.table_ref}, {rows})")
+    print(view.config)
+    return 0
+
+
 def http_port(value: str) -> int | str:
     """`--http-port`: a port number (0 for any free port) or `off`."""
     if value.strip().lower() == "off":
@@ -372,10 +433,34 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--id", type=int, action="append", default=[], help="an outbox row id (repeatable)")
     redrive.add_argument("--all", action="store_true", help="every dead-lettered message")
     redrive.set_defaults(run=_redrive)
+    warehouse = commands.add_parser("warehouse", help="load, list and drop the entity tables LINKED audiences read "
+                                    "(the embedded warehouse)").add_subparsers(required=True)
+    load = warehouse.add_parser("load", help="load a CSV, Parquet or JSON-lines file into a table (types inferred)")
+    load.add_argument("--table", required=True, help="table name (letters, digits, _): the table_ref to name it by")
+    load.add_argument("--append", action="store_true", help="add the rows to the table (default: replace it)")
+    load.add_argument("--replace", dest="append", action="store_false", help="replace the table (the default)")
+    load.add_argument("file", help=".csv, .tsv, .parquet, .jsonl, .ndjson or .json")
+    load.set_defaults(run=_warehouse_load)
+    tables = warehouse.add_parser("tables", help="list the tables with their columns, types and row counts")
+    tables.set_defaults(run=_warehouse_tables)
+    drop = warehouse.add_parser("drop", help="drop a table")
+    drop.add_argument("--table", required=True)
+    drop.set_defaults(run=_warehouse_drop)
+    graph = commands.add_parser("data-graph", help="set and show a space's Data Graph").add_subparsers(required=True)
+    graph_set = graph.add_parser("set", help="set the Data Graph from a file: HCL, or its JSON form (.json)")
+    graph_set.add_argument("file")
+    graph_set.set_defaults(run=_data_graph_set)
+    graph_show = graph.add_parser("show", help="print the Data Graph: its relationships, then its config")
+    graph_show.set_defaults(run=_data_graph_show)
+    for command in (graph_set, graph_show):
+        command.add_argument("--space", required=True, help="space id (spa_…)")
+    for command in (load, tables, drop, graph_set, graph_show):
+        _analytics_option(command)
     bundle = commands.add_parser("bundle", help="build the MCP Bundle (.mcpb) a host installs, from this checkout")
     bundle.add_argument("--output", required=True, type=Path, help="the .mcpb file to write")
     bundle.set_defaults(run=_bundle)
-    for leaf in (serve, worker, ingest, create, spaces_list, token, add, update, removing, listing, dead, redrive):
+    for leaf in (serve, worker, ingest, create, spaces_list, token, add, update, removing, listing, dead, redrive,
+                 load, tables, drop, graph_set, graph_show):
         _global_options(leaf, defaults=False)
     return parser
 

@@ -1,4 +1,4 @@
-"""MCP resources: the CQL and FQL references (in this project's words, with examples the test
+"""MCP resources: the CQL, FQL and Data Graph references (in this project's words, with examples the test
 suite checks) and the destination catalog, so an agent can read how to write a definition or a
 filter, and what each destination takes, before it calls a tool; and each download while it lives,
 so an agent can read the CSV it asked for without opening an HTTP link."""
@@ -20,6 +20,7 @@ from tools.downloads import DOWNLOAD_URI, download_link
 REFERENCES = Path(__file__).with_name("references")
 CQL_URI = "segment-audiences://reference/cql"
 FQL_URI = "segment-audiences://reference/fql"
+DATA_GRAPH_URI = "segment-audiences://reference/data-graph"
 CATALOG_URI = "segment-audiences://catalog/destinations"
 TEXT_LIMIT = 1024 * 1024  # a larger CSV is read as a blob
 
@@ -34,6 +35,9 @@ def register_resources(server: MCPServer, store: Store) -> None:
     server.resource(FQL_URI, name="fql-reference", title="FQL reference", mime_type="text/markdown",
                     description="How to write space filter conditions: operators, functions, glob rules, "
                     "examples and limits.")(markdown("fql.md"))
+    server.resource(DATA_GRAPH_URI, name="data-graph-reference", title="Data Graph reference", mime_type="text/markdown",
+                    description="LINKED audiences: loading entity tables, the Data Graph config with an example, "
+                    "and entity() in CQL.")(markdown("data-graph.md"))
     server.resource(CATALOG_URI, name="destination-catalog", title="Destination catalog", mime_type="application/json",
                     description="Every destination type: settings (which are secret), connection settings, "
                     "actions and their fields, which calls it accepts, and its rate limits.")(catalog_resource)

@@ -92,8 +92,11 @@ class CqlDatabase:
         with self.operational.connect() as connection:
             return [tuple(row) for row in connection.execute(statement)]
 
-    def members(self, query: str, now: datetime, accounts: bool = False) -> set[str]:
-        statement = audience_members(parse(query), tables=self.tables(query), scope=Scope(SPACE, accounts), now=now)
+    def members(self, query: str, now: datetime, accounts: bool = False, tables: Tables | None = None) -> set[str]:
+        """The members by the compiled statement, over `tables` if given (a LINKED graph's)."""
+        typed = self.tables(query)
+        tables = typed if tables is None else tables._replace(event=typed.event, typed=typed.typed)
+        statement = audience_members(parse(query), tables=tables, scope=Scope(SPACE, accounts), now=now)
         return {row[0] for row in self.rows(statement)}
 
     def values(self, query: str, now: datetime, accounts: bool = False) -> dict[str, object]:

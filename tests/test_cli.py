@@ -111,7 +111,7 @@ def test_a_command_on_a_migrated_database_prints_no_migration_lines(tmp_path):
 def test_help_is_whole_sentences():
     helped = subprocess.run([sys.executable, "-m", "server", "--help"], capture_output=True, text=True, timeout=60)
     description = helped.stdout.split("\n\n")[1]
-    assert description.rstrip().endswith("destinations.") and "serve the MCP server" in description
+    assert description.rstrip().endswith("Data Graph.") and "serve the MCP server" in description
 
 
 def test_bundle_outside_a_checkout_says_to_run_it_in_one(tmp_path):

@@ -6,10 +6,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from store.catalog import activations, audiences, computed_traits, destination_instances, destinations, schedules
+from store.catalog import (activations, audiences, computed_traits, data_graphs, destination_instances, destinations,
+                           schedules)
 from store.compute import recompute, runs
 from store.delivery import outbox as outbox_rows
+from backend.clock import FrozenClock
+from store.db.store import Store
+from store.warehouse.location import warehouse_of
 from tests.conftest import NOW
+from tests.databases import database_url
 from tests.ingest_helpers import profile_of, rows, send, traits_of
 
 
@@ -144,10 +149,20 @@ def test_a_failed_run_keeps_the_previous_membership_and_says_why(store, shoppers
     assert rows(store, "select count(*) from membership") == [(1,)]
 
 
-def test_linked_entity_definitions_fail_with_the_reason(store, space_id):
+def test_a_linked_run_outside_the_process_owning_the_duckdb_warehouse_fails_saying_so(space_id, tmp_path):
+    store = Store(database_url(tmp_path), clock=FrozenClock(NOW), analytics=f"duckdb:{tmp_path / 'analytic.duckdb'}")
+    (tmp_path / "orders.csv").write_text("ORDER_ID,EMAIL\no1,ann@example.com\n")
+    warehouse_of(store).load("orders", tmp_path / "orders.csv")
+    data_graphs.update_data_graph(store, space_id, config_json={"data_graph": {
+        "entity": {"order": {"name": "Order", "table_ref": "orders", "primary_key": "ORDER_ID"}},
+        "profile": {"relationship": {"orders": {"name": "Orders", "related_entity": "order",
+                                                "external_id": {"type": "email", "join_key": "EMAIL"}}}}}})
     audience = create(store, space_id, "entity('orders').count() >= 1", audience_type="LINKED")
+
     run = runs.run(store, audience.id, reason="forced")
-    assert run.status == "FAILED" and "entity()" in run.error
+
+    assert run.status == "FAILED" and "analytic store, which another process owns" in run.error
+    store.close()
 
 
 def test_realtime_passes_follow_new_events_for_just_those_profiles(store, shoppers):

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.cql import parse
-from backend.cql.evaluate import EvaluationError, EventRecord, ProfileData, is_member, trait_value
+from backend.cql.errors import CompileError
+from backend.cql.evaluate import EventRecord, ProfileData, is_member, trait_value
 from tests.cql_data import ENGINES, CqlDatabase, same_value
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -133,9 +134,10 @@ def test_unquantified_account_conditions_read_account_traits_and_all_user_events
     assert member("event('Login').count() >= 2 AND trait('plan') = 'enterprise'", account(*users, traits={"plan": "enterprise"}))
 
 
-def test_entities_need_a_linked_data_graph():
-    with pytest.raises(EvaluationError):
-        member("entity('orders').count() >= 1", ProfileData())
+def test_entities_compile_only_over_a_data_graph():
+    with pytest.raises(CompileError, match="reads a Data Graph"):
+        DATABASES[0].members("entity('orders').count() >= 1", NOW)
+    assert not is_member(parse("entity('orders').count() >= 1"), ProfileData(), NOW)
 
 
 SPENDS = ProfileData([

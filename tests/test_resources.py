@@ -6,11 +6,15 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import Column, MetaData, Table
 
 from backend import fql
 from backend.cql import parse
 from backend.cql.evaluate import EventRecord, ProfileData, is_member
-from server.resources import CATALOG_URI, CQL_URI, FQL_URI, REFERENCES
+from backend.cql.linked_checks import check_linked
+from backend.datagraph.config import parse_hcl
+from backend.datagraph.linked import ResolvedTable, resolve
+from server.resources import CATALOG_URI, CQL_URI, DATA_GRAPH_URI, FQL_URI, REFERENCES
 from store.catalog import definitions
 from store.delivery import destination_catalog
 
@@ -25,7 +29,7 @@ def examples(name: str, language: str) -> list[str]:
 
 async def test_the_references_and_the_catalog_are_listed_and_read(client):
     listed = {str(resource.uri): resource for resource in (await client.list_resources()).resources}
-    assert set(listed) == {CQL_URI, FQL_URI, CATALOG_URI}
+    assert set(listed) == {CQL_URI, FQL_URI, DATA_GRAPH_URI, CATALOG_URI}
     cql = (await client.read_resource(CQL_URI)).contents[0].text
     assert "## Reducers" in cql and "within_last" in cql and "## Limits" in cql
     fql_text = (await client.read_resource(FQL_URI)).contents[0].text
@@ -39,6 +43,9 @@ async def test_the_tools_that_take_cql_fql_or_settings_point_to_their_reference(
     assert CQL_URI in tools["create_audience"] and CQL_URI in tools["create_computed_trait"]
     assert FQL_URI in tools["create_filter_for_space"]
     assert CATALOG_URI in tools["create_destination"]
+    schemas = {tool.name.removeprefix("segment_audiences_"): json.dumps(tool.input_schema)
+               for tool in (await client.list_tools()).tools}
+    assert DATA_GRAPH_URI in schemas["update_data_graph"]
 
 
 @pytest.mark.parametrize("query", examples("cql.md", "cql-audience"))
@@ -49,6 +56,24 @@ def test_every_audience_example_is_a_valid_definition(query):
 @pytest.mark.parametrize("query", examples("cql.md", "cql-accounts"))
 def test_every_account_audience_example_is_a_valid_definition(query):
     definitions.check_definition(query, kind="audience", audience_type="ACCOUNTS")
+
+
+def test_the_data_graph_example_is_a_valid_config_and_its_linked_examples_fit_it():
+    [config] = re.findall(r"```hcl\n(.*?)```", (REFERENCES / "data-graph.md").read_text(), re.S)
+    graph = parse_hcl(config)
+    columns = {"accounts": ["ACCOUNT_ID", "OWNER_EMAIL", "TIER"], "orders": ["ORDER_ID", "ACCOUNT_ID", "TOTAL"],
+               "products": ["SKU", "TITLE"], "order_lines": ["LINE_ID", "ORDER_ID", "SKU"]}
+
+    def table_of(ref):
+        families = {name.lower(): (name, "number" if name == "TOTAL" else "string") for name in columns[ref]}
+        return ResolvedTable(Table(ref, MetaData(), *(Column(name) for name in columns[ref])), families)
+
+    linked = resolve(graph, table_of)
+    queries = examples("data-graph.md", "cql-linked")
+    assert len(queries) == 3
+    for query in queries:
+        definitions.check_definition(query, kind="audience", audience_type="LINKED")
+        check_linked(parse(query), linked)
 
 
 def test_the_cql_reference_shows_funnels_parent_references_and_between():

@@ -28,7 +28,7 @@ SEED_TOOLS = {
     "create_download",
 }
 ADDITIONS = {"create_destination", "list_destinations", "get_destination", "update_destination", "remove_destination",
-             "get_profile", "list_profile_events"}
+             "get_profile", "list_profile_events", "update_data_graph", "get_data_graph"}
 # Segment's Space Schema API (spec 73.2, alpha): in the Public API, but not among the seed's 39.
 SPACE_SCHEMA = {"list_events", "list_properties_from_event", "list_sample_values_from_event_property", "list_traits",
                 "list_sample_values_from_trait", "list_entity_paths", "list_properties_from_entity",
@@ -68,18 +68,18 @@ def wire_size(value) -> int:
 
 
 async def test_tools_list_stays_within_its_size_budget(store):
-    """What a host puts in a model's context before it does anything: at most 82 KB in all, and at most
-    43 KB of input schemas and descriptions (a host wanting less offers fewer `--toolsets`)."""
+    """What a host puts in a model's context before it does anything: at most 84 KB in all, and at most
+    43.5 KB of input schemas and descriptions (a host wanting less offers fewer `--toolsets`)."""
     tools = [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in await listed_tools(store)]
     context = sum(wire_size(tool["inputSchema"]) + wire_size(tool["description"]) for tool in tools)
-    assert wire_size(tools) <= 82_000, wire_size(tools)
-    assert context <= 43_000, context
+    assert wire_size(tools) <= 84_000, wire_size(tools)
+    assert context <= 43_500, context
 
 
 async def test_read_only_mode_registers_only_read_tools(store):
     tools = await listed_tools(store, read_only=True)
     assert tools and all(tool.annotations.read_only_hint for tool in tools)
-    assert len(tools) == 29
+    assert len(tools) == 30
 
 
 async def test_seed_parameter_names_and_required_flags(store):

@@ -136,9 +136,15 @@ async def test_account_and_linked_rules(call, space_id):
     accounts = (await call.ok("create_audience", spaceId=space_id, audienceType="ACCOUNTS", name="Active accounts",
                               definition={"query": "ANY event('Login').within(7 days).count() >= 1"}))["audience"]
     assert accounts["audienceType"] == "ACCOUNTS"
-    linked = (await call.ok("create_audience", spaceId=space_id, audienceType="LINKED", name="Owners",
-                            definition={"query": "entity('owned-accounts').count() > 1", "targetEntity": "owned-accounts"}))["audience"]
-    assert linked["definition"]["targetEntity"] == "owned-accounts"
+    linked = (await call.ok("create_audience", spaceId=space_id, audienceType="LINKED", name="VIPs",
+                            definition={"query": "trait('vip') = true"}))["audience"]
+    assert linked["definition"]["targetEntity"] == "profile"
+    no_graph = await call.error("create_audience", spaceId=space_id, audienceType="LINKED", name="Owners",
+                                definition={"query": "entity('owned-accounts').count() > 1"})
+    assert no_graph["field"] == "definition.query" and "segment_audiences_update_data_graph" in no_graph["message"]
+    entity_target = await call.error("create_audience", spaceId=space_id, audienceType="LINKED", name="Owners",
+                                     definition={"query": "trait('vip') = true", "targetEntity": "owned-accounts"})
+    assert entity_target["field"] == "definition.targetEntity" and "profiles only" in entity_target["message"]
     error = await call.error("create_audience", spaceId=space_id, audienceType="USERS", name="x",
                              definition={"query": QUERY, "targetEntity": "orders"})
     assert error["field"] == "definition.targetEntity"

@@ -39,13 +39,10 @@ async def test_a_preview_answers_at_once_and_completes_in_the_background(call, s
     assert rows(store, "select count(*) from membership") == [(0,)]
 
 
-async def test_a_preview_of_a_linked_entity_definition_fails_with_the_reason(call, store, orders):
-    created = await call.ok("create_audience_preview", spaceId=orders, audienceType="LINKED",
-                            definition={"query": "entity('orders').count() >= 1"})
-    previews.run_pending(store)
-    failed = (await call.ok("get_audience_preview", spaceId=orders, id=created["audiencePreview"]["id"]))
-    assert failed["audiencePreview"]["status"] == "FAILED"
-    assert "entity()" in failed["audiencePreview"]["failureReason"]
+async def test_a_preview_of_an_entity_definition_without_a_data_graph_is_refused_saying_what_to_do(call, orders):
+    error = await call.error("create_audience_preview", spaceId=orders, audienceType="LINKED",
+                             definition={"query": "entity('orders').count() >= 1"})
+    assert error["type"] == "input-validation" and "no Data Graph" in error["message"]
 
 
 async def test_a_preview_with_a_broken_definition_is_refused_at_once(call, orders):

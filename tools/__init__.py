@@ -12,6 +12,7 @@ from tools import (
     audiences,
     compute,
     computed_traits,
+    data_graph,
     destination_instances,
     destinations,
     downloads,
@@ -37,6 +38,7 @@ TOOLSETS: dict[str, list[ToolSpec]] = {
     "downloads": downloads.TOOLS,
     "profiles": profiles.TOOLS,
     "schema": space_schema.TOOLS,
+    "data-graph": data_graph.TOOLS,
 }
 TOOLS: list[ToolSpec] = [spec for group in TOOLSETS.values() for spec in group]
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, Field
 
 from backend.clock import iso_ms
-from store.catalog import spaces
+from store.catalog import data_graphs, spaces
 from store.db.pagination import Page
 from store.db.store import Store
 from store.profiles import space_schema
@@ -172,26 +172,33 @@ def list_entity_paths(store: Store, spaceId: SpaceId, pagination: Optional[Pagin
     """List the entities of the space's Data Graph and the relationship paths to them (empty while the
     space has no Data Graph)."""
     spaces.get_space(store, spaceId)
-    page = space_schema.entity_paths(store, spaceId, search, shapes.page_request(pagination))
-    return ListEntityPathsOutput(entityPaths=[], pagination=shapes.pagination(page))
+    page = data_graphs.entity_paths(store, spaceId, search, shapes.page_request(pagination))
+    return ListEntityPathsOutput(entityPaths=[EntityPathAlpha(
+        id=path.id, entityName=path.entity_name, pathName=path.path_name, entitySlug=path.entity_slug,
+        relationshipSlugs=path.relationship_slugs, childRelationshipSlugs=path.child_relationship_slugs,
+        parentRelationshipSlugPath=path.parent_relationship_slug_path) for path in page.items],
+        pagination=shapes.pagination(page))
 
 
 def list_properties_from_entity(
     store: Store, spaceId: SpaceId, entitySlug: Name, pagination: Optional[PaginationInput] = None,
     includeSampleValues: IncludeSamples = False, samplesCount: SamplesCount = 20,
 ) -> ListPropertiesFromEntityOutput:
-    """List the columns of one Data Graph entity. Forward paging only."""
+    """List the columns of one Data Graph entity (its warehouse table), with dataType NUMBER, STRING,
+    BOOLEAN, DATE, TIMESTAMP or OTHER. Forward paging only."""
     spaces.get_space(store, spaceId)
-    space_schema.require_entity(store, spaceId, entitySlug)
-    return ListPropertiesFromEntityOutput(entityProperties=[], pagination=ForwardOnlyPagination(current="MA=="))
+    page = data_graphs.entity_columns(store, spaceId, entitySlug, shapes.page_request(pagination),
+                                      samplesCount if includeSampleValues else None)
+    return ListPropertiesFromEntityOutput(entityProperties=[EntityPropertyAlpha(
+        name=column.name, primaryKey=column.primary_key, dataType=column.data_type, samples=column.samples)
+        for column in page.items], pagination=_forward(page))
 
 
 def list_sample_values_from_entity_property(store: Store, spaceId: SpaceId, entitySlug: Name,
                                             propertyName: Name) -> SampleValuesOutput:
     """List the most frequent values of one column of a Data Graph entity."""
     spaces.get_space(store, spaceId)
-    space_schema.require_entity(store, spaceId, entitySlug)
-    return SampleValuesOutput(sampleValues=[])
+    return SampleValuesOutput(sampleValues=data_graphs.entity_samples(store, spaceId, entitySlug, propertyName))
 
 
 def _forward(page: Page) -> ForwardOnlyPagination:

@@ -28,6 +28,7 @@ class Analysis:
     largest_window_hours: float | None
     primary_expressions: int
     reads_clock: bool  # windows or relative-date comparators: members can change with time alone
+    entity_relationships: tuple[str, ...] = ()  # relationship slugs entity() reads (LINKED)
 
 
 def analyze(root: ast.Node, *, kind: str, audience_type: str) -> Analysis:
@@ -39,19 +40,23 @@ def analyze(root: ast.Node, *, kind: str, audience_type: str) -> Analysis:
         cadence_reason=reason,
         referenced_traits=tuple(sorted({n.path[0] for n in nodes if isinstance(n, ast.TraitRef)})),
         event_names=tuple(sorted({n.name for n in nodes if isinstance(n, ast.Stream) and n.source == "event"})),
-        property_paths=tuple(sorted({n.path for n in nodes if isinstance(n, ast.PropertyRef)})),
+        property_paths=tuple(sorted({n.path for n in walk(root, entities=False) if isinstance(n, ast.PropertyRef)})),
         largest_window_hours=max(windows) if windows else None,
         primary_expressions=sum(isinstance(n, PRIMARY_EXTRACTORS) for n in nodes),
         reads_clock=any(isinstance(n, (ast.Within, ast.Between, ast.ExpiresAfter))
                         or (isinstance(n, ast.Comparison) and n.comparator in RELATIVE_COMPARATORS) for n in nodes),
+        entity_relationships=tuple(sorted({n.name for n in nodes if isinstance(n, ast.Stream) and n.source == "entity"})),
     )
 
 
-def walk(node: object) -> Iterator[object]:
-    """Every node below and including `node`, depth first."""
+def walk(node: object, *, entities: bool = True) -> Iterator[object]:
+    """Every node below and including `node`, depth first (without `entities`, not what an entity()
+    stream's filters hold: those read warehouse columns, not event properties)."""
     yield node
+    if not entities and isinstance(node, ast.Stream) and node.source == "entity":
+        return
     for child in children(node):
-        yield from walk(child)
+        yield from walk(child, entities=entities)
 
 
 def children(node: object) -> tuple:

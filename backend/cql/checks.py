@@ -6,8 +6,13 @@ Rules (from `reference/engine-semantics.md` §1.2–1.5), plus the choices made 
 - `within(parent: …)` only on a stream nested in another stream's `where`, and `property(parent: …)`
   only inside such a nested stream's `where`;
 - `ANY`/`ALL` only in ACCOUNTS audiences, at the top level (not inside `where`), not nested;
-- `entity()` only in LINKED audiences; `expires_after` only in computed traits (session windows,
-  30 minutes to 90 days);
+- `entity()` only in LINKED audiences, with `.where(...)` as its only filter (entities have no time)
+  and `count()` as its only reducer; an entity's `where` reads its columns (one name, no dotted
+  path), traits and nested entities, never an event or a context; an event's `where` reads no
+  entity; a count of 0 (`= 0`, `<= 0`, `< 1`) takes no filter, as in Segment's builder. Whether a
+  relationship and its columns exist, and their types, is checked against the Data Graph
+  (`backend.cql.linked_checks`);
+- `expires_after` only in computed traits (session windows, 30 minutes to 90 days);
 - numeric comparators take numbers or references, date comparators ISO-8601 dates, `within_last`
   and friends hours or days; a stream has at most one time window; `between(a, b)` needs a < b.
 """
@@ -31,6 +36,7 @@ SESSION_WINDOW_HOURS = (0.5, 90 * 24)
 class _Scope:
     stream_depth: int = 0  # how many enclosing where(...) clauses of streams
     quantified: bool = False
+    inside: str | None = None  # the source ("event" | "entity") of the innermost enclosing stream
 
 
 def check(root: ast.Node, *, kind: str, audience_type: str) -> None:
@@ -89,10 +95,24 @@ class _Checker:
         self.scalar(subject, scope)
         if isinstance(subject, ast.Reduction) and subject.reducer == "unique":
             raise CQLError("unique(...) returns a list; compare its size with .unique(...).count()", node.position)
+        if isinstance(subject, ast.Reduction) and subject.stream.source == "entity":
+            self.entity_count(node, subject)
         for argument in node.arguments:
             if not isinstance(argument, ast.Duration):
                 self.scalar(argument, scope)
         self.arguments(node)
+
+    def entity_count(self, node: ast.Comparison, subject: ast.Reduction) -> None:
+        if subject.reducer != "count":
+            raise CQLError(f"entity() streams are reduced with count() only, not {subject.reducer}(), for example "
+                           f"entity('{subject.stream.name}').count() >= 1", subject.position)
+        [bound] = node.arguments or [None]
+        zero = isinstance(bound, ast.Literal) and (
+            (node.comparator in ("equals", "at_most") and bound.value == 0)
+            or (node.comparator == "less_than" and bound.value == 1))
+        if zero and subject.stream.filters:
+            raise CQLError(f"a count of 0 takes no where(...): write NOT entity('{subject.stream.name}').where(…)"
+                           ".count() >= 1 for profiles without such an entity", node.position)
 
     def arguments(self, node: ast.Comparison) -> None:
         name = node.comparator
@@ -128,6 +148,13 @@ class _Checker:
 
     def event_property(self, node: ast.PropertyRef | ast.ContextRef, scope: _Scope, as_reducer_argument: bool) -> None:
         name = "context" if isinstance(node, ast.ContextRef) else "property"
+        if scope.inside == "entity" and not as_reducer_argument:
+            if name == "context":
+                raise CQLError("context() reads an event; inside an entity's where(...) read its columns with "
+                               "property('COLUMN')", node.position)
+            if len(node.path) > 1:
+                raise CQLError("an entity's property() names one column; there is no dotted path into it",
+                               node.position)
         if not as_reducer_argument and not scope.stream_depth:
             raise CQLError(f"{name}() is only valid inside where(...) or as a reducer's argument", node.position)
         if isinstance(node, ast.PropertyRef) and node.parent:
@@ -139,14 +166,18 @@ class _Checker:
                 )
 
     def stream(self, node: ast.Stream, scope: _Scope) -> None:
-        if node.source == "entity" and self.audience_type != "LINKED":
-            raise CQLError("entity() is only valid in LINKED audiences", node.position)
+        if node.source == "entity":
+            self.entity_stream(node, scope)
+            return
+        if scope.inside == "entity":
+            raise CQLError(f"event('{node.name}') cannot be read inside an entity's where(...); combine the two "
+                           "with AND at the top of the definition", node.position)
         windows = [f for f in node.filters if isinstance(f, (ast.Within, ast.Between))]
         if len(windows) > 1:
             raise CQLError("a stream takes one time window: within(...) or between(...), once", windows[1].position)
         for item in node.filters:
             if isinstance(item, ast.Where):
-                self.boolean(item.condition, replace(scope, stream_depth=scope.stream_depth + 1))
+                self.boolean(item.condition, replace(scope, stream_depth=scope.stream_depth + 1, inside="event"))
             elif isinstance(item, ast.Within):
                 self.window(item.duration, "within")
                 if item.parent and not scope.stream_depth:
@@ -161,6 +192,18 @@ class _Checker:
                     raise CQLError("between(a, b) needs a shorter duration before a longer one", item.position)
             elif isinstance(item, ast.ExpiresAfter):
                 self.expires_after(item)
+
+    def entity_stream(self, node: ast.Stream, scope: _Scope) -> None:
+        if self.kind != "audience" or self.audience_type != "LINKED":
+            raise CQLError("entity() is only valid in LINKED audiences", node.position)
+        if scope.inside == "event":
+            raise CQLError(f"entity('{node.name}') cannot be read inside an event's where(...); combine the two "
+                           "with AND at the top of the definition", node.position)
+        for item in node.filters:
+            if not isinstance(item, ast.Where):
+                raise CQLError("entity() takes where(...) only: entities have no time, so within, between, "
+                               "sources and expires_after do not apply", item.position)
+            self.boolean(item.condition, replace(scope, stream_depth=scope.stream_depth + 1, inside="entity"))
 
     def window(self, duration: ast.Duration, name: str) -> None:
         if duration.unit == "seconds":

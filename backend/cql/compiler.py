@@ -22,8 +22,8 @@ marked `unindexed` (unless the stream keeps a window of time), so SQLite scans t
 order rather than through the profile-and-time index, which it otherwise picks to group by and pays
 for with a random read per event. Comparisons are two-valued (NULL becomes false) so `NOT` is exact.
 The tables come from the caller (`Tables`), which keeps this module free of the store's models.
-`entity()` (Linked Audiences) needs a warehouse's data graph, which this engine does not have, and is
-rejected with `CompileError`.
+`entity()` (LINKED audiences) reads the warehouse's entity tables through the resolved Data Graph
+in `Tables.graph` (`backend.cql.entities`); without one it is a `CompileError`.
 """
 
 from __future__ import annotations
@@ -41,9 +41,12 @@ from sqlalchemy.sql.elements import BindParameter
 from backend.clock import to_ms
 from backend.cql import ast
 from backend.cql.analysis import walk
+from backend.cql.entities import EntityRows, entity_candidates
+from backend.cql.errors import CompileError
 from backend.cql.dialects.functions import (binary, json_array_of, julian_day, nullable, position, spelled_number, text_length,
                                  text_part, unindexed)
 from backend.cql.sqlvalues import (
+    ColumnValue,
     ConstValue,
     JsonValue,
     ListValue,
@@ -56,19 +59,18 @@ from backend.cql.sqlvalues import (
     iso,
     utc_date,
 )
+from backend.datagraph.linked import LinkedGraph, LinkedNode
 
 UNIT_MS = {"seconds": 1000, "hours": 3_600_000, "days": 86_400_000}
-
-
-class CompileError(ValueError):
-    """A definition this engine cannot compute."""
 
 
 class Tables(NamedTuple):
     """The tables a statement reads. With `merged_events`, an event may still name a profile merged
     since into another (the analytic store's copy), whose `merged_into` names the profile it is now.
     `typed` names the properties (by path) whose kind, number and string the event table also keeps
-    in typed columns, `<prefix>_kind`, `<prefix>_number` and `<prefix>_string`, as (path, prefix)."""
+    in typed columns, `<prefix>_kind`, `<prefix>_number` and `<prefix>_string`, as (path, prefix).
+    `identifier` (type, value and profile of each external id) and `graph` (the Data Graph resolved
+    against the warehouse) are what `entity()` reads."""
 
     profile: Table
     event: Table
@@ -76,6 +78,8 @@ class Tables(NamedTuple):
     link: Table
     merged_events: bool = False
     typed: tuple[tuple[tuple[str, ...], str], ...] = ()
+    identifier: Table | None = None
+    graph: LinkedGraph | None = None
 
 
 def span_ms(duration: ast.Duration) -> int:
@@ -132,6 +136,7 @@ class _Frame:
     restrict: Callable[[ColumnElement], list[ColumnElement]] = lambda owner: []
     joins: list[tuple[FromClause, ColumnElement]] = field(default_factory=list)
     shared: dict[ast.Reduction, object] = field(default_factory=dict)
+    entity: EntityRows | None = None
 
     def joined(self, base: FromClause) -> FromClause:
         return _outer_joined(base, self.joins)
@@ -254,12 +259,16 @@ class _Compiler:
                 trait.c.key == node.path[0]).subquery(self.name("t"))
             frame.joins.append((values, values.c.k0 == frame.owner))
             return JsonValue(values.c.value, node.path[1:])
+        if isinstance(node, ast.PropertyRef) and frame.entity is not None:
+            return self.entity_property(node, frame)
         if isinstance(node, ast.PropertyRef):
             if frame.rows is None or (node.parent and "parent_properties" not in frame.rows.c):
                 return ConstValue(None)
             return self.property(node, frame.rows)
         if isinstance(node, ast.ContextRef):
-            return ConstValue(None) if frame.rows is None else JsonValue(frame.rows.c.context, node.path)
+            if frame.rows is None or frame.entity is not None:
+                return ConstValue(None)
+            return JsonValue(frame.rows.c.context, node.path)
         if isinstance(node, ast.Reduction):
             return self.reduce(node, frame)
         raise CompileError(f"{type(node).__name__} is not a value")
@@ -282,7 +291,10 @@ class _Compiler:
         keys = [key.label(f"k{i}") for i, key in enumerate(stream.keys)]
         reducer = node.reducer
         if reducer == "count":
-            return NumberValue(func.coalesce(self.grouped(stream, keys, func.count(), frame), 0))
+            counted = func.count(stream.rows.c.pk.distinct()) if node.stream.source == "entity" else func.count()
+            return NumberValue(func.coalesce(self.grouped(stream, keys, counted, frame), 0))
+        if node.stream.source == "entity":
+            raise CompileError(f"entity() streams are reduced with count() only, not {reducer}()")
         argument_frame = self.event_frame(stream.rows, stream.width, frame.account)
         argument = self.scalar(node.argument, argument_frame)
         stream.joins.extend(argument_frame.joins)
@@ -385,8 +397,7 @@ class _Compiler:
     def stream(self, node: ast.Stream, frame: _Frame) -> _Selection:
         """The stream's events for each row of `frame`, narrowed by its filters in order."""
         if node.source == "entity":
-            raise CompileError("entity() needs a Linked Audience data graph from a warehouse, which this "
-                               "engine does not have; use event() and trait() conditions instead")
+            return self.entity_stream(node, frame)
         pushed = _pushed_down(node.filters)
         candidates = self.candidates([node.name], frame, windowed=_windowed(node),
                                      steps=[node.filters[index] for index in sorted(pushed)])
@@ -403,6 +414,45 @@ class _Compiler:
             else:
                 selection.conditions.append(self.row_step(step, selection.rows))
         return selection
+
+    def entity_stream(self, node: ast.Stream, frame: _Frame) -> _Selection:
+        """The entity rows linked to each row of `frame`, narrowed by the stream's `where`s."""
+        linked = self.linked_node(node, frame)
+        rows, entity = entity_candidates(self, linked, node, frame, frame.entity)
+        selection = _Selection(rows, len(frame.keys))
+        for step in node.filters:
+            if not isinstance(step, ast.Where):
+                raise CompileError("entity() streams take where(...) only")
+            keys = tuple(rows.c[f"k{i}"] for i in range(selection.width)) + (rows.c.pk,)
+            inner = _Frame(keys, rows.c.owner, False, rows=rows, entity=entity)
+            selection.conditions.append(self.boolean(step.condition, inner))
+            selection.joins.extend(inner.joins)
+        return selection
+
+    def linked_node(self, node: ast.Stream, frame: _Frame) -> LinkedNode:
+        """The relationship an entity() names: one under the profile at the top, else a child of the
+        enclosing entity's relationship."""
+        graph = self.tables.graph
+        if graph is None or self.tables.identifier is None:
+            raise CompileError("entity() reads a Data Graph, and this space has none; set one with "
+                               "segment_audiences_update_data_graph")
+        if frame.rows is not None and frame.entity is None:
+            raise CompileError("entity() cannot be read inside an event's where(...)")
+        choices = graph.top if frame.entity is None else frame.entity.node.children
+        if node.name not in choices:
+            where = "under the profile" if frame.entity is None else f"under '{frame.entity.node.slug}'"
+            raise CompileError(f"the Data Graph has no relationship '{node.name}' {where}; there: "
+                               f"{', '.join(sorted(choices)) or 'none'}")
+        return choices[node.name]
+
+    def entity_property(self, node: ast.PropertyRef, frame: _Frame) -> ColumnValue:
+        """A column of the frame's entity row (or, with `parent:`, of its parent's row)."""
+        columns = frame.entity.parent if node.parent else frame.entity.columns
+        found = columns.get(node.path[0].lower())
+        if found is None:
+            raise CompileError(f"property('{node.path[0]}') is not a column this entity() reads")
+        label, family = found
+        return ColumnValue(frame.rows.c[label], family)
 
     def candidates(self, names: list[str], frame: _Frame, *, windowed: bool = False, steps=()) -> FromClause:
         """The events of each row's owner with one of `names`, one row per (frame row, event): columns

@@ -25,6 +25,11 @@ Where Segment's documents are silent it decides as follows (the compiler must ag
 - ACCOUNTS: `ANY`/`ALL` apply the user-level condition to the account's users; `ALL` is false for an
   account without users. Unquantified conditions read the account's traits, and its events are all
   of its users' events.
+- LINKED: `entity('<slug>')` is the profile's linked rows of that relationship (`ProfileData.entities`),
+  or inside an entity's `where` the current row's children of that relationship; `count()` counts
+  distinct primary keys. `property('COL')` reads the current row's column (any case), `property(parent:
+  'COL')` its parent row's. A date column reads as `yyyy-mm-dd`, a timestamp as `yyyy-mm-ddThh:mm:ssZ`
+  in UTC, as the compiler renders them.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 
 from backend.cql import ast
 from backend.cql.values import equal, instant, number, plain_number, text
@@ -53,12 +59,24 @@ class EventRecord:
 
 
 @dataclass(frozen=True)
+class EntityRecord:
+    """One entity row linked to a profile (or to its parent row): its primary key, its columns, and
+    the rows linked to it, by relationship slug."""
+
+    key: object
+    columns: dict
+    children: dict = field(default_factory=dict)  # slug -> Sequence[EntityRecord]
+
+
+@dataclass(frozen=True)
 class ProfileData:
-    """One user (or, for ACCOUNTS, one account with `users`) as the evaluator sees it."""
+    """One user (or, for ACCOUNTS, one account with `users`) as the evaluator sees it; `entities` are
+    its linked rows per top-level relationship (LINKED)."""
 
     events: Sequence[EventRecord] = ()
     traits: dict = field(default_factory=dict)
     users: Sequence[ProfileData] = ()
+    entities: dict = field(default_factory=dict)  # slug -> Sequence[EntityRecord]
 
 
 def is_member(definition: ast.Node, profile: ProfileData, now: datetime) -> bool:
@@ -77,6 +95,8 @@ class _Scope:
     events: Sequence[EventRecord]
     event: EventRecord | None
     parent: EventRecord | None = None
+    entity: EntityRecord | None = None
+    parent_entity: EntityRecord | None = None
 
 
 def _all_events(profile: ProfileData) -> list[EventRecord]:
@@ -120,6 +140,9 @@ class _Evaluator:
             return node.value
         if isinstance(node, ast.TraitRef):
             return _lookup(scope.profile.traits, node.path)
+        if isinstance(node, ast.PropertyRef) and scope.entity is not None:
+            row = scope.parent_entity if node.parent else scope.entity
+            return None if row is None else _column(row, node.path[0])
         if isinstance(node, ast.PropertyRef):
             event = scope.parent if node.parent else scope.event
             return None if event is None else _lookup(event.properties, node.path)
@@ -129,9 +152,17 @@ class _Evaluator:
             return self.reduce(node, scope)
         raise EvaluationError(f"{type(node).__name__} is not a value")
 
+    def entities(self, node: ast.Stream, scope: _Scope) -> list[EntityRecord]:
+        linked = scope.entity.children if scope.entity is not None else scope.profile.entities
+        rows = list(linked.get(node.name, ()))
+        for step in node.filters:
+            if not isinstance(step, ast.Where):
+                raise EvaluationError("entity() streams take where(...) only")
+            rows = [row for row in rows if self.boolean(step.condition, _Scope(
+                scope.profile, scope.events, None, entity=row, parent_entity=scope.entity))]
+        return rows
+
     def stream(self, node: ast.Stream, scope: _Scope) -> list[EventRecord]:
-        if node.source == "entity":
-            raise EvaluationError("entity() needs a linked data graph, which this evaluator does not have")
         parent = scope.event
         events = [e for e in scope.events if e.name == node.name]
         for step in node.filters:
@@ -167,6 +198,10 @@ class _Evaluator:
         return ordered[start:]
 
     def reduce(self, node: ast.Reduction, scope: _Scope) -> object:
+        if node.stream.source == "entity":
+            if node.reducer != "count":
+                raise EvaluationError("entity() streams are reduced with count() only")
+            return len({row.key for row in self.entities(node.stream, scope)})
         events = self.stream(node.stream, scope)
         if node.reducer == "count":
             return len(events)
@@ -184,6 +219,18 @@ def _lookup(data: object, path: tuple[str, ...]) -> object:
             return None
         data = data[part]
     return data
+
+
+def _column(row: EntityRecord, name: str) -> object:
+    """A column of an entity row, matched case-insensitively, dates and times as ISO-8601 text."""
+    wanted = name.lower()
+    value = next((value for column, value in row.columns.items() if column.lower() == wanted), None)
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is None else value.astimezone(timezone.utc).replace(tzinfo=None)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def _span(duration: ast.Duration) -> timedelta:

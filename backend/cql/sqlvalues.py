@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, nu
 from backend.clock import iso
 from backend.cql import values
 from backend.cql.dialects.functions import (
+    date_text,
     day_of,
     json_at,
     json_kind,
@@ -29,6 +30,7 @@ from backend.cql.dialects.functions import (
     real_to_json,
     spelled_number,
     text_part,
+    timestamp_text,
     to_json,
 )
 
@@ -136,6 +138,38 @@ class TextValue(_Computed):
         return self.expression
 
 
+class ColumnValue(_Computed):
+    """A warehouse column (an entity's), read as its family says (`backend.datagraph.types`): a
+    number, a string, a boolean, or a date or timestamp as its ISO-8601 text."""
+
+    def __init__(self, expression: ColumnElement, family: str):
+        super().__init__(expression)
+        self.family = family
+
+    def plain_number(self) -> ColumnElement:
+        return self.expression if self.family == "number" else null()
+
+    def number(self) -> ColumnElement:
+        if self.family == "number":
+            return self.expression
+        return spelled_number(self.expression) if self.family == "string" else null()
+
+    def text(self) -> ColumnElement:
+        if self.family == "boolean":
+            return case((self.expression.is_(None), null()), (self.expression, "true"), else_="false")
+        return self.string() if self.family != "number" else null()
+
+    def string(self) -> ColumnElement:
+        if self.family == "string":
+            return self.expression
+        if self.family == "date":
+            return date_text(self.expression)
+        return timestamp_text(self.expression) if self.family == "timestamp" else null()
+
+    def json(self) -> ColumnElement:
+        return to_json(self.expression)
+
+
 class ListValue:
     """A JSON array (the result of `unique`); only ever stored, never compared."""
 
@@ -169,7 +203,7 @@ class ConstValue:
         return null() if self.value is None else parsed_json(literal(orjson.dumps(self.value).decode()))
 
 
-Value = JsonValue | NumberValue | TextValue | ConstValue
+Value = JsonValue | NumberValue | TextValue | ColumnValue | ConstValue
 
 
 def _literal(value: object) -> ColumnElement:

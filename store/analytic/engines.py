@@ -43,6 +43,9 @@ class AnalyticEngine(Protocol):
 
     def derive(self, table: Table, columns: Sequence[DerivedColumn], *, fill: bool) -> None: ...
 
+    def attached(self, attach):
+        """A context manager under which statements also read what `attach` attaches (DuckDB)."""
+
     def sql(self, statement: Executable) -> str: ...
 
     def interrupt(self) -> None:
@@ -83,6 +86,21 @@ class DuckDB:
 
     def _using(self):
         return nullcontext(self._connection) if self._connection is not None else self.engine.begin()
+
+    @contextmanager
+    def attached(self, attach) -> Iterator[None]:
+        """Statements run inside read what `attach(duckdb_connection)` attaches for as long as it is
+        entered (nothing when it is None), all on one connection."""
+        if attach is None:
+            yield
+            return
+        with self.engine.connect() as connection:
+            self._connection = connection
+            try:
+                with attach(connection.connection.driver_connection):
+                    yield
+            finally:
+                self._connection = None
 
     def execute(self, sql: str) -> None:
         """Run a statement as written (through DuckDB's cursor: a `:name` in a literal stays text)."""
@@ -178,11 +196,20 @@ class ClickHouse:
             self.client.command(f"DROP TABLE IF EXISTS `{table.name}`")
 
     @staticmethod
+    def own_tables() -> frozenset[str]:
+        """The tables this store keeps in the database (the rest are the user's)."""
+        return frozenset(METADATA.tables)
+
+    @staticmethod
     def _type(column) -> str:
         kind = CLICKHOUSE_TYPES[column.type.compile().split("(")[0]]
         return f"Nullable({kind})" if column.nullable else kind
 
     def transaction(self):
+        return nullcontext()
+
+    def attached(self, attach):
+        """ClickHouse reads its own databases: nothing is attached."""
         return nullcontext()
 
     def execute(self, sql: str) -> None:

@@ -88,16 +88,18 @@ class AnalyticStore:
             return tables(self.replicator.typed_properties(property_paths, add=add))
 
     def compute(self, statement, space_id: str, trait_keys: Collection[str] = (), *,
-                budget: Budget = UNLIMITED) -> FullResult | None:
+                budget: Budget = UNLIMITED, attached=None) -> FullResult | None:
         """`statement` (compiled over the analytic tables) run, within `budget`, after copying
         everything committed and the computed values of the `trait_keys` it reads; None while the
-        first copy is under way."""
+        first copy is under way. `attached(connection)`, if given, is a context manager that attaches
+        to the engine's DuckDB connection what else the statement reads (the warehouse's file) while
+        it runs."""
         if not self.ready:
             return None
         with self._turn, self._replacing_when_damaged():
             caught = self.replicator.catch_up()
             self.replicator.copy_computed(space_id, trait_keys)
-            with budget.around(self.engine.interrupt):
+            with self.engine.attached(attached), budget.around(self.engine.interrupt):
                 rows = self.engine.run(statement)
         if not self.ready:  # its file was damaged, and is being made again
             return None

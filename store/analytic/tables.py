@@ -15,7 +15,7 @@ from backend.cql.compiler import Tables
 from backend.cql.dialects.functions import json_kind, json_number, json_string, path_arguments
 
 METADATA = MetaData()
-LAYOUT = 3  # raised when a table here changes: a copy in an older layout is made again
+LAYOUT = 4  # raised when a table here changes: a copy in an older layout is made again
 
 
 def _column(name: str, kind=String, *, optional: bool = False) -> Column:
@@ -33,8 +33,8 @@ TRAIT = Table("trait", METADATA, _column("profile_id"), _column("key"), _column(
               _column("value"), _column("trait_class"))
 LINK = Table("profile_link", METADATA, _column("user_id"), _column("account_id"),
              _column("space_id"))
-IDENTIFIER = Table("identifier", METADATA, _column("id", BigInteger), _column("space_id"), _column("type"),
-                   _column("profile_id"))
+IDENTIFIER = Table("identifier", METADATA, _column("id", BigInteger), _column("space_id"), _column("collection"),
+                   _column("type"), _column("value"), _column("profile_id"))
 # The replicator's own: how far it has copied (appended, the largest value counts; also which
 # database and which layout of these tables the copy is of), and the profiles whose rows one batch
 # re-copies.
@@ -43,7 +43,7 @@ CHANGED_PROFILE = Table("replication_changed_profile", METADATA, _column("profil
 # The event properties with typed columns, each by its path (as JSON text; `typed_prefix` names its columns).
 TYPED_PROPERTY = Table("typed_property", METADATA, _column("path"))
 
-TABLES = Tables(PROFILE, EVENT, TRAIT, LINK, merged_events=True)
+TABLES = Tables(PROFILE, EVENT, TRAIT, LINK, merged_events=True, identifier=IDENTIFIER)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def tables(typed: tuple[tuple[tuple[str, ...], str], ...] = ()) -> Tables:
     derived = [derived for path, prefix in typed for derived in typed_columns(prefix, path)]
     event = Table("event", MetaData(), *(Column(c.name, c.type) for c in EVENT.columns),
                   *(Column(d.name, d.kind()) for d in derived))
-    return Tables(PROFILE, event, TRAIT, LINK, merged_events=True, typed=typed)
+    return Tables(PROFILE, event, TRAIT, LINK, merged_events=True, typed=typed, identifier=IDENTIFIER)
 
 
 # ClickHouse keeps each table sorted by the columns full runs group and join on.

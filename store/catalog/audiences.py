@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from backend import cql
 from backend.clock import to_ms
-from store.catalog import definitions
+from store.catalog import data_graphs, definitions
 from store.catalog.spaces import require_space
 from store.db.errors import Conflict, InputValidation, NotFound
 from store.db.ids import new_id
@@ -61,6 +61,8 @@ def create_audience(
 ) -> Audience:
     check_audience_type(audience_type, definition_type)
     analysis = definitions.check_definition(query, kind="audience", audience_type=audience_type)
+    if audience_type == "LINKED":
+        data_graphs.check_linked_definition(store, space_id, query, target_entity)
     with store.write() as session:
         require_space(session, space_id)
         now = store.now()
@@ -117,6 +119,11 @@ def update_audience(
     target_entity: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> Audience:
+    if query is not None or target_entity is not None:
+        current = get_audience(store, space_id, audience_id)
+        if current.audience_type == "LINKED":
+            data_graphs.check_linked_definition(store, space_id, query or current.query,
+                                                target_entity or current.target_entity)
     with store.write() as session:
         audience = require_audience(session, space_id, audience_id)
         analysis = definitions.check_definition(

@@ -9,15 +9,15 @@ Choices where Segment's documents are silent:
   still apply), or, when `backfillEventDataDays` is given, events received after its creation and
   those whose timestamp is at most that many days before it; without history, only events received
   after its creation. Computed traits read all history.
-- LINKED audiences compute like USERS audiences over profiles; `entity()` fails their run with the
-  reason, since this engine has no warehouse data graph.
+- LINKED audiences compute like USERS audiences over profiles, and their `entity()` conditions read
+  the space's Data Graph, resolved against the warehouse when a run starts (`graph`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
@@ -28,14 +28,16 @@ from sqlmodel import Session, col
 from backend import cql
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
 from backend.clock import to_ms
+from backend.datagraph.linked import LinkedGraph
 from store.analytic import tables as analytic_tables
 from store.analytic.store import AnalyticStore, FullResult
+from store.catalog import data_graphs
 from store.catalog.audiences import DEFAULT_EXTERNAL_IDS
 from store.db.budget import UNLIMITED, Budget
 from store.db.models import Audience, AudiencePreview, ComputedTrait, Event, Identifier, Profile, ProfileLink, Trait
 from store.db.store import Store
 
-TABLES = Tables(Profile.__table__, Event.__table__, Trait.__table__, ProfileLink.__table__)
+TABLES = Tables(Profile.__table__, Event.__table__, Trait.__table__, ProfileLink.__table__, identifier=Identifier.__table__)
 DAY_MS = 86_400_000
 PROFILE_IDS = bindparam("profile_ids", expanding=True)
 RESTRICTED_STATEMENTS = 4_096  # kept built: more than a space's computations (`definitions.MAX_COMPUTATIONS`)
@@ -53,6 +55,7 @@ class Computation:
     options: dict[str, Any]
     created_at_ms: int
     analysis: cql.Analysis
+    graph: LinkedGraph | None = field(default=None, compare=False)  # what entity() reads, set for a run
 
     def __hash__(self) -> int:  # equal computations have equal ids, queries and creation times
         return hash((self.id, self.query, self.created_at_ms))
@@ -60,6 +63,10 @@ class Computation:
     @property
     def accounts(self) -> bool:
         return self.profile_type == "ACCOUNTS"
+
+    @property
+    def reads_entities(self) -> bool:
+        return bool(self.analysis.entity_relationships)
 
     def rows_for(self, session: Session, now, profile_ids: Collection[str]) -> CursorResult:
         """The statement's rows for some profiles, on the operational store: the incremental path."""
@@ -69,7 +76,7 @@ class Computation:
         """The statement restricted to the profiles bound as `profile_ids` when it runs. A definition
         that does not read the clock has one for good, built once: a realtime pass of a space with many
         computations runs them all for every batch, and building each costs more than running it."""
-        if self.analysis.reads_clock:
+        if self.analysis.reads_clock or self.graph is not None:
             return self.statement(now, PROFILE_IDS)
         return _clock_free_restricted(self)
 
@@ -80,14 +87,16 @@ class Computation:
         scope = Scope(self.space_id, self.accounts, profile_ids, self._eligibility(analytic is not None),
                       self._event_horizon())
         build = audience_members if self.kind == "audience" else trait_values
-        return build(root, tables=TABLES if analytic is None else analytic, scope=scope, now=now)
+        tables = (TABLES if analytic is None else analytic)._replace(graph=self.graph)
+        return build(root, tables=tables, scope=scope, now=now)
 
-    def on_analytic_store(self, analytics: AnalyticStore, now, budget: Budget = UNLIMITED) -> FullResult | None:
+    def on_analytic_store(self, analytics: AnalyticStore, now, budget: Budget = UNLIMITED,
+                          attached=None) -> FullResult | None:
         """Every profile's rows computed on the analytic store, within `budget` (None while its first
-        copy is under way)."""
+        copy is under way); `attached` attaches what else the statement reads (the warehouse)."""
         tables = analytics.tables_for(self.analysis.property_paths)
         return analytics.compute(self.statement(now, analytic=tables), self.space_id, self.analysis.referenced_traits,
-                                 budget=budget)
+                                 budget=budget, attached=attached)
 
     def _eligibility(self, analytic: bool) -> tuple[ColumnElement, ...]:
         """Profiles with an external id of an eligible type: a correlated EXISTS on the operational
@@ -163,10 +172,19 @@ def find(session: Session, computation_id: str) -> Computation | None:
     return None if row is None or row.deleted_at is not None else for_trait(row)
 
 
+def with_data_graph(store: Store, computation: Computation) -> Computation:
+    """The computation with its space's Data Graph resolved against the warehouse now, when it reads
+    entities (`store.compute.linked`)."""
+    if not computation.reads_entities:
+        return computation
+    return replace(computation, graph=data_graphs.linked_graph(store, computation.space_id))
+
+
 def explain(store: Store, computation: Computation) -> tuple[str, str]:
     """The engine a full run of the computation reads (the analytic store's, else the operational
     database's) and the SQL it sends it now, values inlined for reading (its analysis says cadence
     and references)."""
+    computation = with_data_graph(store, computation)
     analytics = store.analytics
     if analytics is not None:
         tables = analytics.tables_for(computation.analysis.property_paths, add=False)

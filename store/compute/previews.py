@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from store.catalog import definitions
+from store.catalog import data_graphs, definitions
 from store.catalog.audiences import check_audience_type, resolve_options
 from store.catalog.spaces import require_space
-from store.compute import computations
+from store.compute import computations, linked
 from store.db.budget import Budget
 from store.db.errors import NotFound
 from store.db.ids import new_id
@@ -33,6 +33,8 @@ def create_preview(store: Store, space_id: str, *, audience_type: str, query: st
                    options: dict[str, Any] | None) -> AudiencePreview:
     check_audience_type(audience_type, None)
     analysis = definitions.check_definition(query, kind="audience", audience_type=audience_type)
+    if audience_type == "LINKED":
+        data_graphs.check_linked_definition(store, space_id, query, target_entity)
     resolved = resolve_options({**(options or {}), "includeHistoricalData": True}, {}, analysis)
     definition = {"query": query} | ({"targetEntity": target_entity} if target_entity else {})
     with store.write() as session:
@@ -66,7 +68,11 @@ def _run(store: Store, preview: AudiencePreview) -> None:
     budget = Budget.preview()
     try:
         now = store.now()
-        analytic = computation.on_analytic_store(store.analytics, now, budget) if store.analytics else None
+        if computation.reads_entities:
+            computation = computations.with_data_graph(store, computation)
+            analytic = linked.full_result(store, computation, now, budget)
+        else:
+            analytic = computation.on_analytic_store(store.analytics, now, budget) if store.analytics else None
         with store.read() as session:
             if analytic is None:
                 with budget.on(session.connection()):

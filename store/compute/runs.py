@@ -31,12 +31,12 @@ from backend.cql.compiler import CompileError
 from store.analytic.replication import Marks, marks_of
 from store.analytic.store import FullResult
 from store.catalog.audiences import get_audience
-from store.compute import computations
+from store.compute import computations, linked
 from store.compute.computations import Computation
 from store.db import locks
 from store.db.budget import UNLIMITED, Budget, OverBudget
 from store.db.bulk import IN_CHUNK, insert_dicts, select_all, select_in, upsert_newer_distinct
-from store.db.errors import Conflict, NotFound
+from store.db.errors import Conflict, DomainError, NotFound
 from store.db.ids import new_id
 from store.db.models import (
     COMPUTED_TRAIT,
@@ -100,7 +100,12 @@ def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
         raise NotFound("computation", computation_id, field="id")
     started = store.now()
     try:
-        full = _analytic_result(store, computation, started, budget) or _read_apart(store, computation, started, budget)
+        if computation.reads_entities:
+            computation = computations.with_data_graph(store, computation)
+            full = linked.full_result(store, computation, started, budget)
+        else:
+            full = _analytic_result(store, computation, started, budget)
+        full = full or _read_apart(store, computation, started, budget)
         with store.write() as session:
             if still_due is None:
                 locks.exclusive(session, [computation_id])
@@ -112,7 +117,7 @@ def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
                     computation.space_id, run_row.status, run_row.size, run_row.entered, run_row.exited, run_row.engine)
         return run_row
     except Exception as error:  # the run's boundary: whatever failed, the computation shows why
-        expected = isinstance(error, (CompileError, OverBudget))
+        expected = isinstance(error, (CompileError, OverBudget, DomainError))
         logger.warning("%s run of %s in %s failed: %s", reason, computation_id, computation.space_id, error,
                        exc_info=not expected)
         return _record_failure(store, computation, started, reason, error, cadence)
@@ -269,7 +274,10 @@ def _compute(session: Session, computation: Computation, now, reason: str, profi
 
 
 def _brought_up_to_date(session: Session, computation: Computation, now, full: FullResult) -> list[tuple]:
-    """The analytic store's rows, with the profiles changed since its copy recomputed here."""
+    """The analytic store's rows, with the profiles changed since its copy recomputed here (not for
+    a computation reading entities, which the operational store may not hold: `store.compute.linked`)."""
+    if computation.graph is not None:
+        return full.rows
     changed = changed_since(session, full.marks, accounts=computation.accounts)
     if not changed:
         return full.rows

@@ -50,7 +50,27 @@ def _user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("segment-audiences", appauthor=False))
 
 
-def make_engine(url: str) -> Engine:
+def analytics_option(option: str | None) -> str:
+    """Where full runs compute (`store.analytic.store`): the option given, else
+    SEGMENT_AUDIENCES_ANALYTICS, else `duckdb`."""
+    return (option or os.environ.get("SEGMENT_AUDIENCES_ANALYTICS") or "duckdb").strip()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database (None for another database, or one in memory)."""
+    database = make_url(url).database if url.startswith("sqlite") else None
+    return None if not database or database == ":memory:" else Path(database)
+
+
+def attached_warehouse(url: str, option: str) -> Path | None:
+    """The SQLite file every connection attaches as schema `warehouse` (`store.warehouse`): with
+    `--analytics none`, the entity tables live in the operational database, beside a SQLite file."""
+    file = sqlite_file(url)
+    return None if file is None or option != "none" else file.with_suffix(".warehouse.sqlite")
+
+
+def make_engine(url: str, attach: Path | None = None) -> Engine:
+    """An engine for the database; on SQLite, `attach` is a file attached to each connection as `warehouse`."""
     if not url.startswith("sqlite"):
         engine = create_engine(url, pool_pre_ping=True)
         if engine.dialect.name == "postgresql":
@@ -68,6 +88,8 @@ def make_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         _use_wal(cursor)
+        if attach is not None:
+            cursor.execute("ATTACH DATABASE ? AS warehouse", (str(attach),))
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -376,6 +376,19 @@ class SchemaSample(SQLModel, table=True):
     count: int = Field(sa_type=BigInteger)
 
 
+class DataGraphConfig(SQLModel, table=True):
+    """A space's Data Graph (`store.catalog.data_graphs`): the config as it was given (HCL or JSON
+    text), numbered by version from 1."""
+
+    __tablename__ = "data_graph"
+    space_id: str = Field(primary_key=True, foreign_key="space.id")
+    version: int
+    config: str = Field(sa_type=Text)
+    config_format: str  # hcl | json
+    updated_at: datetime
+    updated_by: str
+
+
 class ProfileLink(SQLModel, table=True):
     """A user profile's membership of an account, made by a Group call."""
 

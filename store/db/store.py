@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from backend.clock import Clock, SystemClock
 from store.db import locks
-from store.db.database import data_dir, database_url, default_url, make_engine, writer
+from store.db.database import analytics_option, attached_warehouse, data_dir, database_url, default_url, make_engine, writer
 from store.db.errors import Conflict
 from store.db.outage import OutageLog, is_outage
 from store.db.schema import migrate
@@ -27,16 +27,20 @@ class Store:
     """Opens (and if needed creates) the database at `url` (a SQLAlchemy URL or a SQLite file path);
     services run one transaction per call.
     Files it writes (downloads) go under `data_dir`; `download_base_url` is where this process serves
-    them over HTTP, or None when it serves no HTTP (downloads are then file URLs)."""
+    them over HTTP, or None when it serves no HTTP (downloads are then file URLs). `analytics` is
+    the `--analytics` option (`store.db.database.analytics_option`), which also says where the
+    warehouse is (`store.warehouse`)."""
 
-    def __init__(self, url: str | None = None, *, clock: Clock | None = None, actor: str = DEFAULT_ACTOR):
+    def __init__(self, url: str | None = None, *, clock: Clock | None = None, actor: str = DEFAULT_ACTOR,
+                 analytics: str | None = None):
         self.url = database_url(url) if url else default_url()
         self.data_dir = data_dir(self.url)
         self.download_base_url: str | None = None
+        self.analytics_option = analytics_option(analytics)
         self.analytics = None  # the AnalyticStore full runs read (`store.analytic.store`), if any
         self.clock = clock or SystemClock()
         self.actor = actor
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, attached_warehouse(self.url, self.analytics_option))
         self._writer = writer(self.engine)
         self._write_turn = threading.Lock()
         self.outage = OutageLog()

@@ -135,17 +135,6 @@ def trait_samples(store: Store, space_id: str, key: str, collection: str) -> lis
         return _samples(session, row.id, MAX_SAMPLE_VALUES)
 
 
-def entity_paths(store: Store, space_id: str, search: str | None, page: PageRequest) -> Page:
-    """The nodes of the space's Data Graph. A space has no Data Graph in this release, so there are
-    none; the page's cursor is still checked."""
-    return slice_page([], page)
-
-
-def require_entity(store: Store, space_id: str, slug: str) -> None:
-    """Refuse an entity slug the space's Data Graph does not define (in this release, every slug)."""
-    raise NotFound("entity", slug, by="slug", field="entitySlug", scope=f"in space '{space_id}', which has no Data Graph yet")
-
-
 def _require_event(session: Session, space_id: str, event_name: str) -> None:
     if session.exec(select(SchemaEvent.name).where(
             SchemaEvent.space_id == space_id, SchemaEvent.name == event_name,

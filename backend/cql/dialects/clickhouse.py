@@ -5,9 +5,9 @@ from sqlalchemy import func, literal
 from sqlalchemy.ext.compiler import compiles
 
 from backend.cql.dialects.functions import (
-    JSON_NUMBER, render, binary, day_of, glob, glob_regex, json_array_of, json_at, json_kind, json_number,
+    JSON_NUMBER, render, binary, date_text, day_of, glob, glob_regex, json_array_of, json_at, json_kind, json_number,
     json_spelled, json_string, julian_day, nullable, parsed_json, position, real_to_json, spelled_number,
-    text_length, text_part, to_json,
+    text_length, text_part, timestamp_text, to_json,
 )
 
 
@@ -129,3 +129,15 @@ def _text_part_clickhouse(element, compiler, **kw):
 def _as_it_is(element, compiler, **kw):
     [value] = element.arguments()
     return render(compiler, value, **kw)
+
+
+@compiles(date_text, "clickhousedb")
+def _date_text_clickhouse(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"formatDateTime({render(compiler, value, **kw)}, '%Y-%m-%d')"
+
+
+@compiles(timestamp_text, "clickhousedb")
+def _timestamp_text_clickhouse(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"formatDateTime({render(compiler, value, **kw)}, '%Y-%m-%dT%H:%i:%SZ')"

@@ -5,8 +5,8 @@ from sqlalchemy import func
 from sqlalchemy.ext.compiler import compiles
 
 from backend.cql.dialects.functions import (
-    JSON_NUMBER, render, binary, day_of, glob, glob_regex, json_array_of, json_at, json_kind, json_number,
-    json_spelled, json_string, julian_day, parsed_json, position, spelled_number, to_json,
+    JSON_NUMBER, render, binary, date_text, day_of, glob, glob_regex, json_array_of, json_at, json_kind, json_number,
+    json_spelled, json_string, julian_day, parsed_json, position, spelled_number, timestamp_text, to_json,
 )
 
 
@@ -95,3 +95,15 @@ def _position_duckdb(element, compiler, **kw):
 def _as_it_is(element, compiler, **kw):
     [value] = element.arguments()
     return render(compiler, value, **kw)
+
+
+@compiles(date_text, "duckdb")
+def _date_text_duckdb(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"strftime({render(compiler, value, **kw)}, '%Y-%m-%d')"
+
+
+@compiles(timestamp_text, "duckdb")
+def _timestamp_text_duckdb(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"strftime({render(compiler, value, **kw)}, '%Y-%m-%dT%H:%M:%SZ')"

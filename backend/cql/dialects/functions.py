@@ -256,3 +256,31 @@ class unindexed(_Function):
 def _unindexed_default(element, compiler, **kw):
     [value] = element.arguments()
     return render(compiler, value, **kw)
+
+
+class date_text(_Function):
+    """A warehouse DATE column's value as `yyyy-mm-dd` (SQLite keeps dates as that text already)."""
+
+    inherit_cache = True
+    type = String()
+    name = "date_text"
+
+
+@compiles(date_text)
+def _date_text_default(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"CAST({render(compiler, value, **kw)} AS TEXT)"
+
+
+class timestamp_text(_Function):
+    """A warehouse TIMESTAMP column's value as `yyyy-mm-ddThh:mm:ssZ`, read as UTC."""
+
+    inherit_cache = True
+    type = String()
+    name = "timestamp_text"
+
+
+@compiles(timestamp_text)
+def _timestamp_text_default(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {render(compiler, value, **kw)})"

@@ -5,8 +5,8 @@ from sqlalchemy import func
 from sqlalchemy.ext.compiler import compiles
 
 from backend.cql.dialects.functions import (
-    JSON_NUMBER, render, binary, day_of, glob, glob_regex, json_array_of, json_at, json_kind, json_number,
-    json_spelled, json_string, julian_day, parsed_json, position, spelled_number, to_json,
+    JSON_NUMBER, render, binary, date_text, day_of, glob, glob_regex, json_array_of, json_at, json_kind, json_number,
+    json_spelled, json_string, julian_day, parsed_json, position, spelled_number, timestamp_text, to_json,
 )
 
 
@@ -110,3 +110,15 @@ def _position_postgresql(element, compiler, **kw):
 def _binary_postgresql(element, compiler, **kw):
     [value] = element.arguments()
     return f'({render(compiler, value, **kw)} COLLATE "C")'
+
+
+@compiles(date_text, "postgresql")
+def _date_text_postgresql(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"to_char({render(compiler, value, **kw)}, 'YYYY-MM-DD')"
+
+
+@compiles(timestamp_text, "postgresql")
+def _timestamp_text_postgresql(element, compiler, **kw):
+    [value] = element.arguments()
+    return f"to_char({render(compiler, value, **kw)}, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"

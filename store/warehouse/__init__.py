@@ -1,0 +1,1 @@
+"""The warehouse: a space's entity tables (LINKED audiences' Data Graph), where full runs read them."""
