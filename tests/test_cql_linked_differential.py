@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from backend.cql import CQLError, validate
-from backend.cql.compiler import Scope, audience_members
-from backend.cql.evaluate import ProfileData, is_member
+from backend.cql.compiler import Scope, audience_members, matched_entity_rows
+from backend.cql.evaluate import ProfileData, is_member, matched_paths
+from backend.cql.matched import entity_details, nest, paths
 from backend.cql.linked_checks import check_linked
 from backend.cql.parser import parse
 from store.analytic import tables as analytic
@@ -117,16 +118,20 @@ USERS = st.builds(ProfileData, events=st.lists(EVENTS, max_size=4),
                       lambda t: {**t[0], **({"customer": t[1]} if t[1] is not None else {})}))
 
 
-@SETTINGS
-@given(data=st.data())
-def test_linked_audience_members_agree(database, data):
+def drawn(database, data):
+    """A random graph, profiles stored in `database` with their entity rows, and a definition."""
     shape = data.draw(shapes())
     profiles = data.draw(st.lists(USERS, min_size=1, max_size=4))
     ids = database.store(profiles)
     rows = data.draw(linked_rows(shape, ids))
     write(database, rows, ids)
-    query = data.draw(definitions(shape))
-    graph = resolved(parse_shape(shape))
+    return shape, profiles, ids, rows, data.draw(definitions(shape)), resolved(parse_shape(shape))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_linked_audience_members_agree(database, data):
+    shape, profiles, ids, rows, query, graph = drawn(database, data)
     try:
         validate(query, kind="audience", audience_type="LINKED")
         check_linked(parse(query), graph)
@@ -136,6 +141,43 @@ def test_linked_audience_members_agree(database, data):
                 if is_member(parse(query), ProfileData(profile.events, profile.traits,
                                                        entities=rows.linked(shape, profile_id, profile.traits)), NOW)}
     assert database.members(query, NOW, tables=_tables(database, graph)) == expected, (query, shape)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_matched_entities_agree(database, data):
+    shape, profiles, ids, rows, query, graph = drawn(database, data)
+    streams = matched_entity_rows(parse(query), tables=_tables(database, graph), scope=Scope(SPACE), now=NOW,
+                                  columns={"r0": ["TXT"]})
+    expected = {profile_id: matched_paths(parse(query), ProfileData(
+        profile.events, profile.traits, entities=rows.linked(shape, profile_id, profile.traits)), NOW)
+        for profile_id, profile in zip(ids, profiles)}
+    found = nest([(stream, database.rows(stream.statement)) for stream in streams])
+    assert {profile_id: paths(found.get(profile_id, {})) for profile_id in ids} == expected, (query, shape)
+
+
+def test_matched_entities_nest_under_the_rows_their_condition_kept(database):
+    shape = Shape((None, 0), ("external_id", "join_on"))
+    ids = database.store([ProfileData(traits={"spend": 2})])
+    rows = LinkedRows({0: [dict(ID="0-0", PARENT=EMAILS[0], NUM=1, TXT="a", FLAG=True, DAY=date(2026, 11, 1)),
+                           dict(ID="0-1", PARENT=EMAILS[0], NUM=5, TXT="b", FLAG=True, DAY=None)],
+                       1: [dict(ID="1-0", PARENT="0-0", NUM=3, TXT="x", FLAG=None, DAY=None),
+                           dict(ID="1-1", PARENT="0-0", NUM=0, TXT="y", FLAG=None, DAY=None),
+                           dict(ID="1-2", PARENT="0-1", NUM=9, TXT="z", FLAG=None, DAY=None)]},
+                      {}, {ids[0]: EMAILS[0]})
+    write(database, rows, ids)
+    query = ("entity('r0').where(property('NUM') < trait('spend') AND "
+             "entity('r1').where(property('NUM') > 1).count() >= 1).count() >= 1")
+    streams = matched_entity_rows(parse(query), tables=_tables(database, resolved(parse_shape(shape))),
+                                  scope=Scope(SPACE), now=NOW, columns={"r0": ["DAY"], "r1": ["TXT"]})
+
+    found = nest([(stream, database.rows(stream.statement)) for stream in streams])
+
+    assert entity_details(found[ids[0]]) == {"r0": [
+        {"id": "0-0", "idProperty": "ID", "relationshipSlug": "r0", "properties": {"ID": "0-0", "NUM": 1.0,
+                                                                                     "DAY": "2026-11-01"},
+         "entities": {"r1": [{"id": "1-0", "idProperty": "ID", "relationshipSlug": "r1",
+                              "properties": {"ID": "1-0", "NUM": 3.0, "TXT": "x"}}]}}]}
 
 
 def _tables(database, graph):

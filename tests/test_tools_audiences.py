@@ -144,7 +144,7 @@ async def test_account_and_linked_rules(call, space_id):
     assert no_graph["field"] == "definition.query" and "segment_audiences_update_data_graph" in no_graph["message"]
     entity_target = await call.error("create_audience", spaceId=space_id, audienceType="LINKED", name="Owners",
                                      definition={"query": "trait('vip') = true", "targetEntity": "owned-accounts"})
-    assert entity_target["field"] == "definition.targetEntity" and "profiles only" in entity_target["message"]
+    assert entity_target["field"] == "definition.targetEntity" and "use one of 'profile'" in entity_target["message"]
     error = await call.error("create_audience", spaceId=space_id, audienceType="USERS", name="x",
                              definition={"query": QUERY, "targetEntity": "orders"})
     assert error["field"] == "definition.targetEntity"

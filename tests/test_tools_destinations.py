@@ -29,9 +29,10 @@ async def connect(call, space_id, audience_id, destination_id, **extra):
 
 async def test_supported_destinations_are_the_catalog_filtered(call, space_id):
     users = await call.ok("list_supported_destinations_from_audience", spaceId=space_id, audienceType="USERS")
-    assert set(users["destinations"]) == {"webhooks-actions", "pendula", "moengage", "segment-tracking-api"}
+    assert set(users["destinations"]) == {"webhooks-actions", "pendula", "moengage", "segment-tracking-api",
+                                          "warehouse"}
     linked = await call.ok("list_supported_destinations_from_audience", spaceId=space_id, audienceType="LINKED")
-    assert set(linked["destinations"]) == {"webhooks-actions", "pendula"}
+    assert set(linked["destinations"]) == {"webhooks-actions", "pendula", "warehouse"}
     by_action = await call.ok("list_supported_destinations_from_audience", spaceId=space_id, audienceType="USERS",
                               actionId="pendula-trigger-flow")
     assert list(by_action["destinations"]) == ["pendula"]

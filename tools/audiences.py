@@ -31,7 +31,7 @@ class ConsumersSortInput(Input):
 
 class AudienceDefinitionUpdate(Input):
     query: str = Field(min_length=1, description="CQL.")
-    targetEntity: Optional[str] = Field(None, description="LINKED only: entity relationship slug.")
+    targetEntity: Optional[str] = Field(None, description="LINKED: profile or a top entity('…') slug.")
 
 
 class AudienceOptionsInput(Input):

@@ -64,7 +64,7 @@ def create_audience_preview(
 
 def get_audience_preview(store: Store, spaceId: SpaceId, id: Annotated[str, resource_id("Preview id (prv_…).")]) -> PreviewOutput:
     """Get a preview: status RUNNING, then COMPLETED with size.count and results (up to 100 members,
-    each {id, externalIds}), or FAILED with failureReason. Call again while it is RUNNING."""
+    each {id, externalIds}; LINKED: matched `entities`), or FAILED with failureReason. Call again while it is RUNNING."""
     return PreviewOutput(audiencePreview=shapes.preview(previews.get_preview(store, spaceId, id)))
 
 

@@ -33,7 +33,7 @@ class PaginationInput(Input):
 
 class AudienceDefinitionInput(Input):
     query: str = Field(min_length=1, description="CQL, e.g. event('Order Completed').count() >= 1.")
-    targetEntity: Optional[str] = Field(None, description="LINKED only: entity relationship slug (default profile).")
+    targetEntity: Optional[str] = Field(None, description="LINKED: profile (default) or a top entity('…') slug, its rows the members.")
     type: Optional[AudienceType] = Field(None, description="Older form of audienceType; must equal it.")
 
 
@@ -259,8 +259,18 @@ class ExternalIdOutput(Output):
 
 
 class AudiencePreviewResult(Output):
-    id: str = Field(description="The profile (use_…) or account (acc_…) id.")
-    externalIds: list[ExternalIdOutput] = Field(default_factory=list, description="The profile's external ids.")
+    id: str = Field(description="The profile (use_…) or account (acc_…) id; with an entity target, the entity row's "
+                                "primary-key value.")
+    externalIds: Optional[list[ExternalIdOutput]] = Field(None, description="The profile's external ids.")
+    entities: Optional[dict[str, list[dict[str, Any]]]] = Field(
+        None, description="LINKED: the matched entity rows (EntityDetails: id, idProperty, relationshipSlug, properties, "
+                          "entities one level deeper) by relationship slug, at most 10 per relationship and level.")
+    idProperty: Optional[str] = Field(None, description="Entity target: the primary-key column.")
+    relationshipSlug: Optional[str] = Field(None, description="Entity target: the relationship of the row.")
+    properties: Optional[dict[str, Any]] = Field(None, description="Entity target: the row's columns shown.")
+    profiles: Optional[list[dict[str, str]]] = Field(None, description="Entity target: profiles linked to the row "
+                                                                       "(at most 10), as {id}.")
+    profilesTruncated: Optional[bool] = None
 
 
 class AudiencePreviewOptions(Output):
@@ -289,3 +299,7 @@ class RunInfo(Output):
     engine: Optional[str] = Field(None, description="Where it computed: duckdb, clickhouse, sqlite or postgresql.")
     replicationLagMs: Optional[int] = Field(None, description="How far behind the analytic store was when it started.")
     error: Optional[str] = None
+    entitySize: Optional[int] = Field(None, description="LINKED with an entity target: the (profile, entity row) "
+                                                        "members after the run; size then counts profiles.")
+    stepsMs: Optional[dict[str, int]] = Field(None, description="LINKED: milliseconds per step (extract from the "
+                                                                "warehouse, diff, enqueue events).")

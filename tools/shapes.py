@@ -59,14 +59,17 @@ def audience_with_lookback(
     return api.AudienceWithLookback(
         **audience(row).model_dump(),
         computeCadence=api.ComputeCadence(type=row.compute_cadence),
-        size=size(row.audience_type, state.size) if state is not None and state.last_run_id else None,
+        size=size(row.audience_type, state.size, state.entity_size) if state is not None and state.last_run_id else None,
         schedules=None if schedules is None else [schedule(item) for item in schedules],
         explain=explanation,
     )
 
 
-def size(audience_type: str, count: int) -> api.AudienceSize:
-    """LINKED audiences compute over profiles here, so their size counts USERS."""
+def size(audience_type: str, count: int, entities: int | None = None) -> api.AudienceSize:
+    """Users or accounts; a LINKED audience whose members are entity rows counts (profile, entity row)
+    pairs, with the profiles as `uniqueCount`."""
+    if entities is not None:
+        return api.AudienceSize(type="ENTITIES", count=entities, uniqueCount=count)
     return api.AudienceSize(type="ACCOUNTS" if audience_type == "ACCOUNTS" else "USERS", count=count)
 
 
@@ -92,14 +95,15 @@ def preview(row: rows.AudiencePreview) -> api.AudiencePreview:
         options=api.AudiencePreviewOptions(**row.options),
         status=row.status,
         results=[api.AudiencePreviewResult(**result) for result in row.results or []] if completed else None,
-        size=size(row.audience_type, row.size or 0) if completed else None,
+        size=size(row.audience_type, row.size or 0, row.entity_size) if completed else None,
         failureReason=row.failure_reason,
     )
 
 
 def run(row: rows.ComputeRun) -> api.RunInfo:
     return api.RunInfo(id=row.id, status=row.status, size=row.size, entered=row.entered, exited=row.exited,
-                       engine=row.engine, replicationLagMs=row.replication_lag_ms, error=row.error)
+                       engine=row.engine, replicationLagMs=row.replication_lag_ms, error=row.error,
+                       entitySize=row.entity_size, stepsMs=row.steps)
 
 
 def _audience_options(options: dict[str, Any]) -> dict[str, Any]:

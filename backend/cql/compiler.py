@@ -41,7 +41,8 @@ from sqlalchemy.sql.elements import BindParameter
 from backend.clock import to_ms
 from backend.cql import ast
 from backend.cql.analysis import walk
-from backend.cql.entities import EntityRows, entity_candidates
+from backend.cql.entities import EntityRows, entity_candidates, shown_columns
+from backend.cql.matched import MatchedStream
 from backend.cql.errors import CompileError
 from backend.cql.dialects.functions import (binary, json_array_of, julian_day, nullable, position, spelled_number, text_length,
                                  text_part, unindexed)
@@ -111,6 +112,16 @@ def audience_members(root: ast.Node, *, tables: Tables, scope: Scope, now: datet
     return compiler.profiles(select(tables.profile.c.id), frame).where(condition)
 
 
+def matched_entity_rows(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime,
+                        columns: dict[str, Collection[str]] | None = None) -> list[MatchedStream]:
+    """Each `entity()` stream of an audience definition that is not under a `NOT`, as a statement of
+    the rows its `where`s keep for every profile (`backend.cql.matched` nests them per profile).
+    `columns` names, per relationship slug, columns to read besides those the definition reads."""
+    compiler = _Compiler(tables, now, scope, columns or {})
+    compiler.boolean(root, compiler.top_frame())
+    return compiler.matched
+
+
 def trait_values(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime) -> Select:
     """Every live profile's id and computed-trait value at `now`, as JSON text (NULL for no value)."""
     compiler = _Compiler(tables, now, scope)
@@ -170,13 +181,17 @@ def _outer_joined(base: FromClause, joins: list[tuple[FromClause, ColumnElement]
 
 
 class _Compiler:
-    def __init__(self, tables: Tables, now: datetime, scope: Scope):
+    def __init__(self, tables: Tables, now: datetime, scope: Scope, columns: dict[str, Collection[str]] | None = None):
         self.tables = tables
         self.scope = scope
         self.now = now
         self.now_ms = to_ms(now)
         self.names = itertools.count(1)
         self.typed = dict(tables.typed)
+        self.columns = columns or {}  # per relationship, entity columns read besides the definition's
+        self.negations = 0  # how many NOTs enclose what is being compiled
+        self.enclosing: list[tuple[int, str]] = []  # the entity() streams enclosing it: (number, relationship)
+        self.matched: list[MatchedStream] = []
 
     def name(self, prefix: str) -> str:
         return f"{prefix}{next(self.names)}"
@@ -212,7 +227,11 @@ class _Compiler:
         if isinstance(node, ast.Or):
             return or_(*(self.boolean(operand, frame) for operand in node.operands))
         if isinstance(node, ast.Not):
-            return not_(self.boolean(node.operand, frame))
+            self.negations += 1
+            try:
+                return not_(self.boolean(node.operand, frame))
+            finally:
+                self.negations -= 1
         if isinstance(node, ast.Quantified):
             return self.quantified(node, frame)
         if isinstance(node, ast.Comparison):
@@ -420,14 +439,33 @@ class _Compiler:
         linked = self.linked_node(node, frame)
         rows, entity = entity_candidates(self, linked, node, frame, frame.entity)
         selection = _Selection(rows, len(frame.keys))
-        for step in node.filters:
-            if not isinstance(step, ast.Where):
-                raise CompileError("entity() streams take where(...) only")
-            keys = tuple(rows.c[f"k{i}"] for i in range(selection.width)) + (rows.c.pk,)
-            inner = _Frame(keys, rows.c.owner, False, rows=rows, entity=entity)
-            selection.conditions.append(self.boolean(step.condition, inner))
-            selection.joins.extend(inner.joins)
+        self.enclosing.append((next(self.names), linked.slug))
+        try:
+            for step in node.filters:
+                if not isinstance(step, ast.Where):
+                    raise CompileError("entity() streams take where(...) only")
+                keys = tuple(rows.c[f"k{i}"] for i in range(selection.width)) + (rows.c.pk,)
+                inner = _Frame(keys, rows.c.owner, False, rows=rows, entity=entity)
+                selection.conditions.append(self.boolean(step.condition, inner))
+                selection.joins.extend(inner.joins)
+            if not self.negations:
+                self.matched.append(self.matched_stream(node, selection, entity))
+        finally:
+            self.enclosing.pop()
         return selection
+
+    def matched_stream(self, node: ast.Stream, selection: _Selection, entity: EntityRows) -> MatchedStream:
+        """The rows an entity() stream keeps: its scope's keys (the profile, then the primary keys of
+        the enclosing streams' rows), its row's primary key and the columns shown for it."""
+        shown = shown_columns(node, entity.node, self.columns.get(entity.node.slug, ()))
+        rows = selection.rows
+        statement = selection.select(*(key.label(f"k{index}") for index, key in enumerate(selection.keys)),
+                                     rows.c.pk.label("pk"),
+                                     *(rows.c[entity.columns[name.lower()][0]].label(f"v{index}")
+                                       for index, name in enumerate(shown)))
+        numbers = [number for number, _ in self.enclosing]
+        return MatchedStream(tuple(slug for _, slug in self.enclosing), entity.node.primary_key, tuple(shown),
+                             statement, numbers[-1], numbers[-2] if len(numbers) > 1 else None)
 
     def linked_node(self, node: ast.Stream, frame: _Frame) -> LinkedNode:
         """The relationship an entity() names: one under the profile at the top, else a child of the

@@ -15,6 +15,7 @@ junction table listing a pair twice) counts once.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import FromClause, String, cast, select
@@ -36,10 +37,11 @@ class EntityRows:
     parent: dict[str, tuple[str, str]]  # the same for the parent entity's columns, as p…
 
 
-def columns_read(stream: ast.Stream, node: LinkedNode) -> list[str]:
-    """The columns of `node` a stream reads: its primary key, those its `where` reads, and those its
-    nested entity streams join on or read as `property(parent: …)` (lower-cased, in order)."""
-    wanted = [node.primary_key.lower()]
+def columns_read(stream: ast.Stream, node: LinkedNode, extra: Collection[str] = ()) -> list[str]:
+    """The columns of `node` a stream reads: its primary key, those its `where` reads, those its
+    nested entity streams join on or read as `property(parent: …)`, and the `extra` ones asked for
+    (lower-cased, in order, those the table has)."""
+    wanted = [node.primary_key.lower(), *(name.lower() for name in extra)]
     for step in stream.filters:
         for inner in _same_level(step):
             if isinstance(inner, ast.PropertyRef) and not inner.parent:
@@ -50,6 +52,15 @@ def columns_read(stream: ast.Stream, node: LinkedNode) -> list[str]:
                 wanted.extend(ref.path[0].lower() for filter_ in inner.filters for ref in _same_level(filter_)
                               if isinstance(ref, ast.PropertyRef) and ref.parent)
     return list(dict.fromkeys(name for name in wanted if node.column(name) is not None))
+
+
+def shown_columns(stream: ast.Stream, node: LinkedNode, extra: Collection[str] = ()) -> list[str]:
+    """The columns a matched row of the stream shows, as the warehouse spells them: its primary key,
+    those its `where` compares, and the `extra` ones asked for (those the table has)."""
+    compared = [inner.path[0] for step in stream.filters for inner in _same_level(step)
+                if isinstance(inner, ast.PropertyRef) and not inner.parent]
+    found = (node.column(name) for name in (node.primary_key, *compared, *extra))
+    return list(dict.fromkeys(column[0] for column in found if column is not None))
 
 
 def _same_level(node):
@@ -70,7 +81,7 @@ def entity_candidates(compiler, node: LinkedNode, stream: ast.Stream, frame, par
                       ) -> tuple[FromClause, EntityRows]:
     """The stream's candidate rows for each row of `frame` (see the module's docstring)."""
     entity = node.table.alias(compiler.name("n"))
-    read = columns_read(stream, node)
+    read = columns_read(stream, node, compiler.columns.get(node.slug, ()))
     labels = {name: (f"c{index}", node.column(name)[1]) for index, name in enumerate(read)}
     columns = [node.sql_column(entity, name).label(labels[name][0]) for name in read]
     pk = node.sql_column(entity, node.primary_key).label("pk")
@@ -131,3 +142,19 @@ def entity_join(node: LinkedNode, entity, rows, parent_column: str, name):
 def referenced_relationships(root: ast.Node) -> set[str]:
     """The relationship slugs a definition's entity() streams name."""
     return {node.name for node in walk(root) if isinstance(node, ast.Stream) and node.source == "entity"}
+
+
+def top_level_relationships(root: ast.Node) -> set[str]:
+    """The relationship slugs of the entity() streams read under the profile (not inside another's where)."""
+    found = set()
+
+    def visit(node) -> None:
+        if isinstance(node, ast.Stream):
+            if node.source == "entity":
+                found.add(node.name)
+            return
+        for child in children(node):
+            visit(child)
+
+    visit(root)
+    return found

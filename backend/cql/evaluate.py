@@ -37,10 +37,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta, timezone
 
 from backend.cql import ast
+from backend.cql.analysis import children
+from backend.cql.matched import json_value
 from backend.cql.values import equal, instant, number, plain_number, text
 
 
@@ -87,6 +88,31 @@ def is_member(definition: ast.Node, profile: ProfileData, now: datetime) -> bool
 def trait_value(definition: ast.Node, profile: ProfileData, now: datetime) -> object:
     """The value of a computed-trait definition for the profile at `now` (None when it has none)."""
     return _Evaluator(now).scalar(definition, _Scope(profile, _all_events(profile), None))
+
+
+def matched_paths(definition: ast.Node, profile: ProfileData, now: datetime) -> set[tuple[tuple[str, str], ...]]:
+    """The profile's matched entity rows (`backend.cql.matched`), each as its path of (relationship,
+    primary key as text) from the profile: the rows every entity() condition not under a NOT keeps,
+    and under each the rows its nested conditions keep for it."""
+    evaluator, found = _Evaluator(now), set()
+
+    def visit(node: object, scope: _Scope, above: tuple, negated: bool) -> None:
+        if isinstance(node, ast.Not):
+            negated = True
+        if isinstance(node, ast.Stream) and node.source == "entity":
+            for row in evaluator.entities(node, scope):
+                path = (*above, (node.name, str(row.key)))
+                if not negated:
+                    found.add(path)
+                inner = _Scope(scope.profile, scope.events, None, entity=row, parent_entity=scope.entity)
+                for step in node.filters:
+                    visit(step, inner, path, negated)
+            return
+        for child in children(node):
+            visit(child, scope, above, negated)
+
+    visit(definition, _Scope(profile, _all_events(profile), None), (), False)
+    return found
 
 
 @dataclass(frozen=True)
@@ -224,13 +250,7 @@ def _lookup(data: object, path: tuple[str, ...]) -> object:
 def _column(row: EntityRecord, name: str) -> object:
     """A column of an entity row, matched case-insensitively, dates and times as ISO-8601 text."""
     wanted = name.lower()
-    value = next((value for column, value in row.columns.items() if column.lower() == wanted), None)
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo is None else value.astimezone(timezone.utc).replace(tzinfo=None)
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, date):
-        return value.isoformat()
-    return float(value) if isinstance(value, Decimal) else value
+    return json_value(next((value for column, value in row.columns.items() if column.lower() == wanted), None))
 
 
 def _span(duration: ast.Duration) -> timedelta:

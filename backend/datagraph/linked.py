@@ -34,6 +34,7 @@ class LinkedNode:
     primary_key: str
     junction: ResolvedTable | None = None
     children: dict[str, "LinkedNode"] = field(default_factory=dict)
+    entity_name: str = ""  # the entity's label, which activation events name it by (`__entity`)
 
     @property
     def table(self) -> Table:
@@ -54,6 +55,10 @@ class LinkedGraph:
     def find(self, slug: str) -> LinkedNode | None:
         return next((node for node in self.nodes() if node.slug == slug), None)
 
+    def entity_names(self) -> dict[str, str]:
+        """Each relationship's entity name, by relationship slug."""
+        return {node.slug: node.entity_name or node.entity for node in self.nodes()}
+
     def nodes(self) -> Iterator[LinkedNode]:
         pending = list(self.top.values())
         while pending:
@@ -73,4 +78,4 @@ def _node(graph: DataGraph, relationship: Relationship, table_of) -> LinkedNode:
     junction = table_of(relationship.join.table_ref) if isinstance(relationship.join, JunctionJoin) else None
     return LinkedNode(relationship.slug, entity.slug, relationship.join, resolved,
                       resolved.column(entity.primary_key)[0], junction,
-                      {child.slug: _node(graph, child, table_of) for child in relationship.children})
+                      {child.slug: _node(graph, child, table_of) for child in relationship.children}, entity.name)

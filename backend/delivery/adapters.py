@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 
 from backend.clock import to_ms
+from backend.delivery import warehouse_sink
+from backend.delivery.warehouse_sink import SqlWrite
 
 JSON = "application/json"
 DEFAULT_WEBHOOK_BATCH = 100
@@ -41,6 +43,7 @@ class Target:
     max_in_flight: int = 16
     lane: str = ""
     secrets: tuple[str, ...] = ()
+    table: str = ""  # the warehouse destination's table: the activation's name
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,10 @@ def group_size(target: Target) -> int:
     """How many outbox rows may share one request."""
     if target.action_id == "webhooks-send-batch":
         return min(MAX_WEBHOOK_BATCH, max(1, int(target.action_settings.get("batchSize") or DEFAULT_WEBHOOK_BATCH)))
-    return TRACKING_API_BATCH if target.slug == "segment-tracking-api" else 1
+    return TRACKING_API_BATCH if target.slug in ("segment-tracking-api", "warehouse") else 1
 
 
-def calls(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
+def calls(target: Target, events: list[dict[str, Any]]) -> list[HttpCall | SqlWrite]:
     """The requests that deliver `events` (in order) to `target`; none for no events."""
     build = _BUILDERS.get(target.slug)
     if build is None:
@@ -104,7 +107,8 @@ def _pendula(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
     """Pendula's Webhooks preset: the whole event, POSTed to the flow's trigger URL with the API token
     (as Pendula shows it in its "HTTP header" format) in `Authorization`; no batching."""
     headers = {"Content-Type": JSON, "Authorization": target.settings["apiToken"]}
-    return [HttpCall("POST", target.settings["flowTriggerUrl"], headers, orjson.dumps(event)) for event in events]
+    return [HttpCall("POST", target.settings["flowTriggerUrl"], headers, orjson.dumps(flattened(event)))
+            for event in events]
 
 
 def _moengage(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
@@ -122,12 +126,32 @@ def _moengage(target: Target, events: list[dict[str, Any]]) -> list[HttpCall]:
             url = f"{base}/v1/customer/{app_id}"
         else:
             millis = str(to_ms(datetime.fromisoformat(event["timestamp"])))
-            action = {"action": event["event"], "attributes": event.get("properties", {}),
+            action = {"action": event["event"], "attributes": flattened(event).get("properties", {}),
                       "current_time": millis, "user_time": millis}
             body = {"type": "event", "customer_id": customer_id, "actions": [action]}
             url = f"{base}/v1/event/{app_id}"
         result.append(HttpCall("POST", url, headers, orjson.dumps(body)))
     return result
+
+
+def flattened(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with a LINKED audience's `properties.data_graph_entity_context` merged into its
+    properties as Segment's generated directive does for destinations other than warehouses:
+    nested keys joined by `__`, arrays kept whole (`accounts__ACCOUNT_ID`, `accounts__orders: […]`)."""
+    properties = event.get("properties")
+    if not isinstance(properties, dict) or "data_graph_entity_context" not in properties:
+        return event
+    rest = {key: value for key, value in properties.items() if key != "data_graph_entity_context"}
+    return {**event, "properties": {**rest, **_flatten(properties["data_graph_entity_context"], "")}}
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    found: dict[str, Any] = {}
+    for key, inner in value.items():
+        found.update(_flatten(inner, f"{prefix}__{key}" if prefix else key))
+    return found
 
 
 def moengage_base_url(settings: dict[str, Any]) -> str:
@@ -200,9 +224,16 @@ def _path(event: dict[str, Any], path: str) -> Any:
     return value
 
 
+def _warehouse(target: Target, events: list[dict[str, Any]]) -> list[SqlWrite]:
+    """The warehouse destination: the Track events as rows of the activation's table, in one write."""
+    rows = warehouse_sink.rows_of([event for event in events if event.get("type") == "track"])
+    return [SqlWrite(target.settings["url"], target.settings.get("schema"), target.table, rows)] if rows else []
+
+
 _BUILDERS = {
     "webhooks-actions": _webhooks,
     "pendula": _pendula,
     "moengage": _moengage,
     "segment-tracking-api": _tracking_api,
+    "warehouse": _warehouse,
 }

@@ -22,8 +22,9 @@ import anyio
 import httpx
 
 from backend.clock import from_ms
-from backend.delivery import policy
+from backend.delivery import policy, warehouse_sink
 from backend.delivery.adapters import HttpCall, Target
+from backend.delivery.warehouse_sink import SqlWrite
 from backend.delivery.ratelimit import TokenBucket
 
 LEASE_MARGIN_MS = 2_000
@@ -71,7 +72,7 @@ class Job:
     """The requests for one group of rows, all of them held under `lease`."""
 
     target: Target
-    calls: Sequence[HttpCall]
+    calls: Sequence[HttpCall | SqlWrite]
     lease: Lease
 
 
@@ -111,8 +112,10 @@ class Sender:
                 break
         return policy.Outcome(outcome.kind, outcome.status, total_ms, outcome.error, outcome.retry_after_ms)
 
-    async def _call(self, job: Job, call: HttpCall) -> policy.Outcome:
+    async def _call(self, job: Job, call: HttpCall | SqlWrite) -> policy.Outcome:
         lane = self._lane(job.target)
+        if isinstance(call, SqlWrite):
+            return await self._write(job, lane, call)
         async with lane.slots:
             if lane.bucket is not None:
                 await lane.bucket.acquire()
@@ -139,6 +142,14 @@ class Sender:
             if outcome.kind == "throttled" and outcome.retry_after_ms:
                 lane.paused_until_ms = max(lane.paused_until_ms, self.now_ms() + outcome.retry_after_ms)
             return outcome
+
+    async def _write(self, job: Job, lane: Lane, call: SqlWrite) -> policy.Outcome:
+        """A warehouse write, in a worker thread (the database's driver blocks), within its lease."""
+        async with lane.slots:
+            if job.lease.nearly_over(self.now_ms()):
+                return policy.Outcome("released")
+            started = time.perf_counter()
+            return await anyio.to_thread.run_sync(warehouse_sink.write, call, lambda: _elapsed_ms(started))
 
     def _lane(self, target: Target) -> Lane:
         """The lane's client, in-flight slots and rate bucket, made on first use."""

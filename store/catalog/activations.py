@@ -15,11 +15,11 @@ from sqlmodel import Session, select
 from backend.clock import to_ms
 from backend.delivery import adapters
 from backend.delivery.adapters import MAX_WEBHOOK_BATCH
-from store.catalog import definitions
+from store.catalog import data_graphs, definitions
 from store.catalog.destinations import require_connection, require_owner
 from store.db.errors import InputValidation, NotFound
 from store.db.ids import new_id
-from store.db.models import Activation, Destination
+from store.db.models import Activation, DataGraphConfig, Destination
 from store.db.pagination import Page, PageRequest, paginate
 from store.db.store import Store
 from store.delivery import destination_catalog, outbox, owners, routes
@@ -44,6 +44,7 @@ def add_activation(
     display_name: str | None = None,
     enabled: bool | None = None,
 ) -> Activation:
+    personalization = _checked_entities(store, space_id, audience_id, personalization)
     with store.write() as session:
         owner = require_owner(session, space_id, audience_id)
         connection = require_connection(session, space_id, audience_id, connection_id, field="connectionId")
@@ -112,6 +113,7 @@ def update_activation(
     destination_mapping: dict[str, Any] | None = None,
 ) -> Activation:
     """None leaves a field as it is; an empty `activation_name` is ignored and an empty `display_name` clears it."""
+    personalization = _checked_entities(store, space_id, audience_id, personalization)
     with store.write() as session:
         activation = _require(session, space_id, audience_id, activation_id)
         owner = require_owner(session, space_id, audience_id)
@@ -175,6 +177,23 @@ def _check_type(owner: Owner, activation_type: str) -> None:
         raise InputValidation(
             f"activationType for {kind} must be one of: {', '.join(allowed)}.", field="activationType"
         )
+
+
+def _checked_entities(store: Store, space_id: str, audience_id: str, personalization: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`personalization` with a LINKED audience's `entities` checked against the space's Data Graph (a
+    USERS or ACCOUNTS audience's are refused by `_check_personalization`)."""
+    entities = (personalization or {}).get("entities")
+    if not entities:
+        return personalization
+    with store.read() as session:
+        linked = owners.profile_type(require_owner(session, space_id, audience_id)) == "LINKED"
+        has_graph = session.get(DataGraphConfig, space_id) is not None
+    if not linked:
+        return personalization
+    if not has_graph:
+        raise InputValidation(f"personalization.entities reads the Data Graph, and space '{space_id}' has none; set "
+                              "one with segment_audiences_update_data_graph first.", field="personalization.entities")
+    return {**personalization, "entities": data_graphs.check_personalized_entities(store, space_id, entities)}
 
 
 def _check_personalization(owner: Owner, activation_type: str, given: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import orjson
 from sqlmodel import Session, col, select
 
 from backend.cql import CQLError, parse
-from backend.cql.entities import referenced_relationships
+from backend.cql.entities import referenced_relationships, top_level_relationships
 from backend.cql.linked_checks import check_linked
 from backend.datagraph.config import (ColumnJoin, DataGraph, DataGraphError, JunctionJoin, ProfileJoin, from_document,
                                       parse_hcl)
@@ -107,14 +107,17 @@ def linked_graph(store: Store, space_id: str) -> LinkedGraph:
 
 def check_linked_definition(store: Store, space_id: str, query: str, target_entity: str | None) -> None:
     """A LINKED definition checked against the space's graph (a definition without `entity()` needs
-    none), and its `targetEntity`, which is `profile`: members that are entity rows are not computed
-    in this release, so another target is refused rather than ignored."""
+    none), and its `targetEntity`: `profile`, or a relationship directly under the profile that the
+    definition reads at its top level (as Segment's builder offers only entities the definition
+    references)."""
     root = parse(query)
     slugs = referenced_relationships(root)
     target = target_entity or "profile"
-    if target != "profile":
-        raise InputValidation(f"targetEntity '{target}': this release computes LINKED members as profiles only; "
-                              "leave targetEntity out (or 'profile').", field="definition.targetEntity")
+    top = top_level_relationships(root)
+    if target != "profile" and target not in top:
+        choices = ", ".join(f"'{slug}'" for slug in ["profile", *sorted(top)])
+        raise InputValidation(f"targetEntity '{target}' is not an entity('…') the definition reads under the "
+                              f"profile; use one of {choices}.", field="definition.targetEntity")
     if not slugs:
         return
     with store.read() as session:
@@ -127,6 +130,31 @@ def check_linked_definition(store: Store, space_id: str, query: str, target_enti
     except CQLError as error:
         raise InputValidation(f"Invalid definition at {error.position}: {error.message}.",
                               field="definition.query") from error
+
+
+def check_personalized_entities(store: Store, space_id: str, entities: list[dict]) -> list[dict]:
+    """An activation's `personalization.entities` checked against the space's graph: each names a
+    relationship of it and columns of its entity (any case; returned as the warehouse spells them)."""
+    nodes = {node.slug: node for node in linked_graph(store, space_id).nodes()}
+    checked = []
+    for index, item in enumerate(entities):
+        field = f"personalization.entities[{index}]"
+        node = nodes.get(item["relationshipSlug"])
+        if node is None:
+            raise InputValidation(f"{field}.relationshipSlug '{item['relationshipSlug']}' is not a relationship of the "
+                                  f"Data Graph; there: {', '.join(sorted(nodes)) or 'none'}.",
+                                  field=f"{field}.relationshipSlug")
+        columns = []
+        for name in item.get("properties") or ():
+            found = node.column(name)
+            if found is None:
+                known = sorted(spelled for spelled, _ in node.entity_table.families.values())
+                raise InputValidation(f"{field}.properties: '{name}' is not a column of entity '{node.entity}' "
+                                      f"(relationship '{node.slug}'); its columns: {', '.join(known)}.",
+                                      field=f"{field}.properties")
+            columns.append(found[0])
+        checked.append({"relationshipSlug": node.slug, "properties": list(dict.fromkeys(columns))})
+    return checked
 
 
 @dataclass(frozen=True)

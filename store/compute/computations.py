@@ -26,7 +26,8 @@ from sqlalchemy import ColumnElement, CursorResult, Row, Select, bindparam, exis
 from sqlmodel import Session, col
 
 from backend import cql
-from backend.cql.compiler import Scope, Tables, audience_members, trait_values
+from backend.cql.compiler import Scope, Tables, audience_members, matched_entity_rows, trait_values
+from backend.cql.matched import MatchedStream
 from backend.clock import to_ms
 from backend.datagraph.linked import LinkedGraph
 from store.analytic import tables as analytic_tables
@@ -56,6 +57,7 @@ class Computation:
     created_at_ms: int
     analysis: cql.Analysis
     graph: LinkedGraph | None = field(default=None, compare=False)  # what entity() reads, set for a run
+    target_entity: str = "profile"  # LINKED: the relationship whose rows are members, or the profile
 
     def __hash__(self) -> int:  # equal computations have equal ids, queries and creation times
         return hash((self.id, self.query, self.created_at_ms))
@@ -89,6 +91,14 @@ class Computation:
         build = audience_members if self.kind == "audience" else trait_values
         tables = (TABLES if analytic is None else analytic)._replace(graph=self.graph)
         return build(root, tables=tables, scope=scope, now=now)
+
+    def matched_streams(self, now, columns: dict[str, Collection[str]], profile_ids: Collection[str] | None = None,
+                        *, analytic: Tables | None = None) -> list[MatchedStream]:
+        """The statements of the rows each of its entity() conditions keeps (`backend.cql.matched`),
+        for every profile or some, reading `columns` besides its own."""
+        scope = Scope(self.space_id, False, profile_ids)
+        tables = (TABLES if analytic is None else analytic)._replace(graph=self.graph)
+        return matched_entity_rows(cql.parse(self.query), tables=tables, scope=scope, now=now, columns=columns)
 
     def on_analytic_store(self, analytics: AnalyticStore, now, budget: Budget = UNLIMITED,
                           attached=None) -> FullResult | None:
@@ -136,14 +146,16 @@ def _clock_free_restricted(computation: Computation) -> Select:
 
 def for_audience(row: Audience | Row) -> Computation:
     return Computation(row.id, row.space_id, "audience", row.key, row.query, row.audience_type, row.options,
-                       to_ms(row.created_at), cql.validate(row.query, kind="audience", audience_type=row.audience_type))
+                       to_ms(row.created_at), cql.validate(row.query, kind="audience", audience_type=row.audience_type),
+                       target_entity=row.target_entity or "profile")
 
 
 def for_preview(row: AudiencePreview) -> Computation:
     """A preview computes like an audience created when the preview was, with no key of its own."""
     query = row.definition["query"]
     return Computation(row.id, row.space_id, "audience", "", query, row.audience_type, row.options,
-                       to_ms(row.created_at), cql.validate(query, kind="audience", audience_type=row.audience_type))
+                       to_ms(row.created_at), cql.validate(query, kind="audience", audience_type=row.audience_type),
+                       target_entity=row.definition.get("targetEntity") or "profile")
 
 
 def for_trait(row: ComputedTrait | Row) -> Computation:

@@ -19,14 +19,16 @@ warehouse's Profiles Sync.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 
 from sqlalchemy import func, literal, select, union_all
 
 from backend.cql.entities import entity_join, profile_join
 from backend.cql.errors import CompileError
+from backend.cql.matched import Matches, nest
 from backend.datagraph.linked import LinkedGraph, LinkedNode
 from store.analytic import tables as analytic_tables
-from store.analytic.store import FullResult
+from store.analytic.store import AnalyticStore, FullResult
 from store.catalog import data_graphs
 from store.compute.computations import TABLES, Computation
 from store.db.budget import Budget
@@ -41,16 +43,48 @@ def full_result(store: Store, computation: Computation, now, budget: Budget) -> 
     warehouse = warehouse_of(store)
     if isinstance(warehouse, OperationalWarehouse):
         return None
-    analytics = store.analytics
+    analytics = _owning_analytic_store(store, warehouse)
     attach = warehouse.attached if isinstance(warehouse, DuckDBWarehouse) else None
+    result = computation.on_analytic_store(analytics, now, budget, attached=attach)
+    if result is None:
+        raise CompileError(_NOT_READY)
+    return result
+
+
+_NOT_READY = ("the analytic store is still making its first copy of the profiles; the LINKED run can start once it "
+              "has (force it again in a moment)")
+
+
+def _owning_analytic_store(store: Store, warehouse) -> AnalyticStore:
+    analytics = store.analytics
     if analytics is None or analytics.name != warehouse.name:
         raise CompileError(f"the warehouse ({warehouse.name}) is read through the analytic store, which another "
                            "process owns; LINKED audiences are computed by the process that owns it (serve)")
-    result = computation.on_analytic_store(analytics, now, budget, attached=attach)
-    if result is None:
-        raise CompileError("the analytic store is still making its first copy of the profiles; the LINKED run can "
-                           "start once it has (force it again in a moment)")
-    return result
+    return analytics
+
+
+def matched(store: Store, computation: Computation, now, budget: Budget, *, columns: dict[str, Collection[str]],
+            profile_ids: Collection[str] | None = None) -> dict[str, Matches]:
+    """Per profile (of `profile_ids`, or every one), the entity rows its definition's conditions keep
+    (`backend.cql.matched`), showing `columns` besides the definition's, read on the engine that
+    computes the run."""
+    warehouse = warehouse_of(store)
+    if isinstance(warehouse, OperationalWarehouse):
+        streams = computation.matched_streams(now, columns, profile_ids)
+        with store.read() as session, budget.on(session.connection()):
+            results = [(stream, session.execute(stream.statement).all()) for stream in streams]
+        return nest(results)
+    analytics = _owning_analytic_store(store, warehouse)
+    attach = warehouse.attached if isinstance(warehouse, DuckDBWarehouse) else None
+    tables = analytics.tables_for(computation.analysis.property_paths)
+    results = []
+    for stream in computation.matched_streams(now, columns, profile_ids, analytic=tables):
+        result = analytics.compute(stream.statement, computation.space_id, computation.analysis.referenced_traits,
+                                   budget=budget, attached=attach)
+        if result is None:
+            raise CompileError(_NOT_READY)
+        results.append((stream, result.rows))
+    return nest(results)
 
 
 def join_counts(store: Store, space_id: str) -> dict[str, int] | None:

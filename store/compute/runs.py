@@ -19,6 +19,7 @@ status to `Failed` with the reason.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from backend.cql.compiler import CompileError
 from store.analytic.replication import Marks, marks_of
 from store.analytic.store import FullResult
 from store.catalog.audiences import get_audience
-from store.compute import computations, linked
+from store.compute import computations, entity_members, linked
 from store.compute.computations import Computation
 from store.db import locks
 from store.db.budget import UNLIMITED, Budget, OverBudget
@@ -100,18 +101,28 @@ def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
         raise NotFound("computation", computation_id, field="id")
     started = store.now()
     try:
+        reading = time.perf_counter()
+        matched = None
         if computation.reads_entities:
             computation = computations.with_data_graph(store, computation)
             full = linked.full_result(store, computation, started, budget)
+            matched = entity_members.extract(store, computation, started, budget)
         else:
             full = _analytic_result(store, computation, started, budget)
         full = full or _read_apart(store, computation, started, budget)
+        extract_ms = round((time.perf_counter() - reading) * 1000)
         with store.write() as session:
             if still_due is None:
                 locks.exclusive(session, [computation_id])
             elif not (locks.try_exclusive(session, computation_id) and still_due(session)):
                 return None
-            run_row = apply(session, computation, started, reason, cadence=cadence, full=full, budget=budget)
+            writing = time.perf_counter()
+            run_row = apply(session, computation, started, reason, cadence=cadence, full=full, budget=budget,
+                            matched=matched)
+            if matched is not None:
+                enqueue_ms = round(matched.enqueue_ms)
+                run_row.steps = {"extract": extract_ms, "diff": round((time.perf_counter() - writing) * 1000) - enqueue_ms,
+                                 "enqueue": enqueue_ms}
             run_row.finished_at_ms = to_ms(store.now())
         logger.info("%s run %s of %s in %s: %s, size %d (+%d, -%d) on %s", reason, run_row.id, computation_id,
                     computation.space_id, run_row.status, run_row.size, run_row.entered, run_row.exited, run_row.engine)
@@ -172,15 +183,17 @@ def _read_apart(store: Store, computation: Computation, now, budget: Budget) -> 
 
 
 def apply(session: Session, computation: Computation, now, reason: str, *, cadence: Cadence = Cadence(),
-          full: FullResult | None = None, budget: Budget = UNLIMITED) -> ComputeRun:
+          full: FullResult | None = None, budget: Budget = UNLIMITED,
+          matched: entity_members.Extract | None = None) -> ComputeRun:
     """A full run within the caller's transaction (which holds the computation's lock): compute (or
-    take `full`, the analytic store's answer, brought up to date), write back, record the run and the
-    computation's new size; returns the run."""
+    take `full`, the analytic store's answer, brought up to date), write back (with a LINKED
+    audience's `matched` entity rows), record the run and the computation's new size; returns the run."""
     now_ms = to_ms(now)
-    run_row, size, _ = _compute(session, computation, now, reason, None, full, budget)
+    run_row, size, _ = _compute(session, computation, now, reason, None, full, budget, matched=matched)
     state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
                                                                        space_id=computation.space_id)
     state.size = run_row.size = size
+    state.entity_size = run_row.entity_size
     state.error = None
     state.next_run_at_ms = cadence.next_run(computation, now_ms)
     state.last_run_id, state.last_run_at_ms = run_row.id, now_ms
@@ -251,7 +264,8 @@ def record_realtime(session: Session, changes: list[RealtimeChange], *, failing:
 
 def _compute(session: Session, computation: Computation, now, reason: str, profile_ids: Collection[str] | None,
              full: FullResult | None = None, budget: Budget = UNLIMITED,
-             precomputed: Precomputed | None = None) -> tuple[ComputeRun, int, int]:
+             precomputed: Precomputed | None = None,
+             matched: entity_members.Extract | None = None) -> tuple[ComputeRun, int, int]:
     """Compute and write back members or values; returns the run, the size (a full run's) and the
     change in size."""
     now_ms = to_ms(now)
@@ -268,8 +282,10 @@ def _compute(session: Session, computation: Computation, now, reason: str, profi
     else:
         rows = _brought_up_to_date(session, computation, now, full)
         run_row.engine, run_row.replication_lag_ms = full.engine, full.lag_ms
-    write = _apply_audience if computation.kind == "audience" else _apply_trait
-    size, size_change = write(session, computation, rows, run_row, profile_ids)
+    if computation.kind == "audience":
+        size, size_change = _apply_audience(session, computation, rows, run_row, profile_ids, matched)
+    else:
+        size, size_change = _apply_trait(session, computation, rows, run_row, profile_ids)
     return run_row, size, size_change
 
 
@@ -298,9 +314,13 @@ def changed_since(session: Session, marks: Marks, *, accounts: bool = False) -> 
 
 
 def _apply_audience(session: Session, computation: Computation, rows: list[tuple], run_row: ComputeRun,
-                    profile_ids) -> tuple[int, int]:
-    """Write the membership diff; returns the size (for a full run) and the change in size."""
+                    profile_ids, matched: entity_members.Extract | None = None) -> tuple[int, int]:
+    """Write the membership diff (and a LINKED audience's `matched` entity rows); returns the size (for
+    a full run) and the change in size."""
     members = {row[0] for row in rows}
+    if matched is not None and computation.target_entity != "profile":  # a member has a row of the target
+        members = {profile_id for profile_id in members
+                   if matched.documents.get(profile_id, {}).get(computation.target_entity)}
     current = {profile_id for (profile_id,) in _restricted(
         session, "current members",
         lambda: select(Membership.profile_id).where(Membership.computation_id == bindparam("computation"),
@@ -320,8 +340,13 @@ def _apply_audience(session: Session, computation: Computation, rows: list[tuple
     exited = [profile_id for profile_id in exited if profile_id not in gone]
     _write_traits(session, computation, {**{p: "true" for p in entered}, **{p: "false" for p in exited}}, now_ms)
     if entered or exited:
-        outbox.enqueue(session, computation.space_id, computation.id, routes.sending_routes(session, computation.id),
-                       {"entered": entered, "exited": exited}, run_row.id, now_ms)
+        values = None if matched is None else entity_members.member_values(matched, [*entered, *exited])
+        entity_members.timed_enqueue(matched, session, computation.space_id, computation.id,
+                                     routes.sending_routes(session, computation.id),
+                                     {"entered": entered, "exited": exited}, run_row.id, now_ms, values)
+    if matched is not None:
+        pairs = entity_members.write(session, computation, run_row, members, matched)
+        run_row.entity_size = pairs if computation.target_entity != "profile" else None
     run_row.profiles = len(members) if profile_ids is None else len(profile_ids)
     run_row.entered, run_row.exited = len(entered), len(exited) + len(gone)
     return len(members), run_row.entered - run_row.exited

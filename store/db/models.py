@@ -443,6 +443,7 @@ class ComputeState(SQLModel, table=True):
     computation_id: str = Field(primary_key=True)
     space_id: str = Field(index=True)
     size: int = 0
+    entity_size: int | None = None  # a LINKED audience with an entity target: its (profile, entity row) members
     last_run_id: str | None = None
     last_run_at_ms: int | None = Field(default=None, sa_type=BigInteger)
     next_run_at_ms: int | None = Field(default=None, sa_type=BigInteger, index=True)
@@ -467,6 +468,8 @@ class ComputeRun(SQLModel, table=True):
     error: str | None = None
     engine: str | None = None  # sqlite | postgresql | duckdb | clickhouse
     replication_lag_ms: int | None = Field(default=None, sa_type=BigInteger)
+    entity_size: int | None = None  # as ComputeState's
+    steps: dict[str, int] | None = Field(default=None, sa_type=JsonObject)  # a LINKED run's step -> milliseconds
 
 
 class Membership(SQLModel, table=True):
@@ -481,6 +484,29 @@ class Membership(SQLModel, table=True):
     space_id: str
     computation_id: str
     profile_id: str = Field(index=True)
+    entered_at_ms: int = Field(sa_type=BigInteger)
+    entered_run_id: str
+    exited_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    exited_run_id: str | None = None
+
+
+class EntityMembership(SQLModel, table=True):
+    """One stay of an entity row among a LINKED audience's matched rows of its tracked relationship
+    (its target entity, else each relationship its definition reads under the profile), for one
+    profile; `row` is the row as the last run saw it (JSON: its shown columns and matched rows under
+    it), which Entity Values Changed compares."""
+
+    __tablename__ = "entity_membership"
+    __table_args__ = (
+        Index("ix_entity_membership_current", "computation_id", "exited_at_ms", "profile_id"),
+    )
+    id: int | None = row_id()
+    space_id: str
+    computation_id: str
+    profile_id: str
+    relationship: str
+    entity_key: str
+    row: str = Field(sa_type=Text)
     entered_at_ms: int = Field(sa_type=BigInteger)
     entered_run_id: str
     exited_at_ms: int | None = Field(default=None, sa_type=BigInteger)
@@ -595,6 +621,7 @@ class AudiencePreview(SQLModel, table=True):
     options: dict[str, Any] = Field(sa_type=JsonObject)
     status: str  # RUNNING | COMPLETED | FAILED
     size: int | None = None
+    entity_size: int | None = None  # a LINKED definition with an entity target: its (profile, entity row) members
     results: list[dict[str, Any]] | None = Field(default=None, sa_type=JsonObject)
     failure_reason: str | None = None
     created_at: datetime

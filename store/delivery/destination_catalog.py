@@ -127,6 +127,21 @@ CATALOG: tuple[CatalogEntry, ...] = (
         connection_settings=(_SEND_IDENTIFY, _SEND_TRACK, _SEND_GROUP),
         accepts=("identify", "track", "group"),
     ),
+    CatalogEntry(
+        slug="warehouse",
+        name="Warehouse",
+        description="Write each activation's events as rows of a table named by its activationName (the columns "
+                    "of Segment's warehouse presets), in a DuckDB, SQLite or PostgreSQL database.",
+        settings=(
+            SettingField("url", "Database URL", "string", required=True, secret=True,
+                         description="SQLAlchemy URL: duckdb:///file.duckdb, sqlite:///file.db or "
+                                     "postgresql+psycopg://user:password@host/db."),
+            SettingField("schema", "Schema", "string", description="The tables' schema (default: the database's)."),
+        ),
+        actions=(Action("warehouse-send-custom-event", "Send custom event",
+                        "One row per Track event in the activation's table, created on first write.", ()),),
+        max_in_flight=1,
+    ),
 )
 
 BY_SLUG = {entry.slug: entry for entry in CATALOG}

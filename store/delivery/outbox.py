@@ -33,13 +33,14 @@ from backend.delivery import adapters, policy
 from backend.delivery.sender import Job, Lease
 from store.db.bulk import execute_dicts, insert_dicts, select_in
 from store.db.ids import new_id
-from store.db.models import Activation, DeliveryAttempt, Membership, OutboxMessage, Trait
+from store.db.models import Activation, DeliveryAttempt, EntityMembership, Membership, OutboxMessage, Trait
 from store.db.store import Store
-from store.delivery import payloads, routes
+from store.delivery import owners, payloads, routes
 from store.delivery.routes import Route
 
 MESSAGE_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4d0e-9d1b-0b7f3c2a9e41")
 LEASE_MS = 60_000
+MAX_LINKED_EVENT_BYTES = 32 * 1024
 logger = logging.getLogger("segment_audiences.outbox")
 
 
@@ -64,21 +65,67 @@ def enqueue(session: Session, space_id: str, computation_id: str, targets: Seque
     return len(rows)
 
 
+def enqueue_entities(session: Session, space_id: str, computation_id: str, targets: Sequence[Route],
+                     changes: dict[str, Sequence[tuple[tuple[str, str, str], dict[str, Any]]]], run_id: str,
+                     now_ms: int) -> int:
+    """One pending row per (target, entity transition it takes, entity row): `changes` maps a
+    transition (entity_added, entity_removed, entity_changed) to ((profile, relationship, primary key),
+    row document) pairs; the row carries the relationship and the document. Returns how many."""
+    rows = [dict(space_id=space_id, computation_id=computation_id, target_kind=route.target_kind,
+                 target_id=route.target_id, profile_id=profile_id, transition=transition, run_id=run_id,
+                 message_id=message_id(route.target_id, f"{profile_id}|{slug}|{key}", transition, run_id),
+                 created_at_ms=now_ms, state="pending", attempts=0, next_attempt_at_ms=now_ms,
+                 value=orjson.dumps({"relationship": slug, "row": document}).decode())
+            for route in targets for transition in route.transitions
+            for (profile_id, slug, key), document in changes.get(transition, ())]
+    insert_dicts(session.connection(), OutboxMessage.__table__, rows)
+    return len(rows)
+
+
 def resync(session: Session, route: Route, now_ms: int) -> int:
     """Queue an entry for every current member of the route's audience, or the current value of every
     profile that has one for a computed trait (a full resync or a new connection's backfill); its
-    rows carry a run id starting `rsy_`."""
+    rows carry a run id starting `rsy_`. A LINKED audience's entries carry the entity rows its last
+    run kept, and an Entity Added activation gets each of those rows."""
     owner = route.owner
     if route.is_trait:
         values = dict(session.exec(select(Trait.profile_id, Trait.value).where(
             Trait.space_id == owner.space_id, Trait.key == owner.key, Trait.trait_class == "computed_trait")).all())
         return enqueue(session, owner.space_id, owner.id, [route], {"changed": sorted(values)}, new_id("rsy"),
                        now_ms, values)
+    run_id = new_id("rsy")
+    queued = 0
+    if owners.profile_type(owner) == "LINKED":
+        queued += _resync_entities(session, route, run_id, now_ms)
     if "entered" not in route.transitions:
-        return 0
+        return queued
     members = session.exec(select(Membership.profile_id).where(
         Membership.computation_id == owner.id, col(Membership.exited_at_ms).is_(None))).all()
-    return enqueue(session, owner.space_id, owner.id, [route], {"entered": sorted(members)}, new_id("rsy"), now_ms)
+    values = None
+    if owners.profile_type(owner) == "LINKED":
+        kept: dict[str, dict[str, list]] = {}
+        for profile_id, slug, row in _open_entity_rows(session, owner.id):
+            kept.setdefault(profile_id, {}).setdefault(slug, []).append(row)
+        values = {profile_id: orjson.dumps({"entities": kept.get(profile_id, {})}).decode() for profile_id in members}
+    return queued + enqueue(session, owner.space_id, owner.id, [route], {"entered": sorted(members)}, run_id, now_ms,
+                            values)
+
+
+def _resync_entities(session: Session, route: Route, run_id: str, now_ms: int) -> int:
+    """A LINKED audience's resync of an Entity Added activation: every entity row its last run kept."""
+    if "entity_added" not in route.transitions:
+        return 0
+    rows = [((profile_id, slug, row["id"]), row) for profile_id, slug, row in _open_entity_rows(session, route.owner.id)]
+    return enqueue_entities(session, route.owner.space_id, route.owner.id, [route], {"entity_added": rows}, run_id,
+                            now_ms)
+
+
+def _open_entity_rows(session: Session, computation_id: str) -> list[tuple[str, str, dict]]:
+    """(profile, relationship, row document) of the entity rows a LINKED audience's last run kept."""
+    return [(profile_id, slug, orjson.loads(row)) for profile_id, slug, row in session.execute(
+        select(EntityMembership.profile_id, EntityMembership.relationship, EntityMembership.row).where(
+            EntityMembership.computation_id == computation_id, col(EntityMembership.exited_at_ms).is_(None))
+        .order_by(EntityMembership.profile_id, EntityMembership.relationship, EntityMembership.entity_key))]
 
 
 def cancel(session: Session, *, target_id: str | None = None, computation_id: str | None = None) -> None:
@@ -224,6 +271,13 @@ def _group(rows: list[OutboxMessage], found: dict[str, Route], lease: Lease) -> 
             continue
         target = route.target()
         secrets = tuple(adapters.secret_forms(target))
+        if owners.profile_type(route.owner) == "LINKED":
+            oversized = [row for row in group if _largest_event(row) > MAX_LINKED_EVENT_BYTES]
+            claims.extend(Claim([row], None, lease, f"not sent: an event of {_largest_event(row)} bytes is over the "
+                                f"{MAX_LINKED_EVENT_BYTES // 1024} KB a LINKED audience's event may have (as Segment, "
+                                "it is dropped, not cut); personalize fewer entity columns", secrets=secrets)
+                          for row in oversized)
+            group = [row for row in group if row not in oversized]
         size = adapters.group_size(target)
         for start in range(0, len(group), size):
             part = group[start:start + size]
@@ -234,6 +288,10 @@ def _group(rows: list[OutboxMessage], found: dict[str, Route], lease: Lease) -> 
                 claims.append(Claim(part, None, lease, f"cannot build the request: {type(error).__name__}: {error}",
                                     secrets=secrets))
     return claims
+
+
+def _largest_event(row: OutboxMessage) -> int:
+    return max((len(orjson.dumps(event)) for event in orjson.loads(row.payload or "[]")), default=0)
 
 
 def record(store: Store, claims: Sequence[Claim]) -> Counter:

@@ -7,7 +7,10 @@ becomes Identify `traits.<key>: <value>` or Track `Trait Computed` with `propert
 (`computation_class` "audience" or "trait"), `context.library` (name and version "unknown", as on
 the events Engage generates), `receivedAt` (equal to `timestamp`: the time the change was computed)
 and `integrations: {"All": false, <destination>: true}`.
-Personalization traits are added under their mapped names (Identify traits, Track properties).
+Personalization traits are added under their mapped names (Identify traits, Track properties). A
+LINKED audience's Track events carry `properties.data_graph_entity_context` (`_entity_context`), and
+its entity rows' changes go out as Track `Entity Added` / `Entity Removed` / `Entity Values Changed`
+(`<key>` false for a removed row), or Identify for Audience Membership Changed.
 
 Which identifiers are sent follows the connection's ID sync configuration: per external id type,
 `first` sends the oldest value, `last` the newest, `all` every value; one event goes out per
@@ -38,8 +41,10 @@ import orjson
 from sqlmodel import Session, col, select
 
 from backend.clock import from_ms, iso
+from backend.cql import matched
 from store.db.bulk import select_in
 from store.db.models import OutboxMessage, Profile, ProfileLink, Trait
+from store.delivery import owners
 from store.delivery.routes import Route
 from store.profiles import external_ids
 from store.profiles.external_ids import ExternalIds
@@ -48,7 +53,9 @@ MAX_EVENTS_PER_ROW = 20
 MAX_ACCOUNT_USERS = 500
 LIBRARY = {"name": "unknown", "version": "unknown"}
 TOP_LEVEL = {"user_id": "userId", "anonymous_id": "anonymousId"}
-EVENT_NAMES = {"entered": "Audience Entered", "exited": "Audience Exited", "changed": "Trait Computed"}
+EVENT_NAMES = {"entered": "Audience Entered", "exited": "Audience Exited", "changed": "Trait Computed",
+               "entity_added": "Entity Added", "entity_removed": "Entity Removed",
+               "entity_changed": "Entity Values Changed"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,8 @@ def events(row: OutboxMessage, route: Route, facts: Facts) -> list[dict[str, Any
     """The events for one row: Group per account, then per identity one event per call type."""
     owner = route.owner
     value: Any = (orjson.loads(row.value) if row.value is not None else None) if route.is_trait \
-        else row.transition == "entered"
+        else row.transition != "exited" and row.transition != "entity_removed"
+    entity_context = _entity_context(row, route)
     personas = {
         "computation_class": "trait" if route.is_trait else "audience",
         "computation_id": owner.id,
@@ -93,6 +101,8 @@ def events(row: OutboxMessage, route: Route, facts: Facts) -> list[dict[str, Any
     }
     if route.activation is not None:
         personas["event_emitter_id"] = route.activation.id
+    if owners.profile_type(owner) == "LINKED":
+        personas["computation_run_id"] = row.run_id
     timestamp = iso(from_ms(row.created_at_ms))
     integrations = {"All": False, route.entry.name: True}
 
@@ -121,10 +131,28 @@ def events(row: OutboxMessage, route: Route, facts: Facts) -> list[dict[str, Any
                     event["event"] = EVENT_NAMES[row.transition]
                     key_name = "trait_key" if route.is_trait else "audience_key"
                     event["properties"] = {**personal, key_name: owner.key, owner.key: value}
+                    if entity_context is not None:
+                        event["properties"]["data_graph_entity_context"] = entity_context
                 found.append(stamped(event, id_traits if call == "track" else {}))
     for index, event in enumerate(found):
         event["messageId"] = row.message_id if len(found) == 1 else str(uuid.uuid5(uuid.UUID(row.message_id), str(index)))
     return found
+
+
+def _entity_context(row: OutboxMessage, route: Route) -> dict[str, Any] | None:
+    """A LINKED audience's `data_graph_entity_context` (`reference/data-graph.md` §3.3): for an entry or
+    exit, the profile's matched rows by relationship; for an entity row's change, `__entity` and that
+    row under its relationship. Each row shows its primary key and the columns the activation
+    personalizes."""
+    if row.value is None or route.is_trait:
+        return None
+    stored = orjson.loads(row.value)
+    entities = (route.activation.personalization or {}).get("entities") if route.activation else None
+    columns = {entity["relationshipSlug"]: entity.get("properties") or () for entity in entities or ()}
+    if "entities" in stored:
+        return matched.context(stored["entities"], columns)
+    shown = matched.context_row(stored["row"], columns)
+    return {"__entity": shown.pop("__entity"), stored["relationship"]: shown}
 
 
 def _group(account: str, people: list[str], key: str, value: Any, facts: Facts) -> list[dict[str, Any]]:

@@ -8,7 +8,10 @@ For an ACCOUNTS audience or computed trait, `sendGroup: true` on the connection 
 per account, sent by the connection itself and by each of its activations; Identify and Track go to
 every user of the account (`reference/engine-semantics.md` §4.2, "Account level").
 
-An audience's rows are entries and exits; a computed trait's rows are value changes ("changed").
+An audience's rows are entries and exits; a computed trait's rows are value changes ("changed"). A
+LINKED audience's rows are also entity rows added, removed or changed (`entity_added`,
+`entity_removed`, `entity_changed`: Entity Added / Removed / Values Changed, and Audience Membership
+Changed with `syncEntityPropertyChanges`); "All Events" sends entries and exits.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ TRANSITIONS_BY_ACTIVATION = {
     "Audience Exited": ("exited",),
     "Audience Membership Changed": ("entered", "exited"),
     "All Events": ("entered", "exited"),
+    "Entity Added": ("entity_added",),
+    "Entity Removed": ("entity_removed",),
+    "Entity Values Changed": ("entity_changed",),
 }
 BOTH = ("entered", "exited")
 CHANGED = ("changed",)
@@ -59,7 +65,10 @@ class Route:
             return CHANGED
         if self.activation is None:
             return BOTH
-        return TRANSITIONS_BY_ACTIVATION.get(self.activation.activation_type, ())
+        found = TRANSITIONS_BY_ACTIVATION.get(self.activation.activation_type, ())
+        if (self.activation.personalization or {}).get("syncEntityPropertyChanges"):
+            found = (*found, "entity_changed")
+        return found
 
     @property
     def call_types(self) -> tuple[str, ...]:
@@ -89,6 +98,7 @@ class Route:
             max_in_flight=self.entry.max_in_flight,
             lane=self.lane,
             secrets=secrets,
+            table=self.activation.activation_name if self.activation else "",
         )
 
     @property

@@ -1,0 +1,142 @@
+"""A LINKED audience's matched entity rows, kept from run to run, and the activation events they cause
+(`reference/data-graph.md` §2.5, §3).
+
+A run reads, per profile, the entity rows its definition's conditions keep (`backend.cql.matched`),
+showing the columns the audience's activations personalize. It then keeps, per member profile, the
+rows of its **tracked** relationship: the target entity when the audience has one (a member is then a
+(profile, entity row) pair, and the audience's entity size counts them), else each relationship
+under the profile that the definition reads. Between runs a tracked row that appears is Entity
+Added, one that goes (or whose profile leaves) is Entity Removed, and one whose shown columns or
+matched rows under it changed is Entity Values Changed; each goes out once per target row. Audience
+Entered / Exited go per profile, carrying the profile's matched rows (`data_graph_entity_context`).
+
+The rows are read whole (every condition's, nested) whether or not anything is sent yet, so that an
+activation added later, or a resync, finds the rows under each tracked row already kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from backend.cql.matched import documents, values_changed
+from store.compute import linked
+from store.compute.computations import Computation
+from store.db.budget import Budget
+from store.db.bulk import IN_CHUNK, insert_dicts
+from store.db.models import Activation, ComputeRun, EntityMembership
+from store.db.store import Store
+from store.delivery import outbox, routes
+
+ENTITY_TRANSITIONS = ("entity_added", "entity_removed", "entity_changed")
+
+
+@dataclass
+class Extract:
+    """What a LINKED run read from the warehouse besides its members: per profile, its matched rows
+    as documents (`backend.cql.matched.documents`), and how long reading took."""
+
+    documents: dict[str, dict[str, list[dict]]]
+    extract_ms: int
+    enqueue_ms: float = 0.0
+
+
+def extract(store: Store, computation: Computation, now, budget: Budget) -> Extract | None:
+    """The matched rows of every profile, for a run of a LINKED audience that reads entities."""
+    if computation.kind != "audience" or computation.graph is None:
+        return None
+    started = time.perf_counter()
+    with store.read() as session:
+        columns = personalized_columns(session, computation.id)
+    matches = linked.matched(store, computation, now, budget, columns=columns)
+    names = computation.graph.entity_names()
+    return Extract({profile_id: documents(found, names) for profile_id, found in matches.items()},
+                   _ms_since(started))
+
+
+def personalized_columns(session: Session, audience_id: str) -> dict[str, list[str]]:
+    """The entity columns the audience's activations personalize, by relationship slug."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for (personalization,) in session.execute(select(Activation.personalization).where(
+            Activation.audience_id == audience_id)):
+        for entity in (personalization or {}).get("entities") or ():
+            found[entity["relationshipSlug"]].extend(entity.get("properties") or ())
+    return {slug: list(dict.fromkeys(names)) for slug, names in found.items()}
+
+
+def tracked(computation: Computation) -> set[str]:
+    """The relationships whose rows are kept between runs."""
+    if computation.target_entity != "profile":
+        return {computation.target_entity}
+    return set(computation.analysis.entity_relationships) & set(computation.graph.top if computation.graph else ())
+
+
+def member_values(extract: Extract, profile_ids: Collection[str]) -> dict[str, str]:
+    """The outbox value of each entered or exited profile: its matched rows, as JSON text."""
+    return {profile_id: orjson.dumps({"entities": extract.documents.get(profile_id, {})}).decode()
+            for profile_id in profile_ids}
+
+
+def timed_enqueue(extract: Extract | None, *args, **kwargs) -> int:
+    """`outbox.enqueue`, its time counted in the run's enqueue step."""
+    started = time.perf_counter()
+    queued = outbox.enqueue(*args, **kwargs)
+    if extract is not None:
+        extract.enqueue_ms += (time.perf_counter() - started) * 1000
+    return queued
+
+
+def write(session: Session, computation: Computation, run_row: ComputeRun, members: set[str],
+          extract: Extract) -> int:
+    """Diff the tracked rows of the members against those kept, write the difference, queue Entity
+    Added / Removed / Values Changed; returns how many tracked rows the members have."""
+    kept_slugs = tracked(computation)
+    current = {(profile_id, slug, row["id"]): row for profile_id in members
+               for slug, rows in extract.documents.get(profile_id, {}).items() if slug in kept_slugs for row in rows}
+    stored = {(profile_id, slug, key): (row_id, orjson.loads(row)) for row_id, profile_id, slug, key, row in
+              session.execute(select(EntityMembership.id, EntityMembership.profile_id, EntityMembership.relationship,
+                                     EntityMembership.entity_key, EntityMembership.row).where(
+                  EntityMembership.computation_id == computation.id, col(EntityMembership.exited_at_ms).is_(None)))}
+    added = sorted(current.keys() - stored.keys())
+    removed = sorted(stored.keys() - current.keys())
+    different = [key for key in current.keys() & stored.keys() if current[key] != stored[key][1]]
+    changed = sorted(key for key in different if values_changed(stored[key][1], current[key]))
+    now_ms = run_row.started_at_ms
+    closing = [stored[key][0] for key in removed]
+    for start in range(0, len(closing), IN_CHUNK):
+        session.execute(update(EntityMembership).where(col(EntityMembership.id).in_(closing[start:start + IN_CHUNK]))
+                        .values(exited_at_ms=now_ms, exited_run_id=run_row.id))
+    for key in different:  # kept as this run saw it (columns shown since included), sent only if `changed`
+        session.execute(update(EntityMembership).where(EntityMembership.id == stored[key][0])
+                        .values(row=orjson.dumps(current[key]).decode()))
+    insert_dicts(session.connection(), EntityMembership.__table__, [
+        dict(space_id=computation.space_id, computation_id=computation.id, profile_id=profile_id, relationship=slug,
+             entity_key=key, row=orjson.dumps(current[(profile_id, slug, key)]).decode(), entered_at_ms=now_ms,
+             entered_run_id=run_row.id) for profile_id, slug, key in added])
+    transitions = {"entity_added": [(key, current[key]) for key in added],
+                   "entity_removed": [(key, stored[key][1]) for key in removed],
+                   "entity_changed": [(key, current[key]) for key in changed]}
+    _enqueue(session, computation, run_row, extract, transitions)
+    return len(current)
+
+
+def _enqueue(session: Session, computation: Computation, run_row: ComputeRun, extract: Extract,
+             transitions: dict[str, list]) -> None:
+    targets = [route for route in routes.sending_routes(session, computation.id)
+               if any(transition in ENTITY_TRANSITIONS for transition in route.transitions)]
+    if not targets or not any(transitions.values()):
+        return
+    started = time.perf_counter()
+    outbox.enqueue_entities(session, computation.space_id, computation.id, targets, transitions, run_row.id,
+                            run_row.started_at_ms)
+    extract.enqueue_ms += (time.perf_counter() - started) * 1000
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
