@@ -149,26 +149,34 @@ async def test_activations_carry_the_entity_context_and_send_entity_changes_per_
     assert (changed["ORDER_ID"], changed["TOTAL"]) == ("o1", 130)
 
 
-async def test_a_resync_sends_the_rows_the_last_run_kept(call, linked):
+async def test_a_resync_is_sent_by_the_next_run_with_the_rows_it_reads(call, linked):
     store, space_id, _, _ = linked
     audience = await big_spenders(call, space_id)
     connection = await _webhook_connection(call, store, space_id, audience["id"])
     await call.ok("force_execute_audience_run", spaceId=space_id, audienceId=audience["id"])
 
+    pending = []
     for kind in ("Audience Entered", "Entity Added"):
-        await call.ok("add_activation_to_audience", spaceId=space_id, audienceId=audience["id"], connectionId=connection,
-                      activationType=kind, activationName=kind, performResync=True, destinationMapping=webhook(HOOK),
-                      personalization={})
-    with respx.mock:
-        hook = respx.post(HOOK).mock(return_value=httpx.Response(200))
-        await deliver(store)
-    sent = sorted((body["event"], body["userId"], body["properties"]["data_graph_entity_context"]) for body in bodies(hook))
+        added = await call.ok("add_activation_to_audience", spaceId=space_id, audienceId=audience["id"],
+                              connectionId=connection, activationType=kind, activationName=kind, performResync=True,
+                              destinationMapping=webhook(HOOK), personalization={})
+        pending.append(added["activation"]["performResync"])
+    sent = []
+    for _ in range(2):  # the first run sends the resync; the second has nothing new to send
+        await call.ok("force_execute_audience_run", spaceId=space_id, audienceId=audience["id"])
+        with respx.mock:
+            hook = respx.post(HOOK).mock(return_value=httpx.Response(200))
+            await deliver(store)
+        sent.append(sorted((body["event"], body["userId"], body["properties"]["data_graph_entity_context"])
+                           for body in bodies(hook)))
 
-    assert [(event, user) for event, user, _ in sent] == [
+    assert pending == [True, True]
+    assert [(event, user) for event, user, _ in sent[0]] == [
         ("Audience Entered", "ada"), ("Audience Entered", "bob"), ("Entity Added", "ada"), ("Entity Added", "bob")]
     ada_orders = [{"ORDER_ID": "o1", "__entity": "Order", "order-products": [{"SKU": "s1", "__entity": "Product"}]}]
-    assert sent[0][2] == {"accounts": [{"ACCOUNT_ID": "a1", "orders": ada_orders, "__entity": "Account"}]}
-    assert sent[2][2] == {"__entity": "Account", "accounts": {"ACCOUNT_ID": "a1", "orders": ada_orders}}
+    assert sent[0][0][2] == {"accounts": [{"ACCOUNT_ID": "a1", "orders": ada_orders, "__entity": "Account"}]}
+    assert sent[0][2][2] == {"__entity": "Account", "accounts": {"ACCOUNT_ID": "a1", "orders": ada_orders}}
+    assert sent[1] == []
 
 
 async def test_a_warehouse_destination_writes_each_event_as_a_row_of_the_activation_table(call, linked, tmp_path):

@@ -41,7 +41,7 @@ class MatchedStream:
     enclosing: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class MatchedRow:
     """A matched entity row: its relationship, primary key (column and value), the columns shown, and
     the matched rows under it by relationship slug."""
@@ -64,6 +64,9 @@ def nest(results: Sequence[tuple[MatchedStream, Iterable[Sequence]]],
     kept: dict[tuple, MatchedRow] = {}  # (condition number, profile, primary keys…) -> row
     for stream, rows in sorted(results, key=lambda result: len(result[0].path)):
         depth, slug = len(stream.path), stream.path[-1]
+        if stream.enclosing is None:
+            _nest_top(found, kept, stream, rows, profiles)
+            continue
         for row in rows:
             keys, key, values = tuple(row[:depth]), row[depth], row[depth + 1:]
             if profiles is not None and keys[0] not in profiles:
@@ -79,6 +82,22 @@ def nest(results: Sequence[tuple[MatchedStream, Iterable[Sequence]]],
             kept[(stream.number, *keys, key)] = match
             match.properties.update(zip(stream.columns, map(json_value, values)))
     return dict(found)
+
+
+def _nest_top(found: dict[str, Matches], kept: dict[tuple, MatchedRow], stream: MatchedStream,
+              rows: Iterable[Sequence], profiles: Collection[str] | None) -> None:
+    """`nest` for a condition at the top: its rows go under their profiles (the common case, and most
+    of the rows, so it is kept short)."""
+    slug, number, columns, primary_key = stream.path[0], stream.number, stream.columns, stream.primary_key
+    for profile_id, key, *values in rows:
+        if profiles is not None and profile_id not in profiles:
+            continue
+        siblings = found[profile_id].setdefault(slug, {})
+        match = siblings.get(key)
+        if match is None:
+            match = siblings[key] = MatchedRow(slug, primary_key, key, {}, {})
+        kept[(number, profile_id, key)] = match
+        match.properties.update(zip(columns, map(json_value, values)))
 
 
 def paths(matches: Matches) -> set[tuple[tuple[str, str], ...]]:
@@ -120,7 +139,7 @@ def documents(matches: Matches, entity_names: dict[str, str]) -> dict[str, list[
 def document(row: MatchedRow, entity_names: dict[str, str]) -> dict[str, Any]:
     return {"id": str(row.key), "idProperty": row.id_property, "relationshipSlug": row.relationship,
             "entity": entity_names.get(row.relationship, row.relationship), "properties": row.properties,
-            "entities": documents(row.children, entity_names)}
+            "entities": documents(row.children, entity_names) if row.children else {}}
 
 
 def context(documents_: dict[str, list[dict[str, Any]]], columns: dict[str, Collection[str]]) -> dict[str, list]:
@@ -155,12 +174,23 @@ def values_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def _ordered(by_key: dict[Any, MatchedRow]) -> list[MatchedRow]:
-    return [by_key[key] for key in sorted(by_key, key=lambda key: (str(type(key)), key))]
+    """The rows in primary-key order (one column's keys are of one type; NULL-free, as joined rows)."""
+    if len(by_key) < 2:
+        return list(by_key.values())
+    try:
+        return [by_key[key] for key in sorted(by_key)]
+    except TypeError:
+        return [by_key[key] for key in sorted(by_key, key=lambda key: (str(type(key)), str(key)))]
+
+
+_PLAIN = (str, int, float, bool)
 
 
 def json_value(value: Any) -> Any:
     """A warehouse value as JSON holds it: dates as `yyyy-mm-dd`, timestamps as ISO-8601 in UTC,
     decimals as numbers."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime):
         moment = value if value.tzinfo is None else value.astimezone(timezone.utc).replace(tzinfo=None)
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -148,12 +148,14 @@ def remove_activation(store: Store, space_id: str, audience_id: str, activation_
 
 def _resync_if_asked(session: Session, activation: Activation, now) -> None:
     """`performResync: true` queues every current member for this activation once it is enabled;
-    until then the request stays pending (and `performResync` reads true)."""
+    until then the request stays pending (and `performResync` reads true). A LINKED audience's is
+    carried out by its next run (`store.compute.entity_members`), which reads the entity rows the
+    events carry from the warehouse."""
     if not (activation.perform_resync and activation.enabled):
         return
     session.flush()
     route = routes.resolve(session, {activation.id}).get(activation.id)
-    if route is not None and route.connection.enabled:
+    if route is not None and route.connection.enabled and owners.profile_type(route.owner) != "LINKED":
         outbox.resync(session, route, to_ms(now))
         activation.perform_resync = False
         session.add(activation)

@@ -22,14 +22,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from backend.cql.matched import documents, values_changed
 from store.compute import linked
 from store.compute.computations import Computation
 from store.db.budget import Budget
-from store.db.bulk import IN_CHUNK, insert_dicts
+from store.db.bulk import IN_CHUNK, insert_dicts, select_all, select_in
 from store.db.models import Activation, ComputeRun, EntityMembership
 from store.db.store import Store
 from store.delivery import outbox, routes
@@ -40,24 +40,25 @@ ENTITY_TRANSITIONS = ("entity_added", "entity_removed", "entity_changed")
 @dataclass
 class Extract:
     """What a LINKED run read from the warehouse besides its members: per profile, its matched rows
-    as documents (`backend.cql.matched.documents`), and how long reading took."""
+    as documents (`backend.cql.matched.documents`), and how long enqueueing took."""
 
     documents: dict[str, dict[str, list[dict]]]
-    extract_ms: int
     enqueue_ms: float = 0.0
 
 
-def extract(store: Store, computation: Computation, now, budget: Budget) -> Extract | None:
-    """The matched rows of every profile, for a run of a LINKED audience that reads entities."""
+def extract(store: Store, computation: Computation, now, budget: Budget,
+            members: Collection[str] | None = None) -> Extract | None:
+    """The matched rows of the members (of every profile when they are not known yet), for a run of a
+    LINKED audience that reads entities: nested when something sends them, else only the rows under
+    the profile, which is all that is kept between runs then."""
     if computation.kind != "audience" or computation.graph is None:
         return None
-    started = time.perf_counter()
     with store.read() as session:
+        sending = bool(routes.sending_routes(session, computation.id))
         columns = personalized_columns(session, computation.id)
-    matches = linked.matched(store, computation, now, budget, columns=columns)
+    matches = linked.matched(store, computation, now, budget, columns=columns, profile_ids=members, top_only=not sending)
     names = computation.graph.entity_names()
-    return Extract({profile_id: documents(found, names) for profile_id, found in matches.items()},
-                   _ms_since(started))
+    return Extract({profile_id: documents(found, names) for profile_id, found in matches.items()})
 
 
 def personalized_columns(session: Session, audience_id: str) -> dict[str, list[str]]:
@@ -77,10 +78,22 @@ def tracked(computation: Computation) -> set[str]:
     return set(computation.analysis.entity_relationships) & set(computation.graph.top if computation.graph else ())
 
 
-def member_values(extract: Extract, profile_ids: Collection[str]) -> dict[str, str]:
-    """The outbox value of each entered or exited profile: its matched rows, as JSON text."""
-    return {profile_id: orjson.dumps({"entities": extract.documents.get(profile_id, {})}).decode()
-            for profile_id in profile_ids}
+def member_values(session: Session, computation: Computation, extract: Extract, entered: Collection[str],
+                  exited: Collection[str] = ()) -> dict[str, str]:
+    """The outbox value of each entered or exited profile, as JSON text: an entered profile's matched
+    rows as this run read them, an exited one's tracked rows as the runs before kept them."""
+    values = {profile_id: orjson.dumps({"entities": extract.documents.get(profile_id, {})}).decode()
+              for profile_id in entered}
+    kept: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for profile_id, slug, row in select_in(
+            session.connection(), "kept entity rows",
+            lambda ids: select(EntityMembership.profile_id, EntityMembership.relationship, EntityMembership.row).where(
+                EntityMembership.computation_id == bindparam("computation"), col(EntityMembership.exited_at_ms).is_(None),
+                col(EntityMembership.profile_id).in_(ids)).order_by(EntityMembership.entity_key),
+            sorted(exited), {"computation": computation.id}):
+        kept[profile_id][slug].append(orjson.loads(row))
+    values.update({profile_id: orjson.dumps({"entities": kept.get(profile_id, {})}).decode() for profile_id in exited})
+    return values
 
 
 def timed_enqueue(extract: Extract | None, *args, **kwargs) -> int:
@@ -99,44 +112,67 @@ def write(session: Session, computation: Computation, run_row: ComputeRun, membe
     kept_slugs = tracked(computation)
     current = {(profile_id, slug, row["id"]): row for profile_id in members
                for slug, rows in extract.documents.get(profile_id, {}).items() if slug in kept_slugs for row in rows}
-    stored = {(profile_id, slug, key): (row_id, orjson.loads(row)) for row_id, profile_id, slug, key, row in
-              session.execute(select(EntityMembership.id, EntityMembership.profile_id, EntityMembership.relationship,
-                                     EntityMembership.entity_key, EntityMembership.row).where(
-                  EntityMembership.computation_id == computation.id, col(EntityMembership.exited_at_ms).is_(None)))}
+    texts = {key: orjson.dumps(row).decode() for key, row in current.items()}
+    stored = {(profile_id, slug, key): (row_id, row) for row_id, profile_id, slug, key, row in select_all(
+        session.connection(), "kept entity rows of a computation",
+        lambda: select(EntityMembership.id, EntityMembership.profile_id, EntityMembership.relationship,
+                       EntityMembership.entity_key, EntityMembership.row).where(
+            EntityMembership.computation_id == bindparam("computation"), col(EntityMembership.exited_at_ms).is_(None)),
+        {"computation": computation.id})}
     added = sorted(current.keys() - stored.keys())
     removed = sorted(stored.keys() - current.keys())
-    different = [key for key in current.keys() & stored.keys() if current[key] != stored[key][1]]
-    changed = sorted(key for key in different if values_changed(stored[key][1], current[key]))
+    different = [key for key in current.keys() & stored.keys() if texts[key] != stored[key][1]]  # texts: most are equal
+    changed = sorted(key for key in different if values_changed(orjson.loads(stored[key][1]), current[key]))
     now_ms = run_row.started_at_ms
     closing = [stored[key][0] for key in removed]
     for start in range(0, len(closing), IN_CHUNK):
         session.execute(update(EntityMembership).where(col(EntityMembership.id).in_(closing[start:start + IN_CHUNK]))
                         .values(exited_at_ms=now_ms, exited_run_id=run_row.id))
     for key in different:  # kept as this run saw it (columns shown since included), sent only if `changed`
-        session.execute(update(EntityMembership).where(EntityMembership.id == stored[key][0])
-                        .values(row=orjson.dumps(current[key]).decode()))
+        session.execute(update(EntityMembership).where(EntityMembership.id == stored[key][0]).values(row=texts[key]))
     insert_dicts(session.connection(), EntityMembership.__table__, [
         dict(space_id=computation.space_id, computation_id=computation.id, profile_id=profile_id, relationship=slug,
-             entity_key=key, row=orjson.dumps(current[(profile_id, slug, key)]).decode(), entered_at_ms=now_ms,
-             entered_run_id=run_row.id) for profile_id, slug, key in added])
+             entity_key=key, row=texts[(profile_id, slug, key)], entered_at_ms=now_ms, entered_run_id=run_row.id)
+        for profile_id, slug, key in added])
     transitions = {"entity_added": [(key, current[key]) for key in added],
-                   "entity_removed": [(key, stored[key][1]) for key in removed],
+                   "entity_removed": [(key, orjson.loads(stored[key][1])) for key in removed],
                    "entity_changed": [(key, current[key]) for key in changed]}
     _enqueue(session, computation, run_row, extract, transitions)
+    _resync(session, computation, run_row, extract, members, current)
     return len(current)
+
+
+def sending_now(session: Session, computation: Computation) -> list[routes.Route]:
+    """The audience's sending routes but those with a resync pending, which its run sends everything
+    to instead (`write`)."""
+    return [route for route in routes.sending_routes(session, computation.id) if not _resync_pending(route)]
+
+
+def _resync_pending(route: routes.Route) -> bool:
+    return route.activation is not None and route.activation.perform_resync
 
 
 def _enqueue(session: Session, computation: Computation, run_row: ComputeRun, extract: Extract,
              transitions: dict[str, list]) -> None:
-    targets = [route for route in routes.sending_routes(session, computation.id)
-               if any(transition in ENTITY_TRANSITIONS for transition in route.transitions)]
-    if not targets or not any(transitions.values()):
-        return
     started = time.perf_counter()
-    outbox.enqueue_entities(session, computation.space_id, computation.id, targets, transitions, run_row.id,
-                            run_row.started_at_ms)
+    targets = [route for route in sending_now(session, computation)
+               if any(transition in ENTITY_TRANSITIONS for transition in route.transitions)]
+    if targets and any(transitions.values()):
+        outbox.enqueue_entities(session, computation.space_id, computation.id, targets, transitions, run_row.id,
+                                run_row.started_at_ms)
     extract.enqueue_ms += (time.perf_counter() - started) * 1000
 
 
-def _ms_since(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
+def _resync(session: Session, computation: Computation, run_row: ComputeRun, extract: Extract, members: set[str],
+            current: dict[tuple[str, str, str], dict]) -> None:
+    """Carry out the resyncs asked of the audience's activations (`performResync`): every member
+    entered, and every tracked row added, with the rows this run read."""
+    started = time.perf_counter()
+    pending = [route for route in routes.sending_routes(session, computation.id) if _resync_pending(route)]
+    for route in pending:
+        outbox.enqueue(session, computation.space_id, computation.id, [route], {"entered": sorted(members)},
+                       run_row.id, run_row.started_at_ms, member_values(session, computation, extract, members))
+        outbox.enqueue_entities(session, computation.space_id, computation.id, [route],
+                                {"entity_added": sorted(current.items())}, run_row.id, run_row.started_at_ms)
+        session.execute(update(Activation).where(Activation.id == route.activation.id).values(perform_resync=False))
+    extract.enqueue_ms += (time.perf_counter() - started) * 1000

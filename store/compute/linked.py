@@ -51,6 +51,7 @@ def full_result(store: Store, computation: Computation, now, budget: Budget) -> 
     return result
 
 
+MAX_LISTED_PROFILES = 1_000  # more profile ids than this are not written into a statement
 _NOT_READY = ("the analytic store is still making its first copy of the profiles; the LINKED run can start once it "
               "has (force it again in a moment)")
 
@@ -64,27 +65,32 @@ def _owning_analytic_store(store: Store, warehouse) -> AnalyticStore:
 
 
 def matched(store: Store, computation: Computation, now, budget: Budget, *, columns: dict[str, Collection[str]],
-            profile_ids: Collection[str] | None = None) -> dict[str, Matches]:
+            profile_ids: Collection[str] | None = None, top_only: bool = False) -> dict[str, Matches]:
     """Per profile (of `profile_ids`, or every one), the entity rows its definition's conditions keep
     (`backend.cql.matched`), showing `columns` besides the definition's, read on the engine that
-    computes the run."""
+    computes the run; `top_only` reads only the rows directly under the profile. A long list of
+    profiles is not sent to the engine: their rows are read for every profile and kept for them."""
+    restrict = profile_ids if profile_ids is not None and len(profile_ids) <= MAX_LISTED_PROFILES else None
     warehouse = warehouse_of(store)
     if isinstance(warehouse, OperationalWarehouse):
-        streams = computation.matched_streams(now, columns, profile_ids)
+        streams = computation.matched_streams(now, columns, restrict)
         with store.read() as session, budget.on(session.connection()):
-            results = [(stream, session.execute(stream.statement).all()) for stream in streams]
-        return nest(results)
+            results = [(stream, session.execute(stream.statement).all()) for stream in streams
+                       if not (top_only and stream.enclosing is not None)]
+        return nest(results, profile_ids)
     analytics = _owning_analytic_store(store, warehouse)
     attach = warehouse.attached if isinstance(warehouse, DuckDBWarehouse) else None
     tables = analytics.tables_for(computation.analysis.property_paths)
     results = []
-    for stream in computation.matched_streams(now, columns, profile_ids, analytic=tables):
+    for stream in computation.matched_streams(now, columns, restrict, analytic=tables):
+        if top_only and stream.enclosing is not None:
+            continue
         result = analytics.compute(stream.statement, computation.space_id, computation.analysis.referenced_traits,
                                    budget=budget, attached=attach)
         if result is None:
             raise CompileError(_NOT_READY)
         results.append((stream, result.rows))
-    return nest(results)
+    return nest(results, profile_ids)
 
 
 def join_counts(store: Store, space_id: str) -> dict[str, int] | None:

@@ -102,14 +102,14 @@ def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
     started = store.now()
     try:
         reading = time.perf_counter()
-        matched = None
         if computation.reads_entities:
             computation = computations.with_data_graph(store, computation)
             full = linked.full_result(store, computation, started, budget)
-            matched = entity_members.extract(store, computation, started, budget)
         else:
             full = _analytic_result(store, computation, started, budget)
         full = full or _read_apart(store, computation, started, budget)
+        matched = entity_members.extract(store, computation, started, budget,
+                                         None if full is None else {row[0] for row in full.rows})
         extract_ms = round((time.perf_counter() - reading) * 1000)
         with store.write() as session:
             if still_due is None:
@@ -340,9 +340,11 @@ def _apply_audience(session: Session, computation: Computation, rows: list[tuple
     exited = [profile_id for profile_id in exited if profile_id not in gone]
     _write_traits(session, computation, {**{p: "true" for p in entered}, **{p: "false" for p in exited}}, now_ms)
     if entered or exited:
-        values = None if matched is None else entity_members.member_values(matched, [*entered, *exited])
-        entity_members.timed_enqueue(matched, session, computation.space_id, computation.id,
-                                     routes.sending_routes(session, computation.id),
+        values = None if matched is None else entity_members.member_values(session, computation, matched, entered,
+                                                                            exited)
+        targets = routes.sending_routes(session, computation.id) if matched is None \
+            else entity_members.sending_now(session, computation)
+        entity_members.timed_enqueue(matched, session, computation.space_id, computation.id, targets,
                                      {"entered": entered, "exited": exited}, run_row.id, now_ms, values)
     if matched is not None:
         pairs = entity_members.write(session, computation, run_row, members, matched)

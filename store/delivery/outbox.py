@@ -33,7 +33,7 @@ from backend.delivery import adapters, policy
 from backend.delivery.sender import Job, Lease
 from store.db.bulk import execute_dicts, insert_dicts, select_in
 from store.db.ids import new_id
-from store.db.models import Activation, DeliveryAttempt, EntityMembership, Membership, OutboxMessage, Trait
+from store.db.models import Activation, DeliveryAttempt, Membership, OutboxMessage, Trait
 from store.db.store import Store
 from store.delivery import owners, payloads, routes
 from store.delivery.routes import Route
@@ -85,47 +85,19 @@ def enqueue_entities(session: Session, space_id: str, computation_id: str, targe
 def resync(session: Session, route: Route, now_ms: int) -> int:
     """Queue an entry for every current member of the route's audience, or the current value of every
     profile that has one for a computed trait (a full resync or a new connection's backfill); its
-    rows carry a run id starting `rsy_`. A LINKED audience's entries carry the entity rows its last
-    run kept, and an Entity Added activation gets each of those rows."""
+    rows carry a run id starting `rsy_`. (A LINKED audience's resync is its next run's:
+    `store.compute.entity_members`.)"""
     owner = route.owner
     if route.is_trait:
         values = dict(session.exec(select(Trait.profile_id, Trait.value).where(
             Trait.space_id == owner.space_id, Trait.key == owner.key, Trait.trait_class == "computed_trait")).all())
         return enqueue(session, owner.space_id, owner.id, [route], {"changed": sorted(values)}, new_id("rsy"),
                        now_ms, values)
-    run_id = new_id("rsy")
-    queued = 0
-    if owners.profile_type(owner) == "LINKED":
-        queued += _resync_entities(session, route, run_id, now_ms)
     if "entered" not in route.transitions:
-        return queued
+        return 0
     members = session.exec(select(Membership.profile_id).where(
         Membership.computation_id == owner.id, col(Membership.exited_at_ms).is_(None))).all()
-    values = None
-    if owners.profile_type(owner) == "LINKED":
-        kept: dict[str, dict[str, list]] = {}
-        for profile_id, slug, row in _open_entity_rows(session, owner.id):
-            kept.setdefault(profile_id, {}).setdefault(slug, []).append(row)
-        values = {profile_id: orjson.dumps({"entities": kept.get(profile_id, {})}).decode() for profile_id in members}
-    return queued + enqueue(session, owner.space_id, owner.id, [route], {"entered": sorted(members)}, run_id, now_ms,
-                            values)
-
-
-def _resync_entities(session: Session, route: Route, run_id: str, now_ms: int) -> int:
-    """A LINKED audience's resync of an Entity Added activation: every entity row its last run kept."""
-    if "entity_added" not in route.transitions:
-        return 0
-    rows = [((profile_id, slug, row["id"]), row) for profile_id, slug, row in _open_entity_rows(session, route.owner.id)]
-    return enqueue_entities(session, route.owner.space_id, route.owner.id, [route], {"entity_added": rows}, run_id,
-                            now_ms)
-
-
-def _open_entity_rows(session: Session, computation_id: str) -> list[tuple[str, str, dict]]:
-    """(profile, relationship, row document) of the entity rows a LINKED audience's last run kept."""
-    return [(profile_id, slug, orjson.loads(row)) for profile_id, slug, row in session.execute(
-        select(EntityMembership.profile_id, EntityMembership.relationship, EntityMembership.row).where(
-            EntityMembership.computation_id == computation_id, col(EntityMembership.exited_at_ms).is_(None))
-        .order_by(EntityMembership.profile_id, EntityMembership.relationship, EntityMembership.entity_key))]
+    return enqueue(session, owner.space_id, owner.id, [route], {"entered": sorted(members)}, new_id("rsy"), now_ms)
 
 
 def cancel(session: Session, *, target_id: str | None = None, computation_id: str | None = None) -> None:
