@@ -10,8 +10,11 @@ Added, one that goes (or whose profile leaves) is Entity Removed, and one whose 
 matched rows under it changed is Entity Values Changed; each goes out once per target row. Audience
 Entered / Exited go per profile, carrying the profile's matched rows (`data_graph_entity_context`).
 
-The rows are read whole (every condition's, nested) whether or not anything is sent yet, so that an
-activation added later, or a resync, finds the rows under each tracked row already kept.
+The rows are read nested (every condition's) while something sends them; while nothing does, only
+the rows under the profile are read and kept, which is all the diff needs. The first run after an
+activation appears keeps the rows under them as well, and compares only what both runs show (so it
+sends no Values Changed for columns or relationships newly shown). A resync (`performResync`) is
+carried out by the audience's next run, which reads the rows its events carry.
 """
 
 from __future__ import annotations
