@@ -14,8 +14,10 @@ their order) and products (joined to their line), loaded into the warehouse by i
 
 `--analytics duckdb` (the default) uses the DuckDB analytic store and warehouse beside a SQLite
 database; `--analytics none` the operational database's own warehouse schema (SQLite, or PostgreSQL
-with `--db URL`). Prints the figures and writes them to bench/results/linked.json.
-Usage: python bench/linked.py [--analytics duckdb|none] [--db URL] [--profiles 100000]
+with `--db URL`). With `--activation` the audience has an Entity Added activation (on a webhook
+nobody delivers to), so its runs also read, keep and compare its matched rows, nested. Prints the
+figures and writes them to bench/results/linked.json.
+Usage: python bench/linked.py [--analytics duckdb|none] [--db URL] [--profiles 100000] [--activation]
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from bench.compute import best_of, timed  # noqa: E402
 from bench.report import publish  # noqa: E402
 from backend.clock import FrozenClock  # noqa: E402
 from store.analytic.store import open_analytic_store  # noqa: E402
-from store.catalog import audiences, data_graphs, spaces  # noqa: E402
+from store.catalog import (activations, audiences, data_graphs, destination_instances,  # noqa: E402
+                           destinations, spaces)
 from store.compute import computations, linked, runs  # noqa: E402
 from store.db.models import Identifier, Profile  # noqa: E402
 from store.db.store import Store  # noqa: E402
@@ -121,11 +124,23 @@ def compiled_rows(store: Store, computation) -> list[tuple]:
         return [tuple(row) for row in session.execute(computation.statement(NOW))]
 
 
+def activate(store: Store, space_id: str, audience_id: str) -> None:
+    """An Entity Added activation with a personalized column, on a webhook nobody delivers to."""
+    destination = destination_instances.add_destination(store, space_id, "webhooks-actions", "Hook", {})
+    connection = destinations.connect(store, space_id, audience_id, destination.id, "destination", None, None).connection
+    activations.add_activation(store, space_id, audience_id, connection.id, activation_name="Added",
+                               activation_type="Entity Added", perform_resync=False,
+                               personalization={"entities": [{"relationshipSlug": "orders", "properties": ["TOTAL"]}]},
+                               destination_mapping={"actionId": "webhooks-send",
+                                                    "settings": {"url": "http://127.0.0.1:9/"}})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--analytics", choices=("duckdb", "none"), default="duckdb")
     parser.add_argument("--db", help="a database URL (default: a SQLite file in a temporary folder)")
     parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--activation", action="store_true", help="an Entity Added activation on the audience")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         option = f"duckdb:{folder}/analytic.duckdb" if args.analytics == "duckdb" else "none"
@@ -141,6 +156,8 @@ def main() -> None:
         data_graphs.update_data_graph(store, space_id, config_json=GRAPH)
         audience = audiences.create_audience(store, space_id, name="Shipped multi-line", audience_type="LINKED",
                                              query=DEFINITION)
+        if args.activation:
+            activate(store, space_id, audience.id)
         computation = computations.with_data_graph(store, computations.for_audience(audience))
         compiled, query_s = best_of(lambda: compiled_rows(store, computation))
         first, run_s = timed(lambda: runs.run(store, audience.id, reason="forced"))
@@ -157,8 +174,8 @@ def main() -> None:
                "engine": engine, "profiles": args.profiles, "rows": counts, "members": first.size,
                "load_s": round(load_s, 2), "query_s": round(query_s, 3), "reference_s": round(reference_s, 3),
                "query_vs_reference": round(query_s / reference_s, 2), "run_s": round(run_s, 2),
-               "rerun_s": round(rerun_s, 2)}
-    publish("linked", figures, entry=f"{engine}:{args.profiles}")
+               "rerun_s": round(rerun_s, 2), "activation": args.activation}
+    publish("linked", figures, entry=f"{engine}:{args.profiles}{':activation' if args.activation else ''}")
 
 
 if __name__ == "__main__":

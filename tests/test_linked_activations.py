@@ -220,3 +220,28 @@ def test_pendula_receives_the_entity_context_flattened_as_segment_flattens_it():
         "audience_key": "carts", "first_name": "Ada", "__entity": "cart", "carts__CART_ID": "c_981",
         "carts__STATUS": "abandoned",
         "carts__cart-products": [{"SKU": "sku_1", "TITLE": "Trail shoe", "__entity": "product"}]}
+
+
+async def test_an_activation_added_later_sends_only_the_rows_that_change_after_it(call, linked, tmp_path):
+    store, space_id, url, option = linked
+    audience = await big_spenders(call, space_id)
+    connection = await _webhook_connection(call, store, space_id, audience["id"])
+    await call.ok("force_execute_audience_run", spaceId=space_id, audienceId=audience["id"])  # keeps no rows
+    for kind in ("Entity Added", "Entity Removed"):
+        await call.ok("add_activation_to_audience", spaceId=space_id, audienceId=audience["id"], connectionId=connection,
+                      activationType=kind, activationName=kind, performResync=False, destinationMapping=webhook(HOOK),
+                      personalization={})
+
+    sent = []
+    for orders in (None, "ORDER_ID,ACCOUNT_ID,TOTAL,STATUS\no1,a1,120.5,shipped\no3,a2,5,shipped\n"):
+        if orders:
+            (tmp_path / "orders.csv").write_text(orders)
+            assert main(["--db", url, "warehouse", "load", "--analytics", option, "--table", "orders",
+                         str(tmp_path / "orders.csv")]) == 0
+        await call.ok("force_execute_audience_run", spaceId=space_id, audienceId=audience["id"])
+        with respx.mock:
+            hook = respx.post(HOOK).mock(return_value=httpx.Response(200))
+            await deliver(store)
+        sent.append([(body["event"], body["userId"]) for body in bodies(hook)])
+
+    assert sent == [[], [("Entity Removed", "bob")]]  # the first run with the activations is their baseline

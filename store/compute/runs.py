@@ -189,9 +189,12 @@ def apply(session: Session, computation: Computation, now, reason: str, *, caden
     take `full`, the analytic store's answer, brought up to date), write back (with a LINKED
     audience's `matched` entity rows), record the run and the computation's new size; returns the run."""
     now_ms = to_ms(now)
+    state = session.get(ComputeState, computation.id)
+    if state is None:  # in the session before the write-back, which keeps some of its fields
+        state = ComputeState(computation_id=computation.id, space_id=computation.space_id)
+        session.add(state)
+        session.flush()
     run_row, size, _ = _compute(session, computation, now, reason, None, full, budget, matched=matched)
-    state = session.get(ComputeState, computation.id) or ComputeState(computation_id=computation.id,
-                                                                       space_id=computation.space_id)
     state.size = run_row.size = size
     state.entity_size = run_row.entity_size
     state.error = None
@@ -349,6 +352,8 @@ def _apply_audience(session: Session, computation: Computation, rows: list[tuple
     if matched is not None:
         pairs = entity_members.write(session, computation, run_row, members, matched)
         run_row.entity_size = pairs if computation.target_entity != "profile" else None
+    elif computation.graph is not None and profile_ids is None:
+        entity_members.forget(session, computation)
     run_row.profiles = len(members) if profile_ids is None else len(profile_ids)
     run_row.entered, run_row.exited = len(entered), len(exited) + len(gone)
     return len(members), run_row.entered - run_row.exited

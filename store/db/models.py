@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, TypeDecorator, UniqueConstraint, false, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import UserDefinedType
@@ -444,6 +444,7 @@ class ComputeState(SQLModel, table=True):
     space_id: str = Field(index=True)
     size: int = 0
     entity_size: int | None = None  # a LINKED audience with an entity target: its (profile, entity row) members
+    entities_kept: bool = Field(default=False, sa_column_kwargs={"server_default": false()})  # entity_membership is current
     last_run_id: str | None = None
     last_run_at_ms: int | None = Field(default=None, sa_type=BigInteger)
     next_run_at_ms: int | None = Field(default=None, sa_type=BigInteger, index=True)

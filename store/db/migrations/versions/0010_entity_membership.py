@@ -1,5 +1,6 @@
 """LINKED audiences' matched entity rows between runs (`store.compute.entity_members`), a run's step
-timings, and the entity size of an audience (or preview) whose members are entity rows."""
+timings, the entity size of an audience (or preview) whose members are entity rows, and whether an
+audience's kept rows are current (`entities_kept`)."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -31,6 +32,7 @@ def upgrade() -> None:
                     ["computation_id", "exited_at_ms", "profile_id"])
     with op.batch_alter_table("compute_state") as batch:
         batch.add_column(sa.Column("entity_size", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("entities_kept", sa.Boolean(), nullable=False, server_default=sa.false()))
     with op.batch_alter_table("audience_preview") as batch:
         batch.add_column(sa.Column("entity_size", sa.Integer(), nullable=True))
     with op.batch_alter_table("compute_run") as batch:
