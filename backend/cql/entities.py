@@ -146,15 +146,4 @@ def referenced_relationships(root: ast.Node) -> set[str]:
 
 def top_level_relationships(root: ast.Node) -> set[str]:
     """The relationship slugs of the entity() streams read under the profile (not inside another's where)."""
-    found = set()
-
-    def visit(node) -> None:
-        if isinstance(node, ast.Stream):
-            if node.source == "entity":
-                found.add(node.name)
-            return
-        for child in children(node):
-            visit(child)
-
-    visit(root)
-    return found
+    return {node.name for node in walk(root, entities=False) if isinstance(node, ast.Stream) and node.source == "entity"}

@@ -71,13 +71,10 @@ def nest(results: Sequence[tuple[MatchedStream, Iterable[Sequence]]],
             keys, key, values = tuple(row[:depth]), row[depth], row[depth + 1:]
             if profiles is not None and keys[0] not in profiles:
                 continue
-            if stream.enclosing is None:
-                siblings = found[keys[0]].setdefault(slug, {})
-            else:
-                parent = kept.get((stream.enclosing, *keys))
-                if parent is None:  # the enclosing condition did not keep its parent row
-                    continue
-                siblings = parent.children.setdefault(slug, {})
+            parent = kept.get((stream.enclosing, *keys))
+            if parent is None:  # the enclosing condition did not keep its parent row
+                continue
+            siblings = parent.children.setdefault(slug, {})
             match = siblings.setdefault(key, MatchedRow(slug, stream.primary_key, key))
             kept[(stream.number, *keys, key)] = match
             match.properties.update(zip(stream.columns, map(json_value, values)))

@@ -244,12 +244,12 @@ def _group(rows: list[OutboxMessage], found: dict[str, Route], lease: Lease) -> 
         target = route.target()
         secrets = tuple(adapters.secret_forms(target))
         if owners.profile_type(route.owner) == "LINKED":
-            oversized = [row for row in group if _largest_event(row) > MAX_LINKED_EVENT_BYTES]
-            claims.extend(Claim([row], None, lease, f"not sent: an event of {_largest_event(row)} bytes is over the "
+            largest = {row.id: _largest_event(row) for row in group}
+            claims.extend(Claim([row], None, lease, f"not sent: an event of {largest[row.id]} bytes is over the "
                                 f"{MAX_LINKED_EVENT_BYTES // 1024} KB a LINKED audience's event may have (as Segment, "
                                 "it is dropped, not cut); personalize fewer entity columns", secrets=secrets)
-                          for row in oversized)
-            group = [row for row in group if row not in oversized]
+                          for row in group if largest[row.id] > MAX_LINKED_EVENT_BYTES)
+            group = [row for row in group if largest[row.id] <= MAX_LINKED_EVENT_BYTES]
         size = adapters.group_size(target)
         for start in range(0, len(group), size):
             part = group[start:start + size]
