@@ -15,6 +15,7 @@ from server.cli import main
 from store.catalog import destination_instances
 from store.compute import previews
 from tests.delivery_helpers import bodies, deliver, webhook
+from tests.ingest_helpers import rows
 from tests.test_linked_audiences import BIG_SPENDERS, GRAPH, call, linked  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
@@ -245,3 +246,28 @@ async def test_an_activation_added_later_sends_only_the_rows_that_change_after_i
         sent.append([(body["event"], body["userId"]) for body in bodies(hook)])
 
     assert sent == [[], [("Entity Removed", "bob")]]  # the first run with the activations is their baseline
+
+
+async def test_an_event_over_32_kb_is_not_sent_and_is_dead_lettered_saying_so(call, linked, tmp_path):
+    store, space_id, url, option = linked
+    (tmp_path / "accounts.csv").write_text(f"ACCOUNT_ID,OWNER_EMAIL,TIER\na1,ada@example.com,{'g' * 40_000}\n"
+                                           "a2,bob@example.com,silver\n")
+    assert main(["--db", url, "warehouse", "load", "--analytics", option, "--table", "accounts",
+                 str(tmp_path / "accounts.csv")]) == 0
+    audience = await big_spenders(call, space_id)
+    connection = await _webhook_connection(call, store, space_id, audience["id"])
+    await call.ok("add_activation_to_audience", spaceId=space_id, audienceId=audience["id"], connectionId=connection,
+                  activationType="Entity Added", activationName="Added", performResync=False,
+                  destinationMapping=webhook(HOOK),
+                  personalization={"entities": [{"relationshipSlug": "accounts", "properties": ["TIER"]}]})
+    await call.ok("force_execute_audience_run", spaceId=space_id, audienceId=audience["id"])
+
+    with respx.mock:
+        hook = respx.post(HOOK).mock(return_value=httpx.Response(200))
+        await deliver(store)
+    outcomes = dict(rows(store, "select profile_id, state from outbox"))
+    [error] = [error for (error,) in rows(store, "select last_error from outbox where state = 'dead'")]
+
+    assert [body["userId"] for body in bodies(hook)] == ["bob"]
+    assert sorted(outcomes.values()) == ["dead", "delivered"]
+    assert "over the 32 KB" in error and "not sent" in error
