@@ -13,11 +13,12 @@ their order) and products (joined to their line), loaded into the warehouse by i
 - `reference_s`: the hand-written query (best of 3), and checks both give the same members.
 
 `--analytics duckdb` (the default) uses the DuckDB analytic store and warehouse beside a SQLite
-database; `--analytics none` the operational database's own warehouse schema (SQLite, or PostgreSQL
-with `--db URL`). With `--activation` the audience has an Entity Added activation (on a webhook
+database; `--analytics clickhouse` ClickHouse in this process (chdb) as the analytic store, its entity
+tables made by ClickHouse itself from the same files (`load_s`), as a user's own tools would; `--analytics
+none` the operational database's own warehouse schema (SQLite, or PostgreSQL with `--db URL`). With `--activation` the audience has an Entity Added activation (on a webhook
 nobody delivers to), so its runs also read, keep and compare its matched rows, nested. Prints the
 figures and writes them to bench/results/linked.json.
-Usage: python bench/linked.py [--analytics duckdb|none] [--db URL] [--profiles 100000] [--activation]
+Usage: python bench/linked.py [--analytics duckdb|clickhouse|none] [--db URL] [--profiles 100000] [--activation]
 """
 
 from __future__ import annotations
@@ -39,14 +40,15 @@ sys.path.insert(0, str(ROOT))
 from bench.compute import best_of, timed  # noqa: E402
 from bench.report import publish  # noqa: E402
 from backend.clock import FrozenClock  # noqa: E402
-from store.analytic.store import open_analytic_store  # noqa: E402
+from store.analytic.engines import ClickHouse, Chdb  # noqa: E402
+from store.analytic.store import AnalyticStore, open_analytic_store  # noqa: E402
 from store.catalog import (activations, audiences, data_graphs, destination_instances,  # noqa: E402
                            destinations, spaces)
 from store.compute import computations, linked, runs  # noqa: E402
 from store.db.models import Identifier, Profile  # noqa: E402
 from store.db.store import Store  # noqa: E402
 from store.warehouse.location import warehouse_of  # noqa: E402
-from store.warehouse.warehouses import DuckDBWarehouse  # noqa: E402
+from store.warehouse.warehouses import ClickHouseWarehouse, DuckDBWarehouse  # noqa: E402
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)
 GRAPH = {"data_graph": {
@@ -103,6 +105,21 @@ def generate(store: Store, space_id: str, folder: Path, profiles: int, seed: int
     return counts
 
 
+def clickhouse_load(store: Store, table: str, file: Path) -> None:
+    """A table ClickHouse makes from the file itself, its types inferred by ClickHouse."""
+    client = store.analytics.engine.client
+    client.command(f"CREATE TABLE `{table}` ENGINE = MergeTree ORDER BY tuple() "
+                   f"AS SELECT * FROM file('{file}', 'CSVWithNames')")
+
+
+def settle(store: Store) -> None:
+    """On PostgreSQL, analyzes the freshly written profile tables, as autovacuum does within a minute
+    of a bulk write: a statement planned on empty statistics would measure the planner, not the engine."""
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE profile, identifier, trait"))
+
+
 def reference_rows(store: Store) -> list[tuple]:
     """The hand-written query, on the engine that holds the warehouse and the profile tables."""
     warehouse = warehouse_of(store)
@@ -110,6 +127,8 @@ def reference_rows(store: Store) -> list[tuple]:
         engine = store.analytics.engine
         with engine.attached(warehouse.attached):
             return engine.run(text(REFERENCE.format(orders="warehouse.main.orders", lines="warehouse.main.order_lines")))
+    if isinstance(warehouse, ClickHouseWarehouse):
+        return store.analytics.engine.run(text(REFERENCE.format(orders="orders", lines="order_lines")))
     with store.read() as session:
         sql = REFERENCE.format(orders="warehouse.orders", lines="warehouse.order_lines")
         return [tuple(row) for row in session.execute(text(sql))]
@@ -137,22 +156,28 @@ def activate(store: Store, space_id: str, audience_id: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--analytics", choices=("duckdb", "none"), default="duckdb")
+    parser.add_argument("--analytics", choices=("duckdb", "clickhouse", "none"), default="duckdb")
     parser.add_argument("--db", help="a database URL (default: a SQLite file in a temporary folder)")
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--activation", action="store_true", help="an Entity Added activation on the audience")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        option = f"duckdb:{folder}/analytic.duckdb" if args.analytics == "duckdb" else "none"
+        option = {"duckdb": f"duckdb:{folder}/analytic.duckdb"}.get(args.analytics, args.analytics)
         store = Store(args.db or f"sqlite:///{folder}/bench.db", clock=FrozenClock(NOW), analytics=option)
         space_id = spaces.create_space(store, "Bench").space.id
         counts, generate_s = timed(lambda: generate(store, space_id, Path(folder), args.profiles))
         print(f"generated {args.profiles} profiles and {counts} in {generate_s:.0f}s")
-        warehouse = warehouse_of(store)
-        _, load_s = timed(lambda: [warehouse.load(name, Path(folder) / f"{name}.csv") for name in counts])
-        store.analytics = open_analytic_store(store, option)
-        if store.analytics is not None:
+        settle(store)
+        if args.analytics == "clickhouse":
+            store.analytics = AnalyticStore(store, ClickHouse(Chdb(f"{folder}/chdb")))
             store.analytics.catch_up()
+            _, load_s = timed(lambda: [clickhouse_load(store, name, Path(folder) / f"{name}.csv") for name in counts])
+        else:
+            warehouse = warehouse_of(store)
+            _, load_s = timed(lambda: [warehouse.load(name, Path(folder) / f"{name}.csv") for name in counts])
+            store.analytics = open_analytic_store(store, option)
+            if store.analytics is not None:
+                store.analytics.catch_up()
         data_graphs.update_data_graph(store, space_id, config_json=GRAPH)
         audience = audiences.create_audience(store, space_id, name="Shipped multi-line", audience_type="LINKED",
                                              query=DEFINITION)

@@ -14,6 +14,7 @@ from backend.delivery.adapters import Target
 from server.cli import main
 from store.catalog import destination_instances
 from store.compute import previews
+from store.warehouse.location import warehouse_of
 from tests.delivery_helpers import bodies, deliver, webhook
 from tests.ingest_helpers import rows
 from tests.test_linked_audiences import BIG_SPENDERS, GRAPH, call, linked  # noqa: F401 (fixtures)
@@ -206,6 +207,26 @@ async def test_a_warehouse_destination_writes_each_event_as_a_row_of_the_activat
         "orders": [{"ORDER_ID": "o1", "__entity": "Order", "order-products": [{"SKU": "s1", "__entity": "Product"}]}]}}
     assert rows[0][4:8] == ("big_spenders", audience["id"], run["run"]["id"], activation["id"])
     assert all(row[8] and row[9] for row in rows)
+
+
+async def test_a_warehouse_destination_without_a_url_writes_beside_the_entity_tables(call, linked):
+    store, space_id, _, _ = linked
+    audience = await big_spenders(call, space_id)
+    destination = destination_instances.add_destination(store, space_id, "warehouse", "Own warehouse", {})
+    connection = (await call.ok("add_destination_to_audience", spaceId=space_id, audienceId=audience["id"],
+                                destination={"id": destination.id, "type": "destination"}))["connection"]["id"]
+    await call.ok("add_activation_to_audience", spaceId=space_id, audienceId=audience["id"], connectionId=connection,
+                  activationType="Audience Entered", activationName="big_spenders_entered", performResync=False,
+                  personalization={"entities": [{"relationshipSlug": "accounts", "properties": ["TIER"]}]})
+    await call.ok("force_execute_audience_run", spaceId=space_id, audienceId=audience["id"])
+
+    await deliver(store)
+    await deliver(store)
+
+    written = warehouse_of(store).describe("big_spenders_entered")
+    assert written is not None and written.rows == 2
+    assert {"message_id", "event_name", "user_id", "entity_context"} <= {column.name for column in written.columns}
+    assert rows(store, "select state, count(*) from outbox group by state") == [("delivered", 2)]
 
 
 def test_pendula_receives_the_entity_context_flattened_as_segment_flattens_it():

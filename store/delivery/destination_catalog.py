@@ -133,9 +133,10 @@ CATALOG: tuple[CatalogEntry, ...] = (
         description="Write each activation's events as rows of a table named by its activationName (the columns "
                     "of Segment's warehouse presets), in a DuckDB, SQLite or PostgreSQL database.",
         settings=(
-            SettingField("url", "Database URL", "string", required=True, secret=True,
+            SettingField("url", "Database URL", "string", secret=True,
                          description="SQLAlchemy URL: duckdb:///file.duckdb, sqlite:///file.db or "
-                                     "postgresql+psycopg://user:password@host/db."),
+                                     "postgresql+psycopg://user:password@host/db. Omitted: the warehouse the "
+                                     "space's entity tables are in (not on ClickHouse)."),
             SettingField("schema", "Schema", "string", description="The tables' schema (default: the database's)."),
         ),
         actions=(Action("warehouse-send-custom-event", "Send custom event",

@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -32,11 +32,13 @@ from backend.clock import to_ms
 from backend.delivery import adapters, policy
 from backend.delivery.sender import Job, Lease
 from store.db.bulk import execute_dicts, insert_dicts, select_in
+from store.db.errors import InputValidation
 from store.db.ids import new_id
 from store.db.models import Activation, DeliveryAttempt, Membership, OutboxMessage, Trait
 from store.db.store import Store
 from store.delivery import owners, payloads, routes
 from store.delivery.routes import Route
+from store.warehouse.location import own_warehouse_settings
 
 MESSAGE_NAMESPACE = uuid.UUID("6f1c2b1e-6a53-4d0e-9d1b-0b7f3c2a9e41")
 LEASE_MS = 60_000
@@ -198,7 +200,7 @@ def claim(store: Store, owner: str, limit: int, lease_ms: int = LEASE_MS, target
         built = payloads.build(session, unbuilt, found)
     if built:
         _store_payloads(store, unbuilt, built, lease)
-    return _group(rows, found, lease)
+    return _group(rows, found, lease, lambda: own_warehouse_settings(store))
 
 
 def _store_payloads(store: Store, rows: list[OutboxMessage], built: dict[int, list], lease: Lease) -> None:
@@ -231,7 +233,11 @@ def heartbeat(store: Store, leases: Sequence[Lease], lease_ms: int = LEASE_MS) -
     return ends, now_ms
 
 
-def _group(rows: list[OutboxMessage], found: dict[str, Route], lease: Lease) -> list[Claim]:
+def _group(rows: list[OutboxMessage], found: dict[str, Route], lease: Lease,
+           own_warehouse: Callable[[], dict[str, str]]) -> list[Claim]:
+    """The leased rows as jobs, one per request; a row whose request cannot be built (or whose LINKED
+    event is too large) is a claim without a job, saying why. A warehouse destination without a
+    `url` writes to `own_warehouse()`."""
     by_target: dict[str, list[OutboxMessage]] = {}
     for row in rows:
         by_target.setdefault(row.target_id, []).append(row)
@@ -242,6 +248,12 @@ def _group(rows: list[OutboxMessage], found: dict[str, Route], lease: Lease) -> 
             claims.append(Claim(group, None, lease, "its activation or connection no longer exists"))
             continue
         target = route.target()
+        if target.slug == "warehouse" and not target.settings.get("url"):
+            try:
+                target = replace(target, settings={**target.settings, **own_warehouse()})
+            except InputValidation as error:
+                claims.extend(Claim([row], None, lease, error.message) for row in group)
+                continue
         secrets = tuple(adapters.secret_forms(target))
         if owners.profile_type(route.owner) == "LINKED":
             largest = {row.id: _largest_event(row) for row in group}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from store.db.database import sqlite_file
+from store.db.database import attached_warehouse, sqlite_file
 from store.db.errors import InputValidation
-from store.warehouse.warehouses import ClickHouseWarehouse, DuckDBWarehouse, OperationalWarehouse, Warehouse
+from store.warehouse.warehouses import SCHEMA, ClickHouseWarehouse, DuckDBWarehouse, OperationalWarehouse, Warehouse
 
 
 def warehouse_of(store) -> Warehouse:
@@ -27,6 +27,25 @@ def warehouse_of(store) -> Warehouse:
         raise InputValidation("The warehouse needs a database file: an in-memory SQLite database has no place for "
                               "entity tables.")
     return OperationalWarehouse(store)
+
+
+def own_warehouse_settings(store) -> dict[str, str]:
+    """Where a `warehouse` destination without a `url` writes: this warehouse, so an activation's table
+    sits beside the entity tables (the DuckDB warehouse file, the attached SQLite file, or PostgreSQL's
+    `warehouse` schema). ClickHouse's tables are the user's own, written by its own tools."""
+    option = store.analytics_option
+    if option.startswith("clickhouse"):
+        raise InputValidation("This warehouse is ClickHouse, which a warehouse destination does not write to; give "
+                              "the destination a url (a DuckDB, SQLite or PostgreSQL database).", field="settings.url")
+    path = duckdb_warehouse_path(store.url, option)
+    if path is not None:
+        return {"url": f"duckdb:///{path}"}
+    file = attached_warehouse(store.url, option)
+    if file is not None:
+        return {"url": f"sqlite:///{file}"}
+    if store.url.startswith("sqlite"):
+        raise InputValidation("An in-memory database has no warehouse; give the destination a url.", field="settings.url")
+    return {"url": store.url, "schema": SCHEMA}
 
 
 def duckdb_warehouse_path(url: str, option: str) -> Path | None:

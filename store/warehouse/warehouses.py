@@ -167,6 +167,8 @@ class OperationalWarehouse:
         self.name = store.engine.dialect.name
 
     def load(self, table: str, file: str | Path, *, append: bool = False) -> TableInfo:
+        """Reads the file with DuckDB and inserts its rows in one transaction; PostgreSQL then analyzes
+        the table, so the next run is planned on its real size rather than on empty statistics."""
         import duckdb
 
         name, source = table_name(table), reader_sql(file)
@@ -189,6 +191,8 @@ class OperationalWarehouse:
                 names, cursor = relation.columns, reader.execute(f"SELECT * FROM {source}")
                 while batch := cursor.fetchmany(INSERT_BATCH):
                     connection.execute(target.insert(), [dict(zip(names, map(_plain, row))) for row in batch])
+                if self.name == "postgresql":
+                    connection.execute(text(f"ANALYZE {SCHEMA}.{identifier(target.name)}"))
         finally:
             reader.close()
         return self.describe(name)
