@@ -6,7 +6,8 @@ process) notes when each arrives. First alone; then beside three neighbours in s
 each resyncing a backlog of --backlog members: one whose responses drip a byte every 3 s, one
 answering 429 with Retry-After: 40, and one whose activation has an invalid URL; then once more with
 the neighbours also taking their own stream of --rate events/s (four times the ingest and compute
-in one process, reported without a target). The background loops run as `serve` runs them. Reports
+in one process, reported without a target). The background loops run as `serve` runs them:
+ingest and compute in this process, delivery in a child process of its own. Reports
 the healthy destination's event-to-arrival p50/p99 in each phase and the ratio to the first, and
 writes bench/results/isolation.json.
 Usage: python bench/isolation.py [--rate 50] [--seconds 20] [--backlog 1000]
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.delivery import SEND, activate, received, signed_up, start_receiver  # noqa: E402
 from bench.report import publish  # noqa: E402
-from server.worker import Worker  # noqa: E402
+from server.worker import start_serve_loops  # noqa: E402
 from store.catalog import audiences, spaces  # noqa: E402
 from store.compute import runs  # noqa: E402
 from store.db.store import Store  # noqa: E402
@@ -86,7 +87,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             store = Store(f"sqlite:///{folder}/isolation.db")
-            worker = Worker(store).start()
+            worker = start_serve_loops(store)
             try:
                 alone_space = realtime_audience(store, "Healthy", f"{url}/latency/alone")
                 alone = phase(store, url, alone_space, {}, args.rate, args.seconds)
@@ -97,7 +98,7 @@ def main() -> None:
                 loaded_space = realtime_audience(store, "Healthy", f"{url}/latency/loaded")
                 loaded = phase(store, url, loaded_space, neighbours, args.rate, args.seconds)
             finally:
-                worker.stop()
+                worker.stop(15)
                 store.close()
     finally:
         receiver.terminate()

@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from sqlalchemy import make_url
 
 from server.importer import import_file
 from server.stopping import GRACE_SECONDS, Stopper
-from server.worker import Worker
+from server.delivery_process import stop_with_parent
+from server.worker import ROLES, ServeLoops, Worker, start_serve_loops
 from store.analytic.store import open_analytic_store
 from store.catalog import data_graphs, destination_instances, spaces
 from store.db.errors import DomainError, InputValidation
@@ -79,7 +81,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
             return 2
     store.analytics = open_analytic_store(store, args.analytics)
     server = build_server(store, read_only=args.read_only, toolsets=args.toolsets)
-    worker = None if args.read_only or args.no_worker else Worker(store).start()
+    worker = None if args.read_only or args.no_worker else start_serve_loops(store)
     stopper = Stopper(lambda: _stop(store, worker)).install()
     store.download_base_url = os.environ.get("SEGMENT_AUDIENCES_PUBLIC_URL") or (
         f"http://{args.host}:{mcp_port if shared else api_port}" if shared or api_port else None)
@@ -98,7 +100,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop(store: Store, worker: Worker | None) -> None:
+def _stop(store: Store, worker: Worker | ServeLoops | None) -> None:
     """Stop the background loops (if any) within the grace period, then close the databases."""
     if worker is not None:
         worker.stop(GRACE_SECONDS)
@@ -145,9 +147,10 @@ def _database(store: Store) -> str:
 
 
 def _worker(store: Store, args: argparse.Namespace) -> int:
-    store.analytics = open_analytic_store(store, args.analytics)
-    worker = Worker(store).start()
+    store.analytics = open_analytic_store(store, args.analytics) if "compute" in args.only else None
+    worker = Worker(store, roles=args.only).start()
     Stopper(lambda: _stop(store, worker)).install()
+    stop_with_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
     worker.wait()
     return 0
 
@@ -378,8 +381,10 @@ def _parser() -> argparse.ArgumentParser:
     _analytics_option(serve)
     serve.set_defaults(run=_serve)
 
-    worker = commands.add_parser("worker", help="run only the background loops (realtime recomputes, cadences, "
-                                 "sweeps, schedules, previews, delivery)")
+    worker = commands.add_parser("worker", help="run only the background loops (the processor of what the Tracking "
+                                 "API logged, realtime recomputes, cadences, sweeps, schedules, previews, delivery)")
+    worker.add_argument("--only", type=_roles, default=ROLES, metavar="ROLE,ROLE",
+                        help=f"run only these roles: {', '.join(ROLES)} (default: all)")
     _analytics_option(worker)
     worker.set_defaults(run=_worker)
 
@@ -483,6 +488,14 @@ def _toolsets(value: str) -> set[str] | None:
         return toolsets_from(value)
     except UnknownToolset as error:
         raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _roles(value: str) -> tuple[str, ...]:
+    roles = tuple(dict.fromkeys(role.strip() for role in value.split(",") if role.strip()))
+    unknown = [role for role in roles if role not in ROLES]
+    if unknown or not roles:
+        raise argparse.ArgumentTypeError(f"roles are {', '.join(ROLES)}, not {value!r}")
+    return roles
 
 
 def _env_http_port() -> int | str | None:

@@ -3,6 +3,8 @@ for traits, external_ids, events, metadata and links, shaped like Segment's.
 
 Authentication is HTTP Basic with the space's access token as user name and an empty password.
 Errors are `{"error": {"code", "message"}}` with Segment's codes. Cursors (`next`) are opaque.
+Every authenticated answer says how far processing of the Tracking API's messages has got
+(`X-Ingest-Backlog`, `X-Ingest-Lag-Ms`): the Tracking API answers before it stores.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from backend.tracking.messages import MessageError, parse_time
 from server.basic_auth import basic_user
 from store.db.models import Event, Identifier, Profile
 from store.db.store import Store
+from store.ingest import log
 from store.profiles import profiles
 
 PREFIX = "/v1/spaces/{space_id}/collections/{collection}/profiles/{reference}"
@@ -28,8 +31,8 @@ LIMITS = {"traits": (10, 200), "external_ids": (10, 100), "events": (10, 100), "
 
 
 class _RequestError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        self.status, self.code, self.message = status, code, message
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 def routes(store: Store) -> list[Route]:
@@ -40,24 +43,36 @@ def routes(store: Store) -> list[Route]:
 def _endpoint(store: Store, name: str, view):
     async def handle(request: Request) -> JSONResponse:
         try:
-            return JSONResponse(await anyio.to_thread.run_sync(_serve, store, name, view, request))
+            body, headers = await anyio.to_thread.run_sync(_serve, store, name, view, request)
+            return JSONResponse(body, headers=headers)
         except _RequestError as error:
-            return JSONResponse({"error": {"code": error.code, "message": error.message}}, status_code=error.status)
+            return JSONResponse({"error": {"code": error.code, "message": error.message}}, status_code=error.status,
+                                headers=error.headers)
 
     return handle
 
 
-def _serve(store: Store, name: str, view, request: Request) -> dict:
+def _serve(store: Store, name: str, view, request: Request) -> tuple[dict, dict[str, str]]:
     params = request.path_params
     if not profiles.access_token_valid(store, params["space_id"], basic_user(request)):
         raise _RequestError(401, "authentication_error", "Send the space's access token as the Basic auth user name.")
+    headers = _processing(store, params["space_id"])
     collection = params["collection"]
     if collection not in ("users", "accounts"):
-        raise _RequestError(404, "not_found", "Collection must be users or accounts.")
+        raise _RequestError(404, "not_found", "Collection must be users or accounts.", headers)
     profile = profiles.find_profile(store, params["space_id"], collection, params["reference"])
     if profile is None:
-        raise _RequestError(404, "not_found", "Profile was not found.")
-    return view(store, profile, request, name)
+        raise _RequestError(404, "not_found", "Profile was not found.", headers)
+    return view(store, profile, request, name), headers
+
+
+def _processing(store: Store, space_id: str) -> dict[str, str]:
+    """How far the processor has got with what the Tracking API acknowledged, read before the answer:
+    `X-Ingest-Backlog` messages not yet stored, the oldest waiting `X-Ingest-Lag-Ms`. A client that
+    needs its writes waits until the backlog is 0 (or its lag below the time since it sent)."""
+    backlog = log.backlog(store, space_id)
+    lag_ms = 0 if backlog.oldest_received_ms is None else max(0, to_ms(store.now()) - backlog.oldest_received_ms)
+    return {"X-Ingest-Backlog": str(backlog.messages), "X-Ingest-Lag-Ms": str(lag_ms)}
 
 
 def _traits(store: Store, profile: Profile, request: Request, name: str) -> dict:

@@ -4,10 +4,14 @@ Authentication is HTTP Basic with the space's write key as user name (or `writeK
 A single call may be 32 KB, a batch 500 KB (after gzip decoding). Answers: `{"success": true}`;
 `400` with the reason for a malformed body or message; `401` for an unknown write key; `413` when
 too large. Every error body is `{"success": false, "code", "message"}` (Segment's libraries read
-`code` and `message`). In a batch the valid messages are stored even when others are rejected: the
-`400` names each rejected message by its index, and resending the whole batch is safe because
+`code` and `message`). In a batch the valid messages are accepted even when others are rejected:
+the `400` names each rejected message by its index, and resending the whole batch is safe because
 messageIds are de-duplicated. While the database cannot be reached the answer is `503` with
-`Retry-After` (Segment's libraries retry it), and nothing of the call was stored.
+`Retry-After` (Segment's libraries retry it), and nothing of the call was kept.
+
+A `200` means the request is in the durable log (`store.ingest.log`): the checks that need nothing
+stored (authentication, JSON, sizes, each message's shape) are made first, and the processor stores
+the messages moments later (de-duplication, filters, identity resolution, events and traits).
 
 Browsers send from pages on other origins (analytics.js posts `text/plain` bodies carrying
 `writeKey`), so these routes, and only these, answer CORS preflights and allow any origin: a write
@@ -28,12 +32,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backend.tracking.messages import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TYPES
+from backend.tracking.messages import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, TYPES, MessageError
 from server.basic_auth import basic_user
 from store.catalog import spaces
 from store.db.outage import RETRY_AFTER_SECONDS, Unavailable
 from store.db.store import Store
-from store.ingest.ingest import accept
+from store.ingest.ingest import acknowledge
 
 SOURCE_ID = "tracking-api"
 SHORT_FORMS = {"i": "identify", "t": "track", "p": "page", "s": "screen", "g": "group", "a": "alias", "b": "batch"}
@@ -80,7 +84,8 @@ def _handler(store: Store, kind: str):
 
     async def handle(request: Request) -> JSONResponse:
         try:
-            body = orjson.loads(await _read_body(request, limit))
+            raw = await _read_body(request, limit)
+            body = orjson.loads(raw)
         except _TooLarge:
             return _failure(413, f"request body is larger than {limit // 1024} KB")
         except (ValueError, zlib.error):
@@ -91,35 +96,28 @@ def _handler(store: Store, kind: str):
             space_id = await anyio.to_thread.run_sync(spaces.space_for_write_key, store, _write_key(request, body))
             if space_id is None:
                 return _failure(401, "unknown write key: send it as the Basic auth user name or as writeKey")
-            return await _accept(store, space_id, kind, body)
+            return await _acknowledge(store, space_id, kind, raw, body)
         except Unavailable as error:
             return _failure(503, error.message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     return handle
 
 
-async def _accept(store: Store, space_id: str, kind: str, body: dict) -> JSONResponse:
-    if kind == "batch":
-        items = body.get("batch")
-        if not isinstance(items, list):
-            return _failure(400, "a batch body needs a 'batch' list of messages")
-        sent_at, context = body.get("sentAt"), body.get("context")
-    else:
-        items, sent_at, context = [{**body, "type": kind}], None, None
-    result, rejected = await anyio.to_thread.run_sync(
-        functools.partial(accept, store, space_id, items, SOURCE_ID, sent_at=sent_at, context=context)
-    )
-    if result.dropped:
-        log.info("space %s: %d event(s) dropped by space filters", space_id, result.dropped)
+async def _acknowledge(store: Store, space_id: str, kind: str, raw: bytes, body: dict) -> JSONResponse:
+    try:
+        accepted, rejected = await anyio.to_thread.run_sync(
+            functools.partial(acknowledge, store, space_id, kind, raw, body, SOURCE_ID))
+    except MessageError as error:
+        return _failure(400, str(error))
     if rejected and kind != "batch":
         return _failure(400, rejected[0].message)
     if rejected:
-        log.warning("refused %d of %d messages of a batch into %s, e.g. #%d: %s", len(rejected), len(items), space_id,
-                    rejected[0].index, rejected[0].message)
+        log.warning("refused %d of %d messages of a batch into %s, e.g. #%d: %s", len(rejected),
+                    accepted + len(rejected), space_id, rejected[0].index, rejected[0].message)
         return JSONResponse(
-            {"success": False, "code": CODES[400], "stored": result.stored,
-             "message": f"{len(rejected)} of {len(items)} messages were "
-             "rejected; the others were stored", "rejected": [{"index": r.index, "message": r.message} for r in rejected]},
+            {"success": False, "code": CODES[400], "accepted": accepted,
+             "message": f"{len(rejected)} of {accepted + len(rejected)} messages were rejected; the others were "
+                        "accepted", "rejected": [{"index": r.index, "message": r.message} for r in rejected]},
             status_code=400,
         )
     return JSONResponse({"success": True})

@@ -1,11 +1,13 @@
-"""The background loops, each in a thread of its own so that a slow one never holds up another:
-realtime recomputes (one pass per space at a time, up to four spaces at once); previews; due runs
-(first runs, cadences, sweeps, schedules) and the pruning of the analytic store's change log; outbox
-delivery, with its own event loop; and, when this process has an analytic store, its replication.
+"""The background loops, each in a thread of its own so that a slow one never holds up another: the
+processor storing what the Tracking API acknowledged; realtime recomputes (one pass per space at a
+time, up to four spaces at once); previews; due runs (first runs, cadences, sweeps, schedules) and
+the pruning of the analytic store's change log; outbox delivery, with its own event loop; and, when
+this process has an analytic store, its replication.
 
-They run inside `serve` (or alone as `segment-audiences worker`). Each step is a store service that
-takes `now` from the store's clock, so tests call the same services directly. A step that fails is
-logged and retried on the next tick; the loops themselves never stop on an error.
+They run inside `serve` (delivery in a child process of its own, `server.delivery_process`), or
+alone as `segment-audiences worker`, all of them or the roles `--only` names. Each step is a store
+service that takes `now` from the store's clock, so tests call the same services directly. A step
+that fails is logged and retried on the next tick; the loops themselves never stop on an error.
 
 Delivery runs one lane per activation or connection with rows due: each lane claims, sends and
 records only its own rows, so a slow, failing or paused destination holds up nothing but itself.
@@ -21,25 +23,32 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import anyio
 
 from backend.delivery.sender import DEADLINE_SECONDS
+from server.delivery_process import DeliveryProcess
 from store.analytic.replication import prune_changes
 from store.compute import previews, recompute
 from store.compute.runs import Cadence
+from store.db.database import sqlite_file
 from store.db.outage import Unavailable
 from store.db.store import Store
 from store.delivery import outbox
 from store.delivery.delivery import deliver_once, sender_for
+from store.ingest import log, processor
 
 logger = logging.getLogger("segment_audiences.worker")
 TICK_SECONDS = 0.1
 REALTIME_TICK_SECONDS = 0.05
+INGEST_POLL_SECONDS = 0.2
 REALTIME_THREADS = 4
 RUNS_SECONDS = 1.0
 PRUNE_EVERY_TICKS = 600
+ROLES = ("ingest", "compute", "delivery")
 REPLICATE_SECONDS = 1.0
 
 
@@ -51,21 +60,27 @@ def cadence_from_env() -> Cadence:
 
 
 class Worker:
-    def __init__(self, store: Store, cadence: Cadence | None = None):
+    """The loops of `roles`: `ingest` (the processor), `compute` (realtime passes, previews, due runs,
+    the analytic store's replication) and `delivery` (the outbox)."""
+
+    def __init__(self, store: Store, cadence: Cadence | None = None, roles: Collection[str] = ROLES):
         self.store = store
         self.cadence = cadence or cadence_from_env()
+        self.roles = frozenset(roles)
         self.stopping = threading.Event()
+        loops = {"ingest": (("ingest", self.ingest),),
+                 "compute": (("realtime", self.realtime), ("previews", self.previews), ("runs", self.runs))}
         self.threads = [threading.Thread(target=loop, name=f"segment-audiences-{name}", daemon=True)
-                        for name, loop in (("realtime", self.realtime), ("previews", self.previews),
-                                           ("runs", self.runs))]
-        self.delivery = DeliveryWorker(store)
+                        for role in ROLES if role in self.roles for name, loop in loops.get(role, ())]
+        self.delivery = DeliveryWorker(store) if "delivery" in self.roles else None
         self.replication = threading.Thread(target=self.replicate, name="segment-audiences-replication", daemon=True)
 
     def start(self) -> Worker:
         for thread in self.threads:
             thread.start()
-        self.delivery.start()
-        if self.store.analytics is not None:
+        if self.delivery is not None:
+            self.delivery.start()
+        if "compute" in self.roles and self.store.analytics is not None:
             self.replication.start()
         return self
 
@@ -73,13 +88,16 @@ class Worker:
         """Until the loops stop (they stop only when told to)."""
         for thread in self.threads:
             thread.join()
+        if self.delivery is not None:
+            self.delivery.thread.join()
 
     def stop(self, seconds: float = 10.0) -> None:
         """Tell the loops to stop and wait up to `seconds` in all for them (a step still running after
         that is cut off with the process, its transaction rolled back)."""
         deadline = time.monotonic() + seconds
         self.stopping.set()
-        self.delivery.stop(seconds)
+        if self.delivery is not None:
+            self.delivery.stop(seconds)
         for thread in [*self.threads, self.replication]:
             if thread.is_alive():
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -90,6 +108,16 @@ class Worker:
         while not self.stopping.is_set():
             self.step("replication", self.store.analytics.catch_up)
             self.stopping.wait(REPLICATE_SECONDS)
+
+    def ingest(self) -> None:
+        """Store what the Tracking API acknowledged: at once after an append in this process, within
+        INGEST_POLL_SECONDS after one in another, and what is left when told to stop (as far as the
+        stop's deadline allows: the rest waits in the log for the next start)."""
+        while not self.stopping.is_set():
+            log.appended.clear()
+            if not self.step("ingest", lambda: processor.process_waiting(self.store)):
+                log.appended.wait(INGEST_POLL_SECONDS)
+        self.step("ingest", lambda: processor.process_all(self.store))
 
     def realtime(self) -> None:
         """Passes over the spaces with changed profiles, several spaces at once (at most one pass per
@@ -181,3 +209,25 @@ class DeliveryWorker:
             logger.exception("delivery to %s failed; retrying", target_id)
         finally:
             running.discard(target_id)
+
+
+@dataclass
+class ServeLoops:
+    """`serve`'s loops: ingest and compute in its own process, delivery in the process beside it."""
+
+    worker: Worker
+    delivery: DeliveryProcess
+
+    def stop(self, seconds: float) -> None:
+        self.delivery.stop(seconds)
+        self.worker.stop(seconds)
+
+
+def start_serve_loops(store: Store) -> Worker | ServeLoops:
+    """Start the loops as `serve` runs them: delivery in a child process of its own
+    (`server.delivery_process`), the rest here; all here when the database is in memory, which no
+    other process can open."""
+    if store.url.startswith("sqlite") and sqlite_file(store.url) is None:
+        return Worker(store).start()
+    delivery = DeliveryProcess(store.url).start()
+    return ServeLoops(Worker(store, roles=("ingest", "compute")).start(), delivery)

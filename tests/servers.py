@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import httpx
+
 from tests.databases import database_url
 
 SPACE_CREATED = re.compile(r"id:\s+(\S+).*write key:\s+(\S+).*access token:\s+(\S+)", re.S)
@@ -42,12 +44,21 @@ class HttpServer:
     def __init__(self, tmp_path, transport: str, *extra: str):
         self.port = free_port()
         self.log = tmp_path / f"serve-{self.port}.log"
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--transport", transport, "--port", str(self.port), *extra],
-                env=server_env(tmp_path), stdout=subprocess.DEVNULL, stderr=log,
-            )
+        self.arguments = ["serve", "--transport", transport, "--port", str(self.port), *extra]
+        self.environment = server_env(tmp_path)
+        self.start()
+
+    def start(self) -> None:
+        """Start the process (again, on the same port, appending to the same log)."""
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "server", *self.arguments], env=self.environment,
+                                            stdout=subprocess.DEVNULL, stderr=log)
         wait_for_port(self.port, self.process, log=self.log)
+
+    def kill(self) -> None:
+        """SIGKILL: nothing of the process runs after it, not even its stop."""
+        self.process.kill()
+        self.process.wait(timeout=10)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -66,3 +77,15 @@ def server_with_space(tmp_path, name: str, *extra: str) -> HttpServer:
     process.env = server_env(tmp_path)
     process.base = f"http://127.0.0.1:{process.port}"
     return process
+
+
+def processed(server, seconds: float = 30) -> None:
+    """Return once the server has stored everything its Tracking API acknowledged into the space: the
+    Profile API's `X-Ingest-Backlog` reads 0 (any profile path answers it, found or not)."""
+    url = f"{server.base}/v1/spaces/{server.space_id}/collections/users/profiles/user_id:-/traits"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if httpx.get(url, auth=(server.access_token, "")).headers.get("x-ingest-backlog") == "0":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the server still had messages to store after {seconds} s")

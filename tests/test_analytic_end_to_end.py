@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 from segment.analytics.client import Client as Analytics
 
-from tests.servers import server_with_space
+from tests.servers import processed, server_with_space
 from tests.test_compute_end_to_end import call, eventually
 
 pytestmark = pytest.mark.anyio
@@ -33,6 +33,7 @@ def send_the_same_events(server) -> None:
             analytics.alias(previous_id=f"device-{n}", user_id=user)
     analytics.flush()
     assert not errors
+    processed(server)
 
 
 async def members(server) -> tuple[str, dict[str, bool]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import server_with_space
+from tests.servers import processed, server_with_space
 
 MODULES = os.environ.get("ANALYTICS_NODE_MODULES", "")
 pytestmark = pytest.mark.skipif(not os.path.isdir(MODULES), reason="ANALYTICS_NODE_MODULES not set (.ci/run sets it)")
@@ -21,6 +21,7 @@ def test_analytics_node_sends_every_call_type_in_batches(tmp_path):
         sent = subprocess.run(["node", str(SCRIPT), server.base, server.write_key], capture_output=True, text=True,
                               timeout=120, env={**os.environ, "NODE_PATH": MODULES})
         assert sent.returncode == 0, sent.stderr
+        processed(server)
 
         def profile_api(path: str, **params) -> dict:
             answer = httpx.get(f"{server.base}/v1/spaces/{server.space_id}/collections/{path}", params=params,

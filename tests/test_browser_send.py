@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.servers import server_with_space
+from tests.servers import processed, server_with_space
 
 CHROMIUM = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or ""
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="Chromium not installed (.ci/run installs it)")
@@ -81,6 +81,7 @@ def test_a_page_on_another_origin_sends_as_analytics_js_does(tmp_path):
         result = dumped_result(page.url, tmp_path / "chromium")
         assert result["plain"].startswith("200 "), result
         assert result["preflighted"].startswith("200 "), result
+        processed(server)
         events = httpx.get(f"{server.base}/v1/spaces/{server.space_id}/collections/users/profiles/user_id:web/events",
                            auth=(server.access_token, "")).json()["data"]
         assert sorted(event["event"] for event in events) == ["Json Sent", "Plain Sent"]

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 from segment.analytics.client import Client as Analytics
 
-from tests.servers import server_with_space
+from tests.servers import processed, server_with_space
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +63,7 @@ async def test_an_audience_follows_events_from_the_official_client(server):
         analytics.track("u2", "Order Completed", {"plan": "free"})
         analytics.flush()
         assert not errors
+        processed(server)
         assert await eventually(size) == 1
         preview = (await call(client, "create_audience_preview", spaceId=server.space_id, audienceType="USERS",
                               definition={"query": "event('Order Completed').count() >= 1"}))["audiencePreview"]

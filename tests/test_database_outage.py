@@ -17,6 +17,7 @@ from server.app import build_server
 from server.web import api_app
 from store.catalog import spaces
 from store.db.store import Store
+from store.ingest.processor import process_all
 from tests.databases import database_url, on_postgres
 from tests.ingest_helpers import rows
 
@@ -118,6 +119,7 @@ async def test_ingest_answers_503_with_retry_after_while_the_database_is_unreach
     lines = [record.getMessage() for record in caplog.records if record.name == "segment_audiences.database"]
     assert len(lines) == 2 and "unreachable" in lines[0] and "reachable again, after" in lines[1]
     assert not any(record.exc_info for record in caplog.records)
+    process_all(store)
     assert rows(store, "select value from identifier where type = 'user_id' order by value") == [("ann",), ("bob",)]
     assert rows(store, "select count(*) from event") == [(2,)]
 

@@ -15,7 +15,7 @@ from segment.analytics.client import Client as Analytics
 
 from tests.conftest import tool_errors
 from tests.receiver import Receiver
-from tests.servers import server_with_space
+from tests.servers import processed, server_with_space
 from tests.test_compute_end_to_end import call, eventually
 
 pytestmark = pytest.mark.anyio
@@ -50,6 +50,7 @@ async def test_members_entries_and_exits_reach_pendula_and_moengage(server, rece
     analytics = Analytics(server.write_key, host=server.base, on_error=lambda e, b: pytest.fail(str(e)))
     identify(analytics, "u1", "pro")
     identify(analytics, "u2", "free")
+    processed(server)
 
     async with Client(f"{server.base}/mcp") as client:
         space = server.space_id
@@ -124,6 +125,7 @@ async def test_computed_trait_values_reach_moengage_and_a_webhook(server, receiv
     analytics.track("u1", "Order Completed", {"revenue": 100})
     analytics.track("u1", "Order Completed", {"revenue": 60})
     analytics.flush()
+    processed(server)
     async with Client(f"{server.base}/mcp") as client:
         space = server.space_id
         moengage = await create_destination(client, server, "moengage", apiId="APP1", apiKey="secret",
@@ -171,6 +173,7 @@ async def test_an_account_audience_sends_group_per_account_and_identify_per_user
     analytics.group("bob", "acme", {})
     analytics.group("cat", "globex", {"plan": "free"})
     analytics.flush()
+    processed(server)
     async with Client(f"{server.base}/mcp") as client:
         space = server.space_id
         hook = await create_destination(client, server, "webhooks-actions", sharedSecret="s3cret")
@@ -189,6 +192,7 @@ async def test_an_account_audience_sends_group_per_account_and_identify_per_user
 
         analytics.group("ann", "acme", {"plan": "free"})
         analytics.flush()
+        processed(server)
 
         run = await call(client, "force_execute_audience_run", spaceId=space, audienceId=audience["id"])
         assert run["run"]["exited"] == 1

@@ -15,7 +15,7 @@ from segment.analytics.request import APIError
 from sqlalchemy.exc import OperationalError
 
 from tests.databases import database_url, fetch
-from tests.servers import SPACE_CREATED, free_port, server_env, server_with_space, wait_for_port
+from tests.servers import SPACE_CREATED, free_port, processed, server_env, server_with_space, wait_for_port
 
 
 
@@ -52,6 +52,7 @@ def test_segment_analytics_python_feeds_profiles_read_through_the_profile_api(se
     client.flush()
     client.join()
     assert errors == []
+    processed(server)
 
     status, traits = profile_api(server, "users/profiles/user_id:ada/traits")
     assert status == 200
@@ -170,6 +171,7 @@ def test_parallel_senders_to_one_profile_lose_no_event_and_no_identifier(server,
     for thread in threads:
         thread.join()
     assert errors == []
+    processed(server)
 
     url = database_url(tmp_path, "server")
     [(canonical,)] = fetch(url, "select profile_id from identifier where type = 'user_id' and value = 'shared-user'")

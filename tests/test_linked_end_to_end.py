@@ -15,7 +15,7 @@ from segment.analytics.client import Client as Analytics
 
 from tests.delivery_helpers import webhook
 from tests.receiver import Receiver
-from tests.servers import server_with_space
+from tests.servers import processed, server_with_space
 from tests.test_compute_end_to_end import call, eventually
 from tests.test_delivery_end_to_end import create_destination
 from tests.test_linked_audiences import BIG_SPENDERS, GRAPH, TABLES
@@ -42,6 +42,7 @@ async def test_a_linked_audience_follows_tables_loaded_while_the_server_runs(tmp
             library.identify(user, {"email": email, "min_total": least})
         library.flush()
         assert not errors
+        processed(server)
         for name, content in TABLES.items():
             (tmp_path / name).write_text(content)
             load(server, analytics, tmp_path / name)

@@ -69,6 +69,14 @@ def attached_warehouse(url: str, option: str) -> Path | None:
     return None if file is None or option != "none" else file.with_suffix(".warehouse.sqlite")
 
 
+def ingest_log_file(url: str) -> Path | None:
+    """The SQLite file the Tracking API's log is kept in beside a SQLite database (`x.db` →
+    `x.ingest-log.sqlite`), so acknowledging never waits for the database's write lock; None elsewhere
+    (PostgreSQL, an in-memory database), where the log is a table of the database itself."""
+    file = sqlite_file(url)
+    return None if file is None else file.with_suffix(".ingest-log.sqlite")
+
+
 def make_engine(url: str, attach: Path | None = None) -> Engine:
     """An engine for the database; on SQLite, `attach` is a file attached to each connection as `warehouse`."""
     if not url.startswith("sqlite"):

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, TypeDecorator, UniqueConstraint, false, text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Text, TypeDecorator, UniqueConstraint, false, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import UserDefinedType
@@ -419,6 +419,31 @@ class AnalyticChange(SQLModel, table=True):
     seq: int | None = row_id()
     table_name: str
     profile_id: str
+
+
+class IngestLog(SQLModel, table=True):
+    """A Tracking API request acknowledged and not yet processed (`store.ingest.processor`): its body
+    as received (gzip undone), kept until the processor has stored its messages. `id` is its position
+    (never reused): a space's requests are processed in that order."""
+
+    __tablename__ = "ingest_log"
+    __table_args__ = (Index("ix_ingest_log_space", "space_id", "id"), {"sqlite_autoincrement": True})
+    id: int | None = row_id()
+    space_id: str
+    source_id: str
+    kind: str  # "batch", or the message type of a single call
+    body: bytes = Field(sa_type=LargeBinary)
+    messages: int  # how many messages of the body were accepted
+    received_at_ms: int = Field(sa_type=BigInteger)
+
+
+class IngestPosition(SQLModel, table=True):
+    """With the log apart (`Store.log_apart`): the last log position of a space whose messages are
+    stored, written in the transaction that stores them; the log's rows up to it are deleted after."""
+
+    __tablename__ = "ingest_position"
+    space_id: str = Field(primary_key=True)
+    position: int = Field(sa_type=BigInteger)
 
 
 class DirtyProfile(SQLModel, table=True):

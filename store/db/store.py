@@ -12,7 +12,9 @@ from sqlmodel import Session
 
 from backend.clock import Clock, SystemClock
 from store.db import locks
-from store.db.database import analytics_option, attached_warehouse, data_dir, database_url, default_url, make_engine, writer
+from store.db.database import (analytics_option, attached_warehouse, data_dir, database_url, default_url,
+                               ingest_log_file, make_engine, writer)
+from store.db.models import IngestLog
 from store.db.errors import Conflict
 from store.db.outage import OutageLog, is_outage
 from store.db.schema import migrate
@@ -45,6 +47,12 @@ class Store:
         self._write_turn = threading.Lock()
         self.outage = OutageLog()
         self.workspace_id = migrate(self.engine)
+        log_file = ingest_log_file(self.url)
+        self.log_engine = self.engine if log_file is None else make_engine(f"sqlite:///{log_file}")
+        if log_file is not None:
+            IngestLog.__table__.create(self.log_engine, checkfirst=True)
+        self._log_writer = writer(self.log_engine)
+        self._log_turn = threading.Lock() if log_file is not None else self._write_turn
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -82,9 +90,42 @@ class Store:
                            "was written; retry it.") from error
         self.outage.answered()
 
+    @property
+    def log_apart(self) -> bool:
+        """Whether the Tracking API's log is a database of its own (beside a SQLite file)."""
+        return self.log_engine is not self.engine
+
+    @contextmanager
+    def log_write(self) -> Iterator[Session]:
+        """One write transaction on the Tracking API's log (`store.ingest.log`): the database's own
+        `write`, or, with the log apart, one that waits only for other writes to the log."""
+        if not self.log_apart:
+            with self.write() as session:
+                yield session
+            return
+        try:
+            with self._log_turn, Session(self._log_writer, expire_on_commit=False) as session, session.begin():
+                yield session
+        except DBAPIError as error:
+            if is_outage(error):
+                raise self.outage.failed(error) from error
+            raise
+        self.outage.answered()
+
+    @contextmanager
+    def log_read(self) -> Iterator[Session]:
+        """One read transaction on the Tracking API's log."""
+        if not self.log_apart:
+            with self.read() as session:
+                yield session
+            return
+        with Session(self.log_engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
     def now(self) -> datetime:
         """The clock's time in UTC."""
         return self.clock.now().astimezone(timezone.utc)
 
     def close(self) -> None:
         self.engine.dispose()
+        self.log_engine.dispose()

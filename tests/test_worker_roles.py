@@ -1,0 +1,95 @@
+"""Roles split across processes: `worker --only` runs just the loops it names, and `serve` sends from a
+delivery process of its own, which it starts again when it dies."""
+
+import os
+import re
+import signal
+
+import orjson
+import pytest
+
+from server.cli import main
+from server.worker import Worker
+from store.catalog import spaces
+from store.db.store import Store
+from store.ingest import log
+from store.ingest.ingest import acknowledge
+from tests.databases import database_url
+from tests.delivery_helpers import activate, audience, connect, sign_up, wait_until, webhook
+from tests.ingest_helpers import rows
+from tests.receiver import Receiver
+from tests.servers import HttpServer
+
+MEMBERS = 300
+CHILD = re.compile(r"delivery runs in a child process \(pid (\d+)\)")
+
+
+def members_waiting_for_a_webhook(store, url: str, users: int) -> str:
+    """A space whose audience has `users` members, each with an Audience Entered row for `url` in the outbox."""
+    space_id = spaces.create_space(store, "Roles").space.id
+    sign_up(store, space_id, *[f"user-{n:03}" for n in range(users)])
+    members = audience(store, space_id)
+    connection = connect(store, space_id, members.id, "webhooks-actions", {})
+    activate(store, space_id, members.id, connection.id, mapping=webhook(url))
+    return space_id
+
+
+def test_a_worker_with_only_the_ingest_role_stores_the_log_and_sends_nothing(store):
+    space_id = members_waiting_for_a_webhook(store, "http://127.0.0.1:9/hook", 3)
+    batch = {"batch": [{"type": "track", "userId": "late", "event": "Signed Up"}]}
+    acknowledge(store, space_id, "batch", orjson.dumps(batch), batch, "tests")
+    [(dirty,)] = rows(store, "select count(*) from dirty_profile")
+
+    worker = Worker(store, roles=("ingest",)).start()
+    try:
+        wait_until(lambda: log.backlog(store, space_id).messages == 0)
+    finally:
+        worker.stop()
+
+    assert rows(store, "select count(*) from event where profile_id in "
+                       "(select profile_id from identifier where value = 'late')") == [(1,)]
+    assert rows(store, "select state, count(*) from outbox group by state") == [("pending", 3)]
+    assert rows(store, "select count(*) from dirty_profile") == [(dirty + 1,)], "no realtime pass ran"
+
+
+def test_worker_only_refuses_a_role_it_does_not_know(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["worker", "--only", "ingest,sending"])
+    assert exit_.value.code == 2
+    assert "roles are ingest, compute, delivery" in capsys.readouterr().err
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone too: it only waits to be reaped
+        return stat.read().split(") ")[1].startswith("Z")
+
+
+def test_serve_sends_from_a_child_process_and_starts_it_again_after_a_sigkill(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMENT_AUDIENCES_LEASE_SECONDS", "6")
+    receiver = Receiver(delay=0.01)
+    store = Store(database_url(tmp_path, "server"))
+    try:
+        members_waiting_for_a_webhook(store, f"{receiver.url}/hook", MEMBERS)
+        server = HttpServer(tmp_path, "streamable-http")
+        try:
+            wait_until(lambda: len(receiver.received) >= MEMBERS // 3)
+            [first] = CHILD.findall(server.log.read_text())
+            os.kill(int(first), signal.SIGKILL)
+            wait_until(lambda: rows(store, "select count(*) from outbox where state = 'delivered'") == [(MEMBERS,)])
+            children = CHILD.findall(server.log.read_text())
+            assert server.process.poll() is None, "serve itself went on"
+            server.kill()
+            wait_until(lambda: gone(int(children[-1])), seconds=30)  # it does not outlive serve
+        finally:
+            server.stop()
+        expected = {message_id for (message_id,) in rows(store, "select message_id from outbox")}
+    finally:
+        receiver.close()
+        store.close()
+
+    assert len(children) == 2 and children[0] == first and children[1] != first
+    assert {item.body["messageId"] for item in receiver.received} == expected
