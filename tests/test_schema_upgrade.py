@@ -4,6 +4,7 @@ older one is adopted, any number of processes may start at once, and a newer sch
 import importlib
 import sqlite3
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sqlmodel import SQLModel
 
 from store.catalog import audiences
 from store.compute import runs
+from store.db.database import ingest_log_file
 from store.db.schema import SchemaTooNew, head_revision
 from store.db.store import Store
 from tests.databases import database_url, fetch, on_postgres
@@ -156,3 +158,18 @@ def test_postgresql_keeps_json_as_jsonb_64_bit_row_ids_and_code_point_order(stor
                                                          "where table_schema = 'public' and data_type = 'character varying' "
                                                          "and table_name <> 'alembic_version'")}
     assert collations == {"C"}
+
+
+
+@pytest.mark.skipif(on_postgres(), reason="the log is a file of its own only beside a SQLite database")
+def test_stores_opening_at_once_beside_a_database_create_the_ingest_log_once(tmp_path):
+    url = database_url(tmp_path, "migrated")
+    Store(url).close()
+    for _ in range(10):
+        ingest_log_file(url).unlink()
+        with ThreadPoolExecutor(8) as pool:
+            stores = list(pool.map(lambda _: Store(url), range(8)))
+        for store in stores:
+            store.close()
+        with sqlite3.connect(ingest_log_file(url)) as log:
+            assert log.execute("select count(*) from sqlite_master where name = 'ingest_log'").fetchone() == (1,)
