@@ -124,7 +124,7 @@ def test_computed_values_are_not_copied_by_the_replicator(store, space_id, analy
     assert copied_values(analytic, "plan") == sorted(rows(store, "select profile_id, value from trait where key = 'plan'"))
     assert rows(store, "select table_name, count(*) from analytic_change where profile_id = :p group by table_name "
                        "order by table_name", p=profile_of(store, "user_id", "u0")) == [
-        ("computed_trait", 1), ("identifier", 1), ("profile", 1), ("trait", 1)]
+        ("computed_trait:buyers", 1), ("identifier", 1), ("profile", 1), ("trait", 1)]
 
 
 def test_a_full_run_reads_the_computed_values_it_references_as_they_are_when_it_runs(store, space_id, analytic):

@@ -50,3 +50,19 @@ def test_many_distinct_rows_are_upserted_at_once_and_a_newer_stored_row_is_kept(
         scores = dict(session.execute(select(trait.c.profile_id, trait.c.value).where(trait.c.key == "score")).all())
     assert len(scores) == many
     assert (scores["use_00000"], scores["use_00001"], scores[f"use_{many - 1:05d}"]) == ("100", "1", str(many + 99))
+
+
+def test_many_rows_are_inserted_at_once_and_read_back_as_they_were_given(store, space_id):
+    many = bulk.STAGED_ROWS + 3
+    values = ['"text, with\\ttab and \\"quotes\\""', "null", "123456789012345678901234567890", '{"a": [1, true]}']
+    with store.write() as session:
+        bulk.insert_rows(session.connection(), Trait.__table__,
+                         ("profile_id", "key", "space_id", "value", "trait_class", "source_id", "updated_at_ms"),
+                         [(f"use_{n:05d}", "note", space_id, values[n % 4], "custom", "test", 2 ** 40 + n)
+                          for n in range(many)])
+    trait = Trait.__table__
+    with store.read() as session:
+        stored = session.execute(select(trait.c.profile_id, trait.c.value, trait.c.updated_at_ms).where(
+            trait.c.key == "note").order_by(trait.c.profile_id)).all()
+    assert len(stored) == many
+    assert [(value, stamp) for _, value, stamp in stored[:4]] == [(value, 2 ** 40 + n) for n, value in enumerate(values)]

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from backend.tracking.identity import ExternalId, extract, priority, resolve
 from backend.tracking.messages import normalise
@@ -161,6 +161,28 @@ def test_merges_within_one_batch_keep_every_event(store, space_id):
          {"type": "track", "event": "D", "anonymousId": "a1"})
     [profile] = canonical_profiles(store)
     assert sorted(r[0] for r in rows(store, "select event from event where profile_id = :p", p=profile)) == ["A", "B", "C", "D"]
+
+
+def test_a_batch_resolves_its_identifiers_in_a_few_statements_however_many_messages_it_has(store, space_id):
+    send(store, space_id, *({"type": "identify", "userId": f"u{n}"} for n in range(600)))
+    send(store, space_id, *({"type": "track", "event": "Viewed", "anonymousId": f"a{n}"} for n in range(300)))
+    lookups = []
+
+    def count_identifier_reads(_connection, _cursor, statement, *_):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM identifier" in statement:
+            lookups.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count_identifier_reads)
+    try:
+        send(store, space_id, *({"type": "track", "event": "Bought", "userId": f"u{n}"} for n in range(600)),
+             *({"type": "identify", "userId": f"u{n}", "anonymousId": f"a{n}"} for n in range(300)))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count_identifier_reads)
+
+    assert len(lookups) <= 8  # 900 values and 600 merging profiles, read 300 at a time
+    assert len(canonical_profiles(store)) == 600
+    assert rows(store, "select count(*) from profile_merge") == [(300,)]
+    assert rows(store, "select count(distinct profile_id) from event where event = 'Viewed'") == [(300,)]
 
 
 def test_a_repeated_message_id_is_stored_once(store, space_id):

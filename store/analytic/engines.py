@@ -27,6 +27,7 @@ CLICKHOUSE_TYPES = {"BIGINT": "Int64", "VARCHAR": "String", "DOUBLE": "Float64"}
 
 class AnalyticEngine(Protocol):
     name: str
+    keeps_values: bool  # whether computed traits' values are kept here (`store.analytic.values`)
 
     def create_tables(self) -> None: ...
 
@@ -59,6 +60,7 @@ class DuckDB:
     writing; opening it fails in any other (`duckdb.IOException`)."""
 
     name = "duckdb"
+    keeps_values = True  # its file is this process's alone
 
     def __init__(self, path: str):
         self.engine = create_engine(f"duckdb:///{path}")
@@ -178,6 +180,7 @@ class ClickHouse:
     """A ClickHouse database reached through `client`."""
 
     name = "clickhouse"
+    keeps_values = False  # a server is shared by processes: runs of one computation could interleave there
 
     def __init__(self, client: ClickHouseClient):
         from clickhouse_connect.cc_sqlalchemy.dialect import ClickHouseDialect

@@ -37,6 +37,7 @@ from backend.cql.compiler import Tables
 from store.analytic.engines import AnalyticEngine, ClickHouse, ClickHouseServer, DuckDB
 from store.analytic.replication import Marks, Replicator
 from store.analytic.tables import tables
+from store.analytic.values import Answer, Settlement, ValueCopies
 from store.db.budget import UNLIMITED, Budget
 from store.db.errors import cause
 from store.db.store import Store
@@ -54,6 +55,7 @@ class FullResult:
     marks: Marks
     lag_ms: int
     engine: str
+    answer: Answer | None = None  # a computed trait's answer kept in the store: `rows` are its changes
 
 
 class AnalyticStore:
@@ -65,6 +67,7 @@ class AnalyticStore:
     def __init__(self, store: Store, engine: AnalyticEngine, reopen: Callable[[], AnalyticEngine] | None = None):
         self.engine = engine
         self.replicator = Replicator(store, engine)
+        self.values = ValueCopies(store, engine) if engine.keeps_values else None
         self.ready = False
         self._store = store
         self._reopen = reopen
@@ -105,6 +108,28 @@ class AnalyticStore:
             return None
         return FullResult(rows, caught.marks, caught.lag_ms, self.engine.name)
 
+    def compute_changes(self, statement, space_id: str, computation_id: str, key: str,
+                        trait_keys: Collection[str] = (), *, budget: Budget = UNLIMITED) -> FullResult | None:
+        """`compute`, for a computed trait whose values this store keeps (`values` is not None): the
+        rows are only the profiles whose value differs from the copy (`store.analytic.values`); the
+        caller holds the computation's `values.turn` until it has settled the answer."""
+        if not self.ready:
+            return None
+        with self._turn, self._replacing_when_damaged():
+            caught = self.replicator.catch_up()
+            self.replicator.copy_computed(space_id, trait_keys)
+            with budget.around(self.engine.interrupt):
+                answer = self.values.answer(statement, space_id, computation_id, key, caught.marks)
+        if not self.ready:
+            return None
+        return FullResult(answer.changes, caught.marks, caught.lag_ms, self.engine.name, answer)
+
+    def settle(self, settlement: Settlement) -> None:
+        """Make a committed run's answer the copy of its computed trait's values."""
+        with self._turn, self._replacing_when_damaged():
+            if self.values is not None:
+                self.values.settle(settlement)
+
     def sql(self, statement) -> str:
         return self.engine.sql(statement)
 
@@ -123,6 +148,7 @@ class AnalyticStore:
             self.engine.close()
             self.engine = self._reopen()
             self.replicator = Replicator(self._store, self.engine)
+            self.values = ValueCopies(self._store, self.engine) if self.engine.keeps_values else None
 
     def close(self) -> None:
         self.engine.close()

@@ -40,6 +40,11 @@ IDENTIFIER = Table("identifier", METADATA, _column("id", BigInteger), _column("s
 # re-copies.
 REPLICATION_STATE = Table("replication_state", METADATA, _column("name"), _column("value", BigInteger))
 CHANGED_PROFILE = Table("replication_changed_profile", METADATA, _column("profile_id"))
+# A computed trait's values as the operational store holds them (`store.analytic.values`): the rows of
+# the generation its mark names; a run writes its answer as a new generation beside it, and once the
+# run has committed that generation is marked instead. A NULL value is a profile without one.
+COMPUTED_VALUE = Table("computed_value", METADATA, _column("computation_id"), _column("generation", BigInteger),
+                       _column("profile_id"), _column("value", optional=True))
 # The event properties with typed columns, each by its path (as JSON text; `typed_prefix` names its columns).
 TYPED_PROPERTY = Table("typed_property", METADATA, _column("path"))
 
@@ -82,4 +87,5 @@ def tables(typed: tuple[tuple[tuple[str, ...], str], ...] = ()) -> Tables:
 # ClickHouse keeps each table sorted by the columns full runs group and join on.
 CLICKHOUSE_ORDER = {"profile": "id", "event": "(space_id, profile_id, timestamp_ms, id)",
                     "trait": "(key, profile_id)", "profile_link": "(account_id, user_id)", "identifier": "(profile_id, id)",
-                    "replication_state": "name", "replication_changed_profile": "profile_id", "typed_property": "path"}
+                    "replication_state": "name", "computed_value": "(computation_id, generation, profile_id)",
+                    "replication_changed_profile": "profile_id", "typed_property": "path"}

@@ -108,6 +108,13 @@ class Computation:
         return analytics.compute(self.statement(now, analytic=tables), self.space_id, self.analysis.referenced_traits,
                                  budget=budget, attached=attached)
 
+    def changes_on_analytic_store(self, analytics: AnalyticStore, now, budget: Budget = UNLIMITED) -> FullResult | None:
+        """`on_analytic_store`, for a computed trait whose values the analytic store keeps: only the
+        profiles whose value changed (`AnalyticStore.compute_changes`)."""
+        tables = analytics.tables_for(self.analysis.property_paths)
+        return analytics.compute_changes(self.statement(now, analytic=tables), self.space_id, self.id, self.key,
+                                         self.analysis.referenced_traits, budget=budget)
+
     def _eligibility(self, analytic: bool) -> tuple[ColumnElement, ...]:
         """Profiles with an external id of an eligible type: a correlated EXISTS on the operational
         store (an index lookup per profile, right for a few profiles), an IN over the identifiers on

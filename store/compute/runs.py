@@ -21,16 +21,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Select, bindparam, delete, text, union, update
+from sqlalchemy import Select, bindparam, delete, func, text, union, update
 from sqlmodel import Session, col, select
 
 from backend.clock import to_ms
 from backend.cql.compiler import CompileError
 from store.analytic.replication import Marks, marks_of
 from store.analytic.store import FullResult
+from store.analytic.values import Settlement
 from store.catalog.audiences import get_audience
 from store.compute import computations, entity_members, linked
 from store.compute.computations import Computation
@@ -58,6 +60,7 @@ from store.delivery import outbox, routes
 
 logger = logging.getLogger("segment_audiences.runs")
 SOURCE_ID = "segment-audiences"
+READ_ALL_ABOVE = 20_000  # profiles whose stored values are read in one pass rather than 300 at a time
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,13 @@ def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
         computation = computations.find(session, computation_id)
     if computation is None:
         raise NotFound("computation", computation_id, field="id")
+    keeping = _keeps_values(store, computation)
+    with store.analytics.values.turn(computation_id) if keeping else nullcontext():
+        return _run_computation(store, computation, reason, cadence, still_due, budget, keeping)
+
+
+def _run_computation(store: Store, computation: Computation, reason: str, cadence: Cadence,
+                     still_due: Callable[[Session], bool] | None, budget: Budget, keeping: bool) -> ComputeRun | None:
     started = store.now()
     try:
         reading = time.perf_counter()
@@ -106,32 +116,51 @@ def _run(store: Store, computation_id: str, reason: str, cadence: Cadence,
             computation = computations.with_data_graph(store, computation)
             full = linked.full_result(store, computation, started, budget)
         else:
-            full = _analytic_result(store, computation, started, budget)
+            full = _analytic_result(store, computation, started, budget, keeping)
         full = full or _read_apart(store, computation, started, budget)
         matched = entity_members.extract(store, computation, started, budget,
                                          None if full is None else {row[0] for row in full.rows})
         extract_ms = round((time.perf_counter() - reading) * 1000)
+        settlement = None if full is None or full.answer is None else Settlement(full.answer)
         with store.write() as session:
             if still_due is None:
-                locks.exclusive(session, [computation_id])
-            elif not (locks.try_exclusive(session, computation_id) and still_due(session)):
+                locks.exclusive(session, [computation.id])
+            elif not (locks.try_exclusive(session, computation.id) and still_due(session)):
                 return None
             writing = time.perf_counter()
             run_row = apply(session, computation, started, reason, cadence=cadence, full=full, budget=budget,
-                            matched=matched)
+                            matched=matched, settlement=settlement)
             if matched is not None:
                 enqueue_ms = round(matched.enqueue_ms)
                 run_row.steps = {"extract": extract_ms, "diff": round((time.perf_counter() - writing) * 1000) - enqueue_ms,
                                  "enqueue": enqueue_ms}
             run_row.finished_at_ms = to_ms(store.now())
-        logger.info("%s run %s of %s in %s: %s, size %d (+%d, -%d) on %s", reason, run_row.id, computation_id,
+        if settlement is not None:
+            _settle(store, settlement)
+        logger.info("%s run %s of %s in %s: %s, size %d (+%d, -%d) on %s", reason, run_row.id, computation.id,
                     computation.space_id, run_row.status, run_row.size, run_row.entered, run_row.exited, run_row.engine)
         return run_row
     except Exception as error:  # the run's boundary: whatever failed, the computation shows why
         expected = isinstance(error, (CompileError, OverBudget, DomainError))
-        logger.warning("%s run of %s in %s failed: %s", reason, computation_id, computation.space_id, error,
+        logger.warning("%s run of %s in %s failed: %s", reason, computation.id, computation.space_id, error,
                        exc_info=not expected)
         return _record_failure(store, computation, started, reason, error, cadence)
+
+
+def _settle(store: Store, settlement: Settlement) -> None:
+    """Keep a committed run's answer as the analytic store's copy of the values; when that fails the
+    run still stands, and the next one brings the copy up to date from the change log."""
+    try:
+        store.analytics.settle(settlement)
+    except Exception:
+        logger.warning("the %s store did not keep the values %s's run wrote; its next run brings them up to date",
+                       store.analytics.name, settlement.answer.computation_id, exc_info=True)
+
+
+def _keeps_values(store: Store, computation: Computation) -> bool:
+    """Whether a full run of the computation diffs on the analytic store (`store.analytic.values`)."""
+    return (computation.kind != "audience" and not computation.reads_entities and store.analytics is not None
+            and store.analytics.values is not None)
 
 
 def states(store: Store, computation_ids: list[str]) -> dict[str, ComputeState]:
@@ -152,12 +181,15 @@ def force_audience_run(store: Store, space_id: str, audience_id: str) -> Compute
     return run(store, audience_id, reason="forced", budget=Budget.forced_run())
 
 
-def _analytic_result(store: Store, computation: Computation, now, budget: Budget) -> FullResult | None:
-    """The computation over every profile on the analytic store, or None without a ready one (or when
-    it fails: the run then reads the operational store, which gives the same answer)."""
+def _analytic_result(store: Store, computation: Computation, now, budget: Budget, keeping: bool) -> FullResult | None:
+    """The computation over every profile on the analytic store (only the changed values of a
+    computed trait `keeping` its values there), or None without a ready one (or when it fails: the
+    run then reads the operational store, which gives the same answer)."""
     if store.analytics is None:
         return None
     try:
+        if keeping:
+            return computation.changes_on_analytic_store(store.analytics, now, budget)
         return computation.on_analytic_store(store.analytics, now, budget)
     except (CompileError, OverBudget):
         raise
@@ -184,17 +216,22 @@ def _read_apart(store: Store, computation: Computation, now, budget: Budget) -> 
 
 def apply(session: Session, computation: Computation, now, reason: str, *, cadence: Cadence = Cadence(),
           full: FullResult | None = None, budget: Budget = UNLIMITED,
-          matched: entity_members.Extract | None = None) -> ComputeRun:
+          matched: entity_members.Extract | None = None, settlement: Settlement | None = None) -> ComputeRun:
     """A full run within the caller's transaction (which holds the computation's lock): compute (or
     take `full`, the analytic store's answer, brought up to date), write back (with a LINKED
-    audience's `matched` entity rows), record the run and the computation's new size; returns the run."""
+    audience's `matched` entity rows), record the run and the computation's new size; returns the run.
+    A `full` answer kept in the analytic store is written back from its changes, and `settlement`
+    records what the caller settles it with once committed."""
     now_ms = to_ms(now)
     state = session.get(ComputeState, computation.id)
     if state is None:  # in the session before the write-back, which keeps some of its fields
         state = ComputeState(computation_id=computation.id, space_id=computation.space_id)
         session.add(state)
         session.flush()
-    run_row, size, _ = _compute(session, computation, now, reason, None, full, budget, matched=matched)
+    if settlement is not None:
+        run_row, size = _apply_changes(session, computation, now, reason, full, settlement)
+    else:
+        run_row, size, _ = _compute(session, computation, now, reason, None, full, budget, matched=matched)
     state.size = run_row.size = size
     state.entity_size = run_row.entity_size
     state.error = None
@@ -297,12 +334,52 @@ def _brought_up_to_date(session: Session, computation: Computation, now, full: F
     a computation reading entities, which the operational store may not hold: `store.compute.linked`)."""
     if computation.graph is not None:
         return full.rows
-    changed = changed_since(session, full.marks, accounts=computation.accounts)
+    changed, fresh = _recomputed(session, computation, now, full.marks)
     if not changed:
         return full.rows
-    fresh = [tuple(row) for chunk in _chunks(sorted(changed))
-             for row in computation.rows_for(session, now, chunk)]
     return [row for row in full.rows if row[0] not in changed] + fresh
+
+
+def _recomputed(session: Session, computation: Computation, now, marks: Marks) -> tuple[set[str], list[tuple]]:
+    """The profiles changed since `marks`, and their rows computed here."""
+    changed = changed_since(session, marks, accounts=computation.accounts)
+    return changed, [tuple(row) for chunk in _chunks(sorted(changed)) for row in computation.rows_for(session, now, chunk)]
+
+
+def _apply_changes(session: Session, computation: Computation, now, reason: str, full: FullResult,
+                   settlement: Settlement) -> tuple[ComputeRun, int]:
+    """A computed trait's full run from the analytic store's changes (`store.analytic.values`): the
+    profiles it names, and those changed since its copy (recomputed here), diffed against the stored
+    values as a realtime pass diffs; returns the run and the size, counted from the stored values."""
+    now_ms = to_ms(now)
+    run_row = ComputeRun(id=new_id("run"), space_id=computation.space_id, computation_id=computation.id,
+                         reason=reason, status="COMPLETED", started_at_ms=now_ms, finished_at_ms=now_ms,
+                         engine=full.engine, replication_lag_ms=full.lag_ms)
+    changed, fresh = _recomputed(session, computation, now, full.marks)
+    rows = [row for row in full.rows if row[0] not in changed] + fresh
+    _apply_trait(session, computation, rows, run_row, {row[0] for row in full.rows} | changed)
+    found = {profile_id: value for profile_id, value in fresh if value is not None}
+    settlement.recomputed = {profile_id: found.get(profile_id) for profile_id in changed}
+    settlement.change_seq = _position(session, full.marks)
+    run_row.profiles = full.answer.profiles
+    return run_row, _stored_count(session, computation)
+
+
+def _position(session: Session, marks: Marks) -> int:
+    """The log position the stored values are up to date with once this transaction commits: on
+    SQLite, where no other transaction commits meanwhile, the last one; on PostgreSQL, where one may
+    have taken a smaller position and commit later, the marks' (the next run re-copies the profiles
+    changed after them)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return marks.change_seq
+    return session.execute(select(func.coalesce(func.max(AnalyticChange.seq), 0))).scalar_one()
+
+
+def _stored_count(session: Session, computation: Computation) -> int:
+    """How many profiles hold a value of the computed trait (through `ix_trait_computed`)."""
+    trait = Trait.__table__
+    return session.execute(select(func.count()).select_from(trait).where(
+        trait.c.space_id == computation.space_id, trait.c.key == computation.key, text(COMPUTED_TRAIT))).scalar_one()
 
 
 def changed_since(session: Session, marks: Marks, *, accounts: bool = False) -> set[str]:
@@ -384,9 +461,10 @@ def _apply_trait(session: Session, computation: Computation, rows: list[tuple], 
 
 
 def _stored_values(session: Session, computation: Computation, profile_ids) -> dict[str, str]:
-    """The computed trait's stored values: of some profiles by their keys, or of every profile through
-    `ix_trait_computed`, whose condition is repeated word for word so that SQLite and PostgreSQL use it
-    (without it a full run read every trait of every profile)."""
+    """The computed trait's stored values: of some profiles by their keys (of more than
+    `READ_ALL_ABOVE`, all of them, filtered), or of every profile through `ix_trait_computed`, whose
+    condition is repeated word for word so that SQLite and PostgreSQL use it (without it a full run
+    read every trait of every profile)."""
     trait = Trait.__table__
     fixed = {"key": computation.key, "trait_class": "computed_trait"}
 
@@ -394,9 +472,10 @@ def _stored_values(session: Session, computation: Computation, profile_ids) -> d
         return select(trait.c.profile_id, trait.c.value).where(trait.c.key == bindparam("key"),
                                                                trait.c.trait_class == bindparam("trait_class"))
 
-    if profile_ids is None:
-        return dict(select_all(session.connection(), "all current computed values", lambda: of_key().where(
+    if profile_ids is None or len(profile_ids) > READ_ALL_ABOVE:
+        stored = dict(select_all(session.connection(), "all current computed values", lambda: of_key().where(
             trait.c.space_id == bindparam("space"), text(COMPUTED_TRAIT)), {**fixed, "space": computation.space_id}))
+        return stored if profile_ids is None else {p: stored[p] for p in profile_ids if p in stored}
     return dict(_restricted(session, "current computed values", of_key, trait.c.profile_id, profile_ids, **fixed))
 
 

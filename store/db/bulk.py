@@ -1,4 +1,5 @@
-"""Writing and reading many rows at once through the database driver's own `executemany` and cursor.
+"""Writing and reading many rows at once through the database driver's own `executemany`, `COPY`
+(PostgreSQL) and cursor.
 
 SQLAlchemy's per-row parameter processing costs more than the insert itself on the ingest path (and
 its row objects more than the query on a full run's reads), and the rows there already hold plain
@@ -87,8 +88,24 @@ def execute_dicts(connection: Connection, name: str, build: Callable[[], Executa
 
 
 def insert_rows(connection: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence]) -> None:
+    """Insert rows given in `columns` order: on PostgreSQL many of them (`STAGED_ROWS` or more) in
+    one `COPY` stream, the way it loads rows fastest."""
+    if connection.dialect.name == "postgresql" and len(rows) >= STAGED_ROWS:
+        _copy(connection, table, columns, rows)
+        return
     execute_rows(connection, f"insert {table.name} {columns}",
                  lambda: table.insert().values({name: bindparam(name) for name in columns}), columns, rows)
+
+
+def _copy(connection: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence]) -> None:
+    """`COPY … FROM STDIN` on the connection's own transaction; psycopg writes each value in the
+    text form of its column's type."""
+    preparer = connection.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(name) for name in columns)
+    with connection.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY {preparer.format_table(table)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def insert_dicts(connection: Connection, table: Table, rows: list[dict]) -> None:

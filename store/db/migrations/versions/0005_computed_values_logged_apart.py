@@ -21,26 +21,28 @@ LOGGED_AS = "CASE WHEN {row}.trait_class = 'custom' THEN 'trait' ELSE 'computed_
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        _postgresql_triggers(bind)
+        postgresql_triggers(bind, LOGGED_AS)
     else:
-        _sqlite_triggers(bind)
+        sqlite_triggers(bind, LOGGED_AS)
     op.create_index("ix_trait_computed", "trait", ["space_id", "key"], sqlite_where=COMPUTED,
                     postgresql_where=COMPUTED)
 
 
-def _sqlite_triggers(bind) -> None:
+def sqlite_triggers(bind, logged_as: str) -> None:
+    """The `trait` triggers, logging a changed row under the table name `logged_as` gives it."""
     for operation, rows in (("INSERT", ("NEW",)), ("DELETE", ("OLD",)), ("UPDATE", ("OLD", "NEW"))):
         name = f"analytic_trait_{operation.lower()}"
         inserts = " ".join(f"INSERT INTO analytic_change (table_name, profile_id) VALUES "
-                           f"({LOGGED_AS.format(row=row)}, {row}.profile_id);" for row in rows)
+                           f"({logged_as.format(row=row)}, {row}.profile_id);" for row in rows)
         bind.exec_driver_sql(f"DROP TRIGGER {name}")
         bind.exec_driver_sql(f"CREATE TRIGGER {name} AFTER {operation} ON trait BEGIN {inserts} END")
 
 
-def _postgresql_triggers(bind) -> None:
-    """The functions behind 0004's statement triggers, replaced: the triggers stay as they are."""
+def postgresql_triggers(bind, logged_as: str) -> None:
+    """The functions behind 0004's statement triggers, replaced (the triggers stay as they are), logging a
+    changed row under the table name `logged_as` gives it."""
     for operation, rows in (("insert", ("new_rows",)), ("delete", ("old_rows",)), ("update", ("old_rows", "new_rows"))):
-        selects = " UNION ".join(f"SELECT {LOGGED_AS.format(row=row)}, profile_id FROM {row}" for row in rows)
+        selects = " UNION ".join(f"SELECT {logged_as.format(row=row)}, profile_id FROM {row}" for row in rows)
         bind.exec_driver_sql(
             f"CREATE OR REPLACE FUNCTION analytic_trait_{operation}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             f"INSERT INTO analytic_change (table_name, profile_id) SELECT table_name, profile_id "
