@@ -90,12 +90,8 @@ class ValueCopies:
         """Once its run has committed, make the answer's generation the copy, holding what the run wrote
         for the profiles it recomputed."""
         answer = settlement.answer
-        rows = [(answer.computation_id, answer.generation, profile_id, value)
-                for profile_id, value in settlement.recomputed.items()]
-        with self.engine.transaction():
-            self._forget(answer.computation_id, answer.generation, sorted(settlement.recomputed))
-            self.engine.insert(VALUES, ["computation_id", "generation", "profile_id", "value"], rows)
-            self._mark(answer.computation_id, answer.generation, settlement.change_seq)
+        self._replace(answer.computation_id, answer.generation, sorted(settlement.recomputed),
+                      list(settlement.recomputed.items()), settlement.change_seq)
 
     def _up_to_date(self, space_id: str, computation_id: str, key: str, marks: Marks) -> int:
         """The copy's generation, brought up to `marks` (made whole when there is none)."""
@@ -103,22 +99,22 @@ class ValueCopies:
         self.engine.execute(self.engine.sql(delete(VALUES).where(  # a run's answer whose run never committed
             VALUES.c.computation_id == computation_id, VALUES.c.generation != generation)))
         if position is None or position < marks.pruned_seq:
-            rows = self._stored(space_id, key, None)
-            with self.engine.transaction():
-                self._forget(computation_id, generation, None)
-                self.engine.insert(VALUES, ["computation_id", "generation", "profile_id", "value"],
-                                   [(computation_id, generation, *row) for row in rows])
-                self._mark(computation_id, generation, marks.change_seq)
-            return generation
-        if position < marks.change_seq:
+            self._replace(computation_id, generation, None, self._stored(space_id, key, None), marks.change_seq)
+        elif position < marks.change_seq:
             changed = self._changed(key, position, marks.change_seq)
-            rows = self._stored(space_id, key, changed)
-            with self.engine.transaction():
-                self._forget(computation_id, generation, changed)
-                self.engine.insert(VALUES, ["computation_id", "generation", "profile_id", "value"],
-                                   [(computation_id, generation, *row) for row in rows])
-                self._mark(computation_id, generation, marks.change_seq)
+            self._replace(computation_id, generation, changed, self._stored(space_id, key, changed), marks.change_seq)
         return generation
+
+    def _replace(self, computation_id: str, generation: int, profile_ids: Collection[str] | None,
+                 rows: list[tuple], change_seq: int) -> None:
+        """In one transaction: the generation's rows of `profile_ids` (or all) replaced by `rows`
+        (profile id, value), every other generation dropped, and the generation marked as the copy,
+        up to date with log position `change_seq`."""
+        with self.engine.transaction():
+            self._forget(computation_id, generation, profile_ids)
+            self.engine.insert(VALUES, ["computation_id", "generation", "profile_id", "value"],
+                               [(computation_id, generation, *row) for row in rows])
+            self._mark(computation_id, generation, change_seq)
 
     def _forget_deleted(self) -> None:
         """Drop the copies of computed traits deleted since their last run."""
