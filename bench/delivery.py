@@ -3,7 +3,8 @@ takes to arrive there for a realtime audience.
 
 A receiver (bench/receiver.py) runs in its own process on loopback. Throughput: 50,000 members are
 resynced to a Webhooks activation, once with one request per event ("Send") and once in batches of
-100 ("Send Batch"); the background delivery loop runs as `serve` runs it, and the time until every
+100 ("Send Batch"); the background loops run as `serve` runs them (delivery in a child process of
+its own, ingest and compute here), and the time until every
 row is recorded delivered gives deliveries/s. The reference is plain `httpx` posting to the same
 receiver with the same client settings and concurrency, measured in the same run. Latency: events
 that each make a new user a member of a realtime audience are ingested at 500/s; the receiver notes
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.report import publish  # noqa: E402
 from bench.ingest import free_port  # noqa: E402
-from server.worker import Worker  # noqa: E402
+from server.worker import start_serve_loops  # noqa: E402
 from store.catalog import activations, audiences, destination_instances, destinations, spaces  # noqa: E402
 from store.compute import recompute, runs  # noqa: E402
 from store.db.store import Store  # noqa: E402
@@ -100,7 +101,7 @@ def activate(store: Store, space_id: str, audience_id: str, url: str, action: di
 
 
 def throughput(store: Store, space_id: str, audience_id: str, url: str, members: int, action: dict) -> dict:
-    worker = Worker(store).start()
+    worker = start_serve_loops(store)
     try:
         started = time.perf_counter()
         activation_id = activate(store, space_id, audience_id, url, action, resync=True)
@@ -108,7 +109,7 @@ def throughput(store: Store, space_id: str, audience_id: str, url: str, members:
             time.sleep(0.05)
         seconds = time.perf_counter() - started
     finally:
-        worker.stop()
+        worker.stop(15)
     return {"seconds": round(seconds, 2), "deliveries_per_s": round(members / seconds)}
 
 
@@ -117,7 +118,7 @@ def latency(store: Store, space_id: str, url: str, rate: int, seconds: float, ev
                                          query=f"event('{event}').count() >= 1", options=None)
     runs.run(store, audience.id, reason="initial")
     activate(store, space_id, audience.id, f"{url}/latency/{event}", action, resync=False)
-    worker = Worker(store).start()
+    worker = start_serve_loops(store)
     sent: dict[str, float] = {}
     per_batch = max(1, rate // 10)
     batches = int(seconds * 10)
@@ -135,7 +136,7 @@ def latency(store: Store, space_id: str, url: str, rate: int, seconds: float, ev
         while not sent.keys() <= received(url)["arrivals"].keys() and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
-        worker.stop()
+        worker.stop(15)
     arrivals = received(url)["arrivals"]
     latencies = sorted(arrivals[user] - at for user, at in sent.items() if user in arrivals)
 

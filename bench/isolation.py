@@ -7,7 +7,8 @@ each resyncing a backlog of --backlog members: one whose responses drip a byte e
 answering 429 with Retry-After: 40, and one whose activation has an invalid URL; then once more with
 the neighbours also taking their own stream of --rate events/s (four times the ingest and compute
 in one process, reported without a target). The background loops run as `serve` runs them:
-ingest and compute in this process, delivery in a child process of its own. Reports
+ingest and compute in this process, delivery in a child process of its own (a few unmeasured
+seconds of healthy events first, while that process starts). Reports
 the healthy destination's event-to-arrival p50/p99 in each phase and the ratio to the first, and
 writes bench/results/isolation.json.
 Usage: python bench/isolation.py [--rate 50] [--seconds 20] [--backlog 1000]
@@ -33,6 +34,7 @@ from store.compute import runs  # noqa: E402
 from store.db.store import Store  # noqa: E402
 from store.ingest.ingest import accept  # noqa: E402
 
+WARM_UP_SECONDS = 3  # unmeasured: the delivery process the loops start is still starting at first
 NEIGHBOURS = {"drip": "{url}/drip", "busy": "{url}/busy", "broken": "http://[::1"}
 
 
@@ -90,6 +92,7 @@ def main() -> None:
             worker = start_serve_loops(store)
             try:
                 alone_space = realtime_audience(store, "Healthy", f"{url}/latency/alone")
+                phase(store, url, alone_space, {}, args.rate, WARM_UP_SECONDS)
                 alone = phase(store, url, alone_space, {}, args.rate, args.seconds)
                 neighbours = {name: realtime_audience(store, name, target.format(url=url), args.backlog)
                               for name, target in NEIGHBOURS.items()}
