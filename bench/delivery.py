@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.report import publish  # noqa: E402
 from bench.ingest import free_port  # noqa: E402
-from server.worker import start_serve_loops  # noqa: E402
+from server.worker import start_loops  # noqa: E402
 from store.catalog import activations, audiences, destination_instances, destinations, spaces  # noqa: E402
 from store.compute import recompute, runs  # noqa: E402
 from store.db.store import Store  # noqa: E402
@@ -101,7 +101,7 @@ def activate(store: Store, space_id: str, audience_id: str, url: str, action: di
 
 
 def throughput(store: Store, space_id: str, audience_id: str, url: str, members: int, action: dict) -> dict:
-    worker = start_serve_loops(store)
+    worker = start_loops(store)
     try:
         started = time.perf_counter()
         activation_id = activate(store, space_id, audience_id, url, action, resync=True)
@@ -118,7 +118,7 @@ def latency(store: Store, space_id: str, url: str, rate: int, seconds: float, ev
                                          query=f"event('{event}').count() >= 1", options=None)
     runs.run(store, audience.id, reason="initial")
     activate(store, space_id, audience.id, f"{url}/latency/{event}", action, resync=False)
-    worker = start_serve_loops(store)
+    worker = start_loops(store)
     sent: dict[str, float] = {}
     per_batch = max(1, rate // 10)
     batches = int(seconds * 10)

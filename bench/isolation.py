@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.delivery import SEND, activate, received, signed_up, start_receiver  # noqa: E402
 from bench.report import publish  # noqa: E402
-from server.worker import start_serve_loops  # noqa: E402
+from server.worker import start_loops  # noqa: E402
 from store.catalog import audiences, spaces  # noqa: E402
 from store.compute import runs  # noqa: E402
 from store.db.store import Store  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             store = Store(f"sqlite:///{folder}/isolation.db")
-            worker = start_serve_loops(store)
+            worker = start_loops(store)
             try:
                 alone_space = realtime_audience(store, "Healthy", f"{url}/latency/alone")
                 phase(store, url, alone_space, {}, args.rate, WARM_UP_SECONDS)

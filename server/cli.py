@@ -29,7 +29,7 @@ from sqlalchemy import make_url
 from server.importer import import_file
 from server.stopping import GRACE_SECONDS, Stopper
 from server.delivery_process import stop_with_parent
-from server.worker import ROLES, ServeLoops, Worker, start_serve_loops
+from server.worker import ROLES, SplitLoops, Worker, start_loops
 from store.analytic.store import open_analytic_store
 from store.catalog import data_graphs, destination_instances, spaces
 from store.db.errors import DomainError, InputValidation
@@ -81,7 +81,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
             return 2
     store.analytics = open_analytic_store(store, args.analytics)
     server = build_server(store, read_only=args.read_only, toolsets=args.toolsets)
-    worker = None if args.read_only or args.no_worker else start_serve_loops(store)
+    worker = None if args.read_only or args.no_worker else start_loops(store)
     stopper = Stopper(lambda: _stop(store, worker)).install()
     store.download_base_url = os.environ.get("SEGMENT_AUDIENCES_PUBLIC_URL") or (
         f"http://{args.host}:{mcp_port if shared else api_port}" if shared or api_port else None)
@@ -100,7 +100,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop(store: Store, worker: Worker | ServeLoops | None) -> None:
+def _stop(store: Store, worker: Worker | SplitLoops | None) -> None:
     """Stop the background loops (if any) within the grace period, then close the databases."""
     if worker is not None:
         worker.stop(GRACE_SECONDS)
@@ -148,7 +148,7 @@ def _database(store: Store) -> str:
 
 def _worker(store: Store, args: argparse.Namespace) -> int:
     store.analytics = open_analytic_store(store, args.analytics) if "compute" in args.only else None
-    worker = Worker(store, roles=args.only).start()
+    worker = start_loops(store, args.only)
     Stopper(lambda: _stop(store, worker)).install()
     stop_with_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
     worker.wait()

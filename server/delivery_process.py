@@ -1,6 +1,6 @@
-"""`serve`'s delivery in a child process (`segment-audiences worker --only delivery`), so sending
-never shares an interpreter with ingest and compute: a slow or failing destination's claims,
-payloads and dead letters cost the Tracking API nothing.
+"""Delivery in a child process of `serve` or `worker` (`segment-audiences worker --only delivery`),
+so sending never shares an interpreter with ingest and compute: a slow or failing destination's
+claims, payloads and dead letters cost the Tracking API nothing.
 
 The child uses the same database (given in its environment, never on its command line, where a
 password would show) and no analytic store. A supervisor thread starts it again when it exits

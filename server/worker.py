@@ -4,8 +4,9 @@ time, up to four spaces at once); previews; due runs (first runs, cadences, swee
 the pruning of the analytic store's change log; outbox delivery, with its own event loop; and, when
 this process has an analytic store, its replication.
 
-They run inside `serve` (delivery in a child process of its own, `server.delivery_process`), or
-alone as `segment-audiences worker`, all of them or the roles `--only` names. Each step is a store
+They run inside `serve`, or alone as `segment-audiences worker`, all of them or the roles `--only`
+names; delivery beside another role runs in a child process of its own (`start_loops`,
+`server.delivery_process`). Each step is a store
 service that takes `now` from the store's clock, so tests call the same services directly. A step
 that fails is logged and retried on the next tick; the loops themselves never stop on an error.
 
@@ -212,22 +213,28 @@ class DeliveryWorker:
 
 
 @dataclass
-class ServeLoops:
-    """`serve`'s loops: ingest and compute in its own process, delivery in the process beside it."""
+class SplitLoops:
+    """Loops split across two processes: ingest and compute in this one, delivery in the one beside it."""
 
     worker: Worker
     delivery: DeliveryProcess
+
+    def wait(self) -> None:
+        self.worker.wait()
 
     def stop(self, seconds: float) -> None:
         self.delivery.stop(seconds)
         self.worker.stop(seconds)
 
 
-def start_serve_loops(store: Store) -> Worker | ServeLoops:
-    """Start the loops as `serve` runs them: delivery in a child process of its own
-    (`server.delivery_process`), the rest here; all here when the database is in memory, which no
-    other process can open."""
-    if store.url.startswith("sqlite") and sqlite_file(store.url) is None:
-        return Worker(store).start()
+def start_loops(store: Store, roles: Collection[str] = ROLES) -> Worker | SplitLoops:
+    """Start the loops of `roles` as `serve` and `worker` run them: delivery, beside any other role,
+    in a child process of its own (`server.delivery_process`), so ingest and compute never share an
+    interpreter with sending; all here when the database is in memory, which no other process can
+    open."""
+    others = [role for role in ROLES if role in roles and role != "delivery"]
+    in_memory = store.url.startswith("sqlite") and sqlite_file(store.url) is None
+    if "delivery" not in roles or not others or in_memory:
+        return Worker(store, roles=roles).start()
     delivery = DeliveryProcess(store.url).start()
-    return ServeLoops(Worker(store, roles=("ingest", "compute")).start(), delivery)
+    return SplitLoops(Worker(store, roles=others).start(), delivery)

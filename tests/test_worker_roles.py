@@ -1,9 +1,11 @@
-"""Roles split across processes: `worker --only` runs just the loops it names, and `serve` sends from a
-delivery process of its own, which it starts again when it dies."""
+"""Roles split across processes: `worker --only` runs just the loops it names, and `serve` and `worker`
+send from a delivery process of their own, which `serve` starts again when it dies."""
 
 import os
 import re
 import signal
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -93,3 +95,25 @@ def test_serve_sends_from_a_child_process_and_starts_it_again_after_a_sigkill(tm
 
     assert len(children) == 2 and children[0] == first and children[1] != first
     assert {item.body["messageId"] for item in receiver.received} == expected
+
+
+def test_a_worker_with_every_role_sends_from_a_child_process_and_stops_it_when_it_stops(tmp_path):
+    receiver = Receiver()
+    store = Store(database_url(tmp_path, "worker"))
+    log_file = tmp_path / "worker.log"
+    try:
+        members_waiting_for_a_webhook(store, f"{receiver.url}/hook", 20)
+        worker = subprocess.Popen([sys.executable, "-m", "server", "worker"], stdout=subprocess.DEVNULL,
+                                  stderr=log_file.open("w"), env={**os.environ, "SEGMENT_AUDIENCES_DB": store.url})
+        try:
+            wait_until(lambda: rows(store, "select count(*) from outbox where state = 'delivered'") == [(20,)])
+            [child] = CHILD.findall(log_file.read_text())
+            assert int(child) != worker.pid
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+        wait_until(lambda: gone(int(child)), seconds=30)
+    finally:
+        receiver.close()
+        store.close()
+    assert len(receiver.received) == 20
