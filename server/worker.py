@@ -90,7 +90,7 @@ class Worker:
         for thread in self.threads:
             thread.join()
         if self.delivery is not None:
-            self.delivery.thread.join()
+            self.delivery.wait()
 
     def stop(self, seconds: float = 10.0) -> None:
         """Tell the loops to stop and wait up to `seconds` in all for them (a step still running after
@@ -175,6 +175,9 @@ class DeliveryWorker:
     def start(self) -> DeliveryWorker:
         self.thread.start()
         return self
+
+    def wait(self) -> None:
+        self.thread.join()
 
     def stop(self, seconds: float = 15.0) -> None:
         self.stopping.set()

@@ -49,11 +49,11 @@ class Store:
         self.workspace_id = migrate(self.engine)
         log_file = ingest_log_file(self.url)
         self.log_engine = self.engine if log_file is None else make_engine(f"sqlite:///{log_file}")
-        self._log_writer = writer(self.log_engine)
+        self._log_writer = writer(self.log_engine)  # used only with the log apart
+        self._log_turn = threading.Lock()
         if log_file is not None:
             with self._log_writer.begin() as connection:  # under the file's write lock: processes start at once
                 IngestLog.__table__.create(connection, checkfirst=True)
-        self._log_turn = threading.Lock() if log_file is not None else self._write_turn
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -18,9 +18,10 @@ import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
+from store.db.bulk import dialect_insert
 from store.db.models import IngestLog, IngestPosition
 
 MOST_REQUESTS = 1_000  # looked at per turn: a turn's messages are bounded by the caller, requests by this
@@ -86,10 +87,8 @@ def consumed(session: Session, store, space_id: str, requests: list[IngestLog]) 
         session.execute(delete(IngestLog).where(col(IngestLog.id).in_([request.id for request in requests])))
         return
     last = requests[-1].id
-    moved = session.execute(update(IngestPosition).where(IngestPosition.space_id == space_id)
-                            .values(position=last)).rowcount
-    if not moved:
-        session.execute(insert(IngestPosition).values(space_id=space_id, position=last))
+    stored = dialect_insert(session.connection(), IngestPosition.__table__).values(space_id=space_id, position=last)
+    session.execute(stored.on_conflict_do_update(index_elements=["space_id"], set_={"position": last}))
 
 
 def forget(store, space_id: str) -> None:
