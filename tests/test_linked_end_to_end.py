@@ -1,8 +1,9 @@
 """LINKED audiences on the real server: profiles sent by Segment's Python library, entity tables loaded
 by the CLI while `serve` runs (into the DuckDB warehouse the server reads, or the operational
-database's), a Data Graph, an audience and its activations set over MCP (a webhook to a real local
-receiver, a warehouse destination writing a SQLite file), and forced runs that follow a reload: the
-entity context, Entity Added, Removed and Values Changed arrive where they should."""
+database's), a Data Graph, an audience previewed with its matched entities, a graph change that
+would break it refused, its activations set over MCP (a webhook to a real local receiver, a warehouse
+destination writing a SQLite file), and forced runs that follow a reload: the entity context, Entity
+Added, Removed and Values Changed arrive where they should."""
 
 import json
 import sqlite3
@@ -58,6 +59,17 @@ async def test_a_linked_audience_follows_tables_loaded_while_the_server_runs(tmp
                 return (read["audience"].get("size") or {}).get("count")
 
             await eventually(lambda: size(), seconds=90)  # its first run: activations below resync its members
+            started = (await call(client, "create_audience_preview", spaceId=server.space_id, audienceType="LINKED",
+                                  definition={"query": BIG_SPENDERS}))["audiencePreview"]
+
+            async def previewed():
+                got = (await call(client, "get_audience_preview", spaceId=server.space_id, id=started["id"]))
+                return got["audiencePreview"]["status"] == "COMPLETED" and got["audiencePreview"]
+
+            shown = await eventually(previewed, seconds=90)
+            refused = await client.call_tool("segment_audiences_update_data_graph", {
+                "spaceId": server.space_id, "config": GRAPH[:GRAPH.index('        relationship "order-products"')]
+                + "      }\n    }\n  }\n}\n"})
             hook = await create_destination(client, server, "webhooks-actions")
             warehouse = await create_destination(client, server, "warehouse", url=f"sqlite:///{sink}")
             personalization = {"entities": [{"relationshipSlug": "orders", "properties": ["TOTAL"]}]}
@@ -86,6 +98,10 @@ async def test_a_linked_audience_follows_tables_loaded_while_the_server_runs(tmp
             load(server, analytics, tmp_path / "orders.csv")  # bob's order is now under his min_total
             second = await eventually(lambda: forced(1), seconds=90)
             await eventually(lambda: sent(receiver, "Entity Removed", "Entity Values Changed") == 2, seconds=60)
+        matched = {r["externalIds"][0]["id"]: r["entities"] for r in shown["results"]}
+        assert sorted(matched) == ["ada", "bob"]
+        assert matched["ada"]["accounts"][0]["entities"]["orders"][0]["id"] == "o1"
+        assert refused.is_error and "conflict" in refused.content[0].text and "Big spenders" in refused.content[0].text
         assert (first["size"], second["exited"]) == (2, 1)
         assert first["engine"] == ("duckdb" if engine == "duckdb" else second["engine"])
         ada = next(r.body for r in entered.received if r.body["event"] == "Audience Entered" and r.body["userId"] == "ada")
