@@ -89,6 +89,7 @@ def measure(url: str, workers: int, receiver: str, rate: int, seconds: float) ->
         api = f"http://127.0.0.1:{port}"
         if not wait_for(lambda: _answers(api), 30):
             raise SystemExit("serve did not start")
+        warm_up(api, space.write_key, receiver, tag, processes[1:])
         sent: dict[str, float] = {}
         per_batch, batches = max(1, rate // 10), int(seconds * 10)
         started = time.perf_counter()
@@ -123,6 +124,25 @@ def measure(url: str, workers: int, receiver: str, rate: int, seconds: float) ->
                "double_memberships": double_memberships(store)}
     store.close()
     return figures
+
+
+def warm_up(api: str, write_key: str, receiver: str, tag: str, workers: list[subprocess.Popen]) -> None:
+    """Until every worker has started its child processes (the processor and delivery) and a first
+    sign-up has gone all the way to the receiver: start-up is not measured."""
+    if not wait_for(lambda: all(len(_children(worker.pid)) >= 2 for worker in workers), 60):
+        raise SystemExit("the workers did not start their child processes")
+    httpx.post(f"{api}/v1/batch", auth=(write_key, ""),
+               json={"batch": [{**m, "userId": f"{tag}-warm-up"} for m in signed_up(range(1))]})
+    if not wait_for(lambda: f"{tag}-warm-up" in received(receiver)["arrivals"], 60):
+        raise SystemExit("the warm-up sign-up did not arrive")
+
+
+def _children(pid: int) -> list[str]:
+    """The processes `pid` started (from any of its threads)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += (task / "children").read_text().split()
+    return found
 
 
 def _answers(api: str) -> bool:

@@ -28,7 +28,7 @@ from sqlalchemy import make_url
 
 from server.importer import import_file
 from server.stopping import GRACE_SECONDS, Stopper
-from server.delivery_process import stop_with_parent
+from server.role_process import stop_with_parent
 from server.worker import ROLES, SplitLoops, Worker, start_loops
 from store.analytic.store import open_analytic_store
 from store.catalog import data_graphs, destination_instances, spaces

@@ -5,8 +5,8 @@ the pruning of the analytic store's change log; outbox delivery, with its own ev
 this process has an analytic store, its replication.
 
 They run inside `serve`, or alone as `segment-audiences worker`, all of them or the roles `--only`
-names; delivery beside another role runs in a child process of its own (`start_loops`,
-`server.delivery_process`). Each step is a store
+names; the processor and delivery, beside another role, each run in a child process of their own
+(`start_loops`, `server.role_process`). Each step is a store
 service that takes `now` from the store's clock, so tests call the same services directly. A step
 that fails is logged and retried on the next tick; the loops themselves never stop on an error.
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import anyio
 
 from backend.delivery.sender import DEADLINE_SECONDS
-from server.delivery_process import DeliveryProcess
+from server.role_process import RoleProcess
 from store.analytic.replication import prune_changes
 from store.compute import previews, recompute
 from store.compute.runs import Cadence
@@ -45,7 +45,7 @@ from store.ingest import log, processor
 logger = logging.getLogger("segment_audiences.worker")
 TICK_SECONDS = 0.1
 REALTIME_TICK_SECONDS = 0.05
-INGEST_POLL_SECONDS = 0.2
+INGEST_POLL_SECONDS = 0.05
 REALTIME_THREADS = 4
 RUNS_SECONDS = 1.0
 PRUNE_EVERY_TICKS = 600
@@ -148,7 +148,9 @@ class Worker:
             ticks += 1
             self.stopping.wait(RUNS_SECONDS)
 
-    def step(self, name: str, work) -> int:
+    @staticmethod
+    def step(name: str, work) -> int:
+        """`work()`, or 0 when it failed (logged: the loops go on)."""
         try:
             return work()
         except Unavailable:  # logged once by the store when it began; try again next tick
@@ -215,29 +217,52 @@ class DeliveryWorker:
             running.discard(target_id)
 
 
+APART = ("ingest", "delivery")  # the roles that run in a child process beside others
+
+
 @dataclass
 class SplitLoops:
-    """Loops split across two processes: ingest and compute in this one, delivery in the one beside it."""
+    """Loops split across processes: compute (if any) in this one, the processor and delivery in
+    child processes beside it. Stopping stores what the log still holds once the processor's
+    process has gone (one stopped while it was starting has stored nothing), as far as the deadline
+    allows, so a graceful stop leaves nothing acknowledged unstored."""
 
-    worker: Worker
-    delivery: DeliveryProcess
+    store: Store
+    worker: Worker | None
+    children: list[RoleProcess]
 
     def wait(self) -> None:
-        self.worker.wait()
+        if self.worker is not None:
+            self.worker.wait()
+        for child in self.children:
+            child.wait()
 
     def stop(self, seconds: float) -> None:
-        self.delivery.stop(seconds)
-        self.worker.stop(seconds)
+        deadline = time.monotonic() + seconds
+        stopping = [threading.Thread(target=child.stop, args=(seconds,)) for child in self.children]
+        for thread in stopping:
+            thread.start()
+        if self.worker is not None:
+            self.worker.stop(seconds)
+        for thread in stopping:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()) + 5)
+        if any(child.role == "ingest" for child in self.children):
+            rest = threading.Thread(target=Worker.step, args=("ingest", lambda: processor.process_all(self.store)),
+                                    daemon=True, name="segment-audiences-ingest-rest")
+            rest.start()
+            rest.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def start_loops(store: Store, roles: Collection[str] = ROLES) -> Worker | SplitLoops:
-    """Start the loops of `roles` as `serve` and `worker` run them: delivery, beside any other role,
-    in a child process of its own (`server.delivery_process`), so ingest and compute never share an
-    interpreter with sending; all here when the database is in memory, which no other process can
-    open."""
-    others = [role for role in ROLES if role in roles and role != "delivery"]
+    """Start the loops of `roles` as `serve` and `worker` run them: the processor and delivery, beside
+    any other role, each in a child process of its own (`server.role_process`), so that storing the
+    log never takes the interpreter from the Tracking API and sending never shares one with ingest or
+    compute; all here when there is one role, or when the database is in memory, which no other
+    process can open."""
+    chosen = [role for role in ROLES if role in roles]
     in_memory = store.url.startswith("sqlite") and sqlite_file(store.url) is None
-    if "delivery" not in roles or not others or in_memory:
-        return Worker(store, roles=roles).start()
-    delivery = DeliveryProcess(store.url).start()
-    return SplitLoops(Worker(store, roles=others).start(), delivery)
+    if len(chosen) == 1 or in_memory:
+        return Worker(store, roles=chosen).start()
+    children = [RoleProcess(store.url, role).start() for role in chosen if role in APART]
+    here = [role for role in chosen if role not in APART]
+    return SplitLoops(store, Worker(store, roles=here).start() if here else None, children)

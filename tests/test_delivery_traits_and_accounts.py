@@ -199,3 +199,30 @@ async def test_history_is_all_stored_history_unless_a_backfill_limit_is_given(st
                                         options={"backfillEventDataDays": 7})
     assert runs.run(store, everything.id, reason="initial").size == 1
     assert runs.run(store, limited.id, reason="initial").size == 0
+
+
+async def test_of_users_linked_to_an_account_by_one_batch_the_group_call_names_the_one_seen_first(store, space_id, monkeypatch):
+    class Backwards:
+        """A clock for ids that goes back a second at each id: profiles seen later get smaller ids."""
+        ns = 2_000_000_000_000_000_000
+
+        @classmethod
+        def time_ns(cls):
+            cls.ns -= 1_000_000_000
+            return cls.ns
+
+    monkeypatch.setattr("store.db.ids.time", Backwards)
+    for user in ("zoe", "amy"):
+        send(store, space_id, {"type": "identify", "userId": user, "traits": {"email": f"{user}@example.com"}})
+    send(store, space_id, {"type": "group", "userId": "amy", "groupId": "acme", "traits": {"plan": "enterprise"}},
+         {"type": "group", "userId": "zoe", "groupId": "acme"})
+    audience = audiences.create_audience(store, space_id, name="Enterprise Accounts", audience_type="ACCOUNTS",
+                                         query="trait('plan') = 'enterprise'")
+    runs.run(store, audience.id, reason="initial")
+    connect(store, space_id, audience.id, "segment-tracking-api", {"endpoint": PIPELINE, "writeKey": "wk"},
+            connection_settings={"sendGroup": True})
+    with respx.mock:
+        route = respx.post(f"{PIPELINE}/v1/batch").respond(200)
+        await deliver(store)
+    [entered] = [body["batch"] for body in bodies(route)]
+    assert [(e["type"], e.get("userId")) for e in entered] == [("group", "zoe"), ("identify", "zoe"), ("identify", "amy")]

@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first: each room may import from the rooms before it.
 ROOMS = ["backend", "store.db", "store.warehouse", "store.profiles", "store.delivery", "store.catalog", "store.ingest",
-         "store.analytic", "store.compute", "tools", "server"]
+         "store.analytic", "store.compute", "store.insights", "tools", "server"]
 
 
 def room_of(module: str) -> str | None:

@@ -59,6 +59,10 @@ def test_a_release_0_1_0_database_keeps_every_row_and_computes_on(tmp_path):
         assert fetch(url, "select count(*) from outbox") == [(3,)]
         assert fetch(url, "select count(*) from event") == [(6,)]
         [(space_id,)] = fetch(url, "select space_id from audience where id = :a", a=RELEASE_AUDIENCE)
+        [(query, changed_at_ms)] = fetch(url, "select query, changed_at_ms from definition_change where computation_id = :a",
+                                         a=RELEASE_AUDIENCE)
+        assert query == fetch(url, "select query from audience where id = :a", a=RELEASE_AUDIENCE)[0][0]
+        assert changed_at_ms > 1_700_000_000_000, "its definition as of its last update"
         assert audiences.get_audience(store, space_id, RELEASE_AUDIENCE).status == "Live"
         assert runs.run(store, RELEASE_AUDIENCE, reason="forced").size == 3
     finally:

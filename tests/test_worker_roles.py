@@ -1,5 +1,6 @@
 """Roles split across processes: `worker --only` runs just the loops it names, and `serve` and `worker`
-send from a delivery process of their own, which `serve` starts again when it dies."""
+store the log from a processor process and send from a delivery process of their own, which `serve`
+starts again when they die."""
 
 import os
 import re
@@ -7,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import httpx
 import orjson
 import pytest
 
@@ -20,10 +22,11 @@ from tests.databases import database_url
 from tests.delivery_helpers import activate, audience, connect, sign_up, wait_until, webhook
 from tests.ingest_helpers import rows
 from tests.receiver import Receiver
-from tests.servers import HttpServer
+from tests.servers import HttpServer, processed, server_with_space
 
 MEMBERS = 300
 CHILD = re.compile(r"delivery runs in a child process \(pid (\d+)\)")
+PROCESSOR = re.compile(r"ingest runs in a child process \(pid (\d+)\)")
 
 
 def members_waiting_for_a_webhook(store, url: str, users: int) -> str:
@@ -95,6 +98,30 @@ def test_serve_sends_from_a_child_process_and_starts_it_again_after_a_sigkill(tm
 
     assert len(children) == 2 and children[0] == first and children[1] != first
     assert {item.body["messageId"] for item in receiver.received} == expected
+
+
+def test_serve_stores_from_a_processor_process_and_one_killed_is_replaced_with_nothing_lost_or_doubled(tmp_path):
+    server = server_with_space(tmp_path, "Roles")
+    store = Store(server.environment["SEGMENT_AUDIENCES_DB"])
+    try:
+        with httpx.Client(base_url=server.base, auth=(server.write_key, ""), timeout=30) as client:
+            for batch in range(40):
+                if batch == 10:
+                    wait_until(lambda: PROCESSOR.findall(server.log.read_text()))
+                    os.kill(int(PROCESSOR.findall(server.log.read_text())[0]), signal.SIGKILL)
+                messages = [{"type": "track", "userId": f"user-{n % 7}", "event": "Viewed", "messageId": f"m-{batch}-{n}"}
+                            for n in range(50)]
+                assert client.post("/v1/batch", json={"batch": messages}).status_code == 200
+        processed(server, seconds=60)
+        processors = PROCESSOR.findall(server.log.read_text())
+        assert server.process.poll() is None, "serve itself went on"
+    finally:
+        server.stop()
+    stored = rows(store, "select count(*), count(distinct message_id) from event")
+    store.close()
+
+    assert len(processors) == 2 and processors[0] != processors[1]
+    assert stored == [(2000, 2000)]
 
 
 def test_a_worker_with_every_role_sends_from_a_child_process_and_stops_it_when_it_stops(tmp_path):

@@ -17,6 +17,7 @@ from tools import (
     destinations,
     downloads,
     filters,
+    insights,
     profiles,
     schedules,
     space_schema,
@@ -39,6 +40,7 @@ TOOLSETS: dict[str, list[ToolSpec]] = {
     "profiles": profiles.TOOLS,
     "schema": space_schema.TOOLS,
     "data-graph": data_graph.TOOLS,
+    "insights": insights.TOOLS,
 }
 TOOLS: list[ToolSpec] = [spec for group in TOOLSETS.values() for spec in group]
 

@@ -69,6 +69,7 @@ def create_audience(
         audience_id = new_id("aud")
         key = definitions.reserve_key(session, space_id, name, audience_id, fallback="audience")
         definitions.record_references(session, space_id, audience_id, key, analysis.referenced_traits)
+        definitions.record_change(session, space_id, audience_id, query, to_ms(now))
         is_enabled = True if enabled is None else enabled
         audience = Audience(
             id=audience_id,
@@ -138,6 +139,8 @@ def update_audience(
                     field="definition.query",
                 )
             definitions.record_references(session, space_id, audience.id, audience.key, analysis.referenced_traits)
+            if query != audience.query:
+                definitions.record_change(session, space_id, audience.id, query, to_ms(store.now()))
             audience.query = query
         if target_entity is not None:
             audience.target_entity = _target_entity(audience.audience_type, target_entity)

@@ -42,6 +42,7 @@ def create_computed_trait(
         trait_id = new_id("tra")
         key = definitions.reserve_key(session, space_id, name, trait_id, fallback="trait")
         definitions.record_references(session, space_id, trait_id, key, analysis.referenced_traits)
+        definitions.record_change(session, space_id, trait_id, query, to_ms(now))
         is_enabled = True if enabled is None else enabled
         trait = ComputedTrait(
             id=trait_id,
@@ -98,6 +99,8 @@ def update_computed_trait(
             new_type = definition_type or trait.definition_type
             analysis = _check(query or trait.query, new_type)
             definitions.record_references(session, space_id, trait.id, trait.key, analysis.referenced_traits)
+            if query is not None and query != trait.query:
+                definitions.record_change(session, space_id, trait.id, query, to_ms(store.now()))
             trait.query, trait.definition_type = query or trait.query, new_type
             trait.compute_cadence, trait.cadence_reason = analysis.cadence, analysis.cadence_reason
         if name is not None:

@@ -32,6 +32,7 @@ from store.db.models import (
     Audience,
     ComputedTrait,
     ComputeState,
+    DefinitionChange,
     DefinitionReference,
     SchemaEvent,
     Trait,
@@ -96,6 +97,11 @@ def record_references(session: Session, space_id: str, owner_id: str, own_key: s
     forget_references(session, owner_id)
     for key in keys:
         session.add(DefinitionReference(owner_id=owner_id, key=key, space_id=space_id))
+
+
+def record_change(session: Session, space_id: str, computation_id: str, query: str, now_ms: int) -> None:
+    """Keep a computation's definition from now on (its first, or a changed one) for its size history."""
+    session.add(DefinitionChange(space_id=space_id, computation_id=computation_id, changed_at_ms=now_ms, query=query))
 
 
 def request_run(session: Session, computation_id: str, space_id: str, now_ms: int) -> None:

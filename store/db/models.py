@@ -161,6 +161,18 @@ class DefinitionReference(SQLModel, table=True):
     space_id: str = Field(foreign_key="space.id", index=True)
 
 
+class DefinitionChange(SQLModel, table=True):
+    """An audience's or computed trait's definition from `changed_at_ms` on (its first when it was
+    created), so its size history can mark what changed when."""
+
+    __tablename__ = "definition_change"
+    id: int | None = row_id()
+    space_id: str
+    computation_id: str = Field(index=True)
+    changed_at_ms: int = Field(sa_type=BigInteger)
+    query: str = Field(sa_type=Text)
+
+
 class AudienceSchedule(SQLModel, table=True):
     __tablename__ = "audience_schedule"
     id: str = Field(primary_key=True)

@@ -16,6 +16,7 @@ from store.db.database import (analytics_option, attached_warehouse, data_dir, d
                                ingest_log_file, make_engine, writer)
 from store.db.models import IngestLog
 from store.db.errors import Conflict
+from store.db.group_commit import GroupCommit
 from store.db.outage import OutageLog, is_outage
 from store.db.schema import migrate
 
@@ -54,6 +55,7 @@ class Store:
         if log_file is not None:
             with self._log_writer.begin() as connection:  # under the file's write lock: processes start at once
                 IngestLog.__table__.create(connection, checkfirst=True)
+        self.log_appends = GroupCommit(self.log_write)  # the Tracking API's requests, one commit for many
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -23,7 +23,8 @@ internal id (`use_…`, `acc_…`) is never sent. At most MAX_EVENTS_PER_ROW com
 profile, in identifier order, so one profile with many values cannot flood a destination.
 
 Account-level rows (an ACCOUNTS audience or computed trait) send Group once per account, with the
-account's oldest `group_id` as `groupId` and the account's first linked user's id (else the group id
+account's oldest `group_id` as `groupId` and the account's first linked user's id (of users linked at
+the same moment, by one batch, the one seen first; else the group id
 as `anonymousId`, since the Segment spec requires one), and Identify or Track once per user linked to
 the account, at most MAX_ACCOUNT_USERS, each with that user's identifiers and personalization traits.
 """
@@ -38,12 +39,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from backend.clock import from_ms, iso
 from backend.cql import matched
 from store.db.bulk import select_in
-from store.db.models import OutboxMessage, Profile, ProfileLink, Trait
+from store.db.models import Identifier, OutboxMessage, Profile, ProfileLink, Trait
 from store.delivery import owners
 from store.delivery.routes import Route
 from store.profiles import external_ids
@@ -215,11 +216,12 @@ def _personalized(route: Route, traits: dict[str, Any]) -> dict[str, Any]:
 def _linked_users(session: Session, accounts: list[str]) -> dict[str, list[str]]:
     if not accounts:
         return {}
+    first_seen = select(func.min(Identifier.id)).where(Identifier.profile_id == ProfileLink.user_id).scalar_subquery()
     rows = select_in(
         session.connection(), "account users",
         lambda ids: select(ProfileLink.account_id, ProfileLink.user_id).join(Profile, Profile.id == ProfileLink.user_id)
         .where(col(ProfileLink.account_id).in_(ids), col(Profile.merged_into).is_(None))
-        .order_by(ProfileLink.account_id, ProfileLink.created_at_ms, ProfileLink.user_id),
+        .order_by(ProfileLink.account_id, ProfileLink.created_at_ms, first_seen, ProfileLink.user_id),
         accounts)
     found: dict[str, list[str]] = defaultdict(list)
     for account, user in rows:

@@ -37,11 +37,11 @@ class Backlog:
 
 
 def append(store, space_id: str, source_id: str, kind: str, body: bytes, messages: int, received_at_ms: int) -> int:
-    """Keep a request's body (committed when this returns); its position in the log."""
-    with store.log_write() as session:
-        position = session.execute(insert(IngestLog).values(
-            space_id=space_id, source_id=source_id, kind=kind, body=body, messages=messages,
-            received_at_ms=received_at_ms).returning(IngestLog.id)).scalar_one()
+    """Keep a request's body (committed when this returns, with the requests appended at the same
+    moment: `store.log_appends` is a group commit); its position in the log."""
+    row = insert(IngestLog).values(space_id=space_id, source_id=source_id, kind=kind, body=body, messages=messages,
+                                   received_at_ms=received_at_ms).returning(IngestLog.id)
+    position = store.log_appends.submit(lambda session: session.execute(row).scalar_one())
     appended.set()
     return position
 
