@@ -143,3 +143,100 @@ async def test_overlap_refuses_what_it_cannot_answer(store, space_id, call, argu
     error = await call.error("get_audience_overlap", spaceId=space_id, **arguments(ids))
 
     assert error["field"] == field, error
+
+
+@pytest.fixture
+def shoppers(store, space_id):
+    """40 profiles with a plan, a spend and an email; an audience of the pro ones or the big spenders."""
+    rng = random.Random(5)
+    people = {f"user-{n}": {"plan": rng.choice(["pro", "free", "team"]), "spend": rng.randrange(0, 500)}
+              for n in range(40)}
+    send(store, space_id, *[{"type": "identify", "userId": user, "traits": {**traits, "email": f"{user}@example.com"}}
+                            for user, traits in people.items()])
+    audience = audiences.create_audience(store, space_id, name="Valuable", audience_type="USERS",
+                                         query="trait('plan') = 'pro' OR trait('spend') >= 300")
+    runs.run(store, audience.id, reason="initial")
+    members = {user: traits for user, traits in people.items() if traits["plan"] == "pro" or traits["spend"] >= 300}
+    return audience, people, members
+
+
+async def test_a_breakdown_counts_a_traits_values_among_members_and_sizes_each_block(store, space_id, call, shoppers):
+    audience, people, members = shoppers
+
+    found = (await call.ok("get_audience_breakdown", spaceId=space_id, id=audience.id, traitKey="plan"))["breakdown"]
+
+    plans = {}
+    for traits in members.values():
+        plans[traits["plan"]] = plans.get(traits["plan"], 0) + 1
+    assert (found["members"], found["withValue"]) == (len(members), len(members))
+    assert {v["value"]: v["count"] for v in found["values"]} == plans
+    assert [v["count"] for v in found["values"]] == sorted(plans.values(), reverse=True)
+    assert found["operator"] == "OR"
+    assert [(b["query"], b["size"]) for b in found["blocks"]] == [
+        ("trait('plan') = 'pro'", sum(t["plan"] == "pro" for t in people.values())),
+        ("trait('spend') >= 300", sum(t["spend"] >= 300 for t in people.values()))]
+
+
+async def test_a_breakdown_bins_a_number_with_many_values(store, space_id, call, shoppers):
+    audience, _, members = shoppers
+
+    found = (await call.ok("get_audience_breakdown", spaceId=space_id, id=audience.id, traitKey="spend"))["breakdown"]
+
+    spends = [traits["spend"] for traits in members.values()]
+    assert len(set(spends)) > 20 and found["values"] == []
+    assert (found["bins"][0]["low"], found["bins"][-1]["high"]) == (min(spends), max(spends))
+    assert sum(b["count"] for b in found["bins"]) == len(spends)
+    assert found["bins"][-1]["count"] == sum(s >= found["bins"][-1]["low"] for s in spends)
+
+
+async def test_a_breakdown_by_identifier_type_counts_members_with_one(store, space_id, call, shoppers):
+    audience, _, members = shoppers
+
+    found = (await call.ok("get_audience_breakdown", spaceId=space_id, id=audience.id,
+                           identifierType="email"))["breakdown"]
+
+    assert found["withValue"] == len(members)
+    assert {v["value"] for v in found["values"]} <= {f"{user}@example.com" for user in members}
+
+
+async def test_a_breakdown_needs_one_of_trait_key_and_identifier_type(store, space_id, call, shoppers):
+    audience, _, _ = shoppers
+
+    neither = await call.error("get_audience_breakdown", spaceId=space_id, id=audience.id)
+    both = await call.error("get_audience_breakdown", spaceId=space_id, id=audience.id, traitKey="plan",
+                            identifierType="email")
+
+    assert neither["field"] == both["field"] == "traitKey"
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("trait('a') = 1", (None, ["trait('a') = 1"])),
+    ("(trait('a') = 1 AND trait('b') = 2)", ("AND", ["trait('a') = 1", "trait('b') = 2"])),
+    ("trait('a') = 1 AND (trait('b') = 2 OR trait('c') = 3) OR trait('d') = 4",
+     ("OR", ["trait('a') = 1 AND (trait('b') = 2 OR trait('c') = 3)", "trait('d') = 4"])),
+    ("event('E').where(property('a') = 1 AND property('b') = 2).count() >= 1",
+     (None, ["event('E').where(property('a') = 1 AND property('b') = 2).count() >= 1"])),
+    ("trait('s') = 'x AND y'\n  AND NOT trait('t') = 'it\\'s'", ("AND", ["trait('s') = 'x AND y'", "NOT trait('t') = 'it\\'s'"])),
+])
+def test_top_level_blocks_are_the_texts_the_outermost_operator_joins(query, expected):
+    from backend.cql.blocks import top_level_blocks
+
+    assert top_level_blocks(query) == expected
+
+
+def test_block_sizes_are_the_same_computed_on_the_analytic_store(tmp_path, store, space_id, shoppers):
+    from store.analytic.store import open_analytic_store
+    from store.insights import breakdown
+
+    audience, _, _ = shoppers
+    alone = breakdown.breakdown(store, space_id, audience.id, trait_key="plan").blocks
+    option = f"duckdb:{tmp_path / 'analytic.duckdb'}"
+    store.analytics = open_analytic_store(store, option)
+    try:
+        store.analytics.catch_up()
+        on_duckdb = breakdown.breakdown(store, space_id, audience.id, trait_key="plan").blocks
+    finally:
+        store.analytics.close()
+        store.analytics = None
+
+    assert on_duckdb == alone and all(block.size for block in alone)

@@ -1,14 +1,14 @@
-"""Insight tools (additions to the Public API): what an audience's size did over time, and how
-audiences overlap, read from the membership history every run keeps."""
+"""Insight tools (additions to the Public API): what an audience's size did over time, how audiences
+overlap, and what its members and its filters are made of, read from what runs keep."""
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from backend.clock import iso_ms
 from store.db.errors import InputValidation
 from store.db.store import Store
-from store.insights import overlap, size_history
+from store.insights import breakdown, overlap, size_history
 from tools.models import Output, SpaceId, resource_id
 from tools.registry import read
 
@@ -89,6 +89,36 @@ class OverlapOutput(BaseModel):
     overlap: Overlap
 
 
+class ValueCount(Output):
+    value: Any
+    count: int
+
+
+class ValueBin(Output):
+    low: float
+    high: float
+    count: int
+
+
+class BlockSize(Output):
+    query: str
+    size: int
+
+
+class Breakdown(Output):
+    id: str
+    members: int
+    withValue: int = Field(description="Members with the trait, or with an identifier of the type.")
+    values: list[ValueCount] = Field(description="At most 20, most frequent first.")
+    bins: list[ValueBin] = Field(description="Instead, for over 20 distinct numbers: 10 equal bins.")
+    operator: Optional[str] = Field(None, description="AND or OR joining the definition's top-level blocks.")
+    blocks: list[BlockSize]
+
+
+class BreakdownOutput(BaseModel):
+    breakdown: Breakdown
+
+
 def get_audience_size_history(
     store: Store,
     spaceId: SpaceId,
@@ -139,6 +169,25 @@ def get_audience_overlap(
             for other in audienceIds if other != base])))
 
 
+def get_audience_breakdown(
+    store: Store,
+    spaceId: SpaceId,
+    id: Annotated[str, resource_id("Audience id (aud_…).")],
+    traitKey: Annotated[Optional[str], Field(None, description="A trait whose values to count among members.")] = None,
+    identifierType: Annotated[Optional[str], Field(
+        None, description="Or an identifier type (email, user_id, …) whose values to count.")] = None,
+) -> BreakdownOutput:
+    """(Not in the Public API.) An audience's current members broken down by one trait's values (or
+    one identifier type's): the most frequent values, or bins for many numbers; and, when the
+    definition's top level joins blocks with AND or OR, each block's size alone."""
+    found = breakdown.breakdown(store, spaceId, id, trait_key=traitKey, identifier_type=identifierType)
+    return BreakdownOutput(breakdown=Breakdown(
+        id=id, members=found.members, withValue=found.with_value,
+        values=[ValueCount(value=value, count=count) for value, count in found.values],
+        bins=[ValueBin(low=b.low, high=b.high, count=b.count) for b in found.bins],
+        operator=found.operator, blocks=[BlockSize(query=b.query, size=b.size) for b in found.blocks]))
+
+
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
@@ -146,4 +195,5 @@ def _share(part: int, whole: int) -> float:
 TOOLS = [
     read("get_audience_size_history", "Get audience size history", get_audience_size_history),
     read("get_audience_overlap", "Get audience overlap", get_audience_overlap),
+    read("get_audience_breakdown", "Get audience breakdown", get_audience_breakdown),
 ]
