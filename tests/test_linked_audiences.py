@@ -209,3 +209,18 @@ async def test_a_definition_that_does_not_fit_the_graph_is_refused_naming_both_t
 
     assert wrong_type["type"] == "input-validation" and "'TOTAL' is a number, and 'big' is a string" in wrong_type["message"]
     assert users["type"] == "input-validation" and "only valid in LINKED audiences" in users["message"]
+
+
+async def test_a_breakdown_sizes_a_linked_definitions_blocks_where_its_warehouse_is(call, linked):
+    _, space_id, _, _ = linked
+    await call.ok("update_data_graph", spaceId=space_id, config=GRAPH)
+    created = (await call.ok("create_audience", spaceId=space_id, audienceType="LINKED", name="Big spenders",
+                             definition={"query": f"{BIG_SPENDERS} AND trait('min_total') >= 1"}))["audience"]
+    await call.ok("force_execute_audience_run", spaceId=space_id, audienceId=created["id"])
+
+    found = (await call.ok("get_audience_breakdown", spaceId=space_id, id=created["id"],
+                           traitKey="min_total"))["breakdown"]
+
+    assert found["members"] == 2 and {v["value"]: v["count"] for v in found["values"]} == {100: 1, 10: 1}
+    assert found["operator"] == "AND"
+    assert [(b["query"], b["size"]) for b in found["blocks"]] == [(BIG_SPENDERS, 2), ("trait('min_total') >= 1", 2)]

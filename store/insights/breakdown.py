@@ -19,7 +19,8 @@ from sqlalchemy import distinct, func, select
 from backend.cql.blocks import top_level_blocks
 from store.catalog.audiences import require_audience
 from store.catalog.definitions import check_definition
-from store.compute import computations
+from store.compute import computations, linked
+from store.db.budget import UNLIMITED
 from store.db.errors import InputValidation
 from store.db.models import Identifier, Membership, Trait
 from store.db.store import Store
@@ -100,7 +101,11 @@ def _size(store: Store, computation: computations.Computation, query: str) -> in
     analysis = check_definition(query, kind="audience", audience_type=computation.profile_type)
     block = computations.with_data_graph(store, replace(computation, query=query, analysis=analysis))
     now = store.now()
-    if store.analytics is not None:
+    if block.reads_entities:  # where the warehouse is, as a LINKED run reads it
+        result = linked.full_result(store, block, now, UNLIMITED)
+        if result is not None:
+            return len(result.rows)
+    elif store.analytics is not None:
         result = block.on_analytic_store(store.analytics, now)
         if result is not None:
             return len(result.rows)
