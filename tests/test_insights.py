@@ -6,8 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from backend.cql.blocks import top_level_blocks
+from store.analytic.store import open_analytic_store
 from store.catalog import audiences, computed_traits
 from store.compute import runs
+from store.insights import breakdown
 from tests.conftest import NOW
 from tests.ingest_helpers import send
 
@@ -219,15 +222,10 @@ async def test_a_breakdown_needs_one_of_trait_key_and_identifier_type(store, spa
     ("trait('s') = 'x AND y'\n  AND NOT trait('t') = 'it\\'s'", ("AND", ["trait('s') = 'x AND y'", "NOT trait('t') = 'it\\'s'"])),
 ])
 def test_top_level_blocks_are_the_texts_the_outermost_operator_joins(query, expected):
-    from backend.cql.blocks import top_level_blocks
-
     assert top_level_blocks(query) == expected
 
 
 def test_block_sizes_are_the_same_computed_on_the_analytic_store(tmp_path, store, space_id, shoppers):
-    from store.analytic.store import open_analytic_store
-    from store.insights import breakdown
-
     audience, _, _ = shoppers
     alone = breakdown.breakdown(store, space_id, audience.id, trait_key="plan").blocks
     option = f"duckdb:{tmp_path / 'analytic.duckdb'}"

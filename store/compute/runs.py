@@ -112,12 +112,8 @@ def _run_computation(store: Store, computation: Computation, reason: str, cadenc
     started = store.now()
     try:
         reading = time.perf_counter()
-        if computation.reads_entities:
-            computation = computations.with_data_graph(store, computation)
-            full = linked.full_result(store, computation, started, budget)
-        else:
-            full = _analytic_result(store, computation, started, budget, keeping)
-        full = full or _read_apart(store, computation, started, budget)
+        computation = computations.with_data_graph(store, computation)
+        full = full_result(store, computation, started, budget, keeping)
         matched = entity_members.extract(store, computation, started, budget,
                                          None if full is None else {row[0] for row in full.rows})
         extract_ms = round((time.perf_counter() - reading) * 1000)
@@ -179,6 +175,20 @@ def force_audience_run(store: Store, space_id: str, audience_id: str) -> Compute
                        "with segment_audiences_update_audience_for_space {enabled: true} first; that also "
                        "recomputes it.", field="audienceId")
     return run(store, audience_id, reason="forced", budget=Budget.forced_run())
+
+
+def full_result(store: Store, computation: Computation, now, budget: Budget = UNLIMITED,
+                keeping: bool = False) -> FullResult | None:
+    """The computation over every profile, read where a full run reads it: a definition reading
+    entities where its warehouse is (`store.compute.linked`), any other on the analytic store, else,
+    on SQLite, in a read transaction of its own (`_read_apart`); None on PostgreSQL without an
+    analytic store, where a run reads inside its write transaction. `computation` has its Data Graph
+    (`computations.with_data_graph`) when it reads entities."""
+    if computation.reads_entities:
+        full = linked.full_result(store, computation, now, budget)
+    else:
+        full = _analytic_result(store, computation, now, budget, keeping)
+    return full or _read_apart(store, computation, now, budget)
 
 
 def _analytic_result(store: Store, computation: Computation, now, budget: Budget, keeping: bool) -> FullResult | None:

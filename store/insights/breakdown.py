@@ -4,8 +4,8 @@ profiles each block alone would hold, which is what each filter contributes.
 
 Values are counted in one grouped statement over the members. Numbers with more distinct values
 than MOST_VALUES are put in BINS bins of equal width between the smallest and the largest; any other
-values come as the most frequent MOST_VALUES. Each block is computed as a definition of its own, as a
-full run computes it (on the analytic store when there is one).
+values come as the most frequent MOST_VALUES. Each block is computed as a definition of its own,
+where a full run computes it (`runs.full_result`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from sqlalchemy import distinct, func, select
 from backend.cql.blocks import top_level_blocks
 from store.catalog.audiences import require_audience
 from store.catalog.definitions import check_definition
-from store.compute import computations, linked
-from store.db.budget import UNLIMITED
+from store.compute import computations, runs
 from store.db.errors import InputValidation
 from store.db.models import Identifier, Membership, Trait
 from store.db.store import Store
@@ -101,13 +100,8 @@ def _size(store: Store, computation: computations.Computation, query: str) -> in
     analysis = check_definition(query, kind="audience", audience_type=computation.profile_type)
     block = computations.with_data_graph(store, replace(computation, query=query, analysis=analysis))
     now = store.now()
-    if block.reads_entities:  # where the warehouse is, as a LINKED run reads it
-        result = linked.full_result(store, block, now, UNLIMITED)
-        if result is not None:
-            return len(result.rows)
-    elif store.analytics is not None:
-        result = block.on_analytic_store(store.analytics, now)
-        if result is not None:
-            return len(result.rows)
+    full = runs.full_result(store, block, now)
+    if full is not None:
+        return len(full.rows)
     with store.read() as session:
         return session.execute(select(func.count()).select_from(block.statement(now).subquery())).scalar_one()
