@@ -42,7 +42,7 @@ async def test_read_only_applies_within_the_chosen_toolsets(store):
 
 def test_every_tool_is_in_exactly_one_toolset():
     names = [spec.name for group in TOOLSETS.values() for spec in group]
-    assert len(names) == len(set(names)) == 59
+    assert len(names) == len(set(names)) == 60
     assert set(TOOLSETS) == {"spaces", "audiences", "schedules", "computed-traits", "destinations", "activations",
                              "filters", "subscriptions", "compute", "downloads", "profiles", "schema", "data-graph", "insights"}
 

@@ -8,8 +8,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 from backend.clock import iso_ms
 from store.db.errors import InputValidation
 from store.db.store import Store
-from store.insights import breakdown, overlap, size_history
-from tools.models import Output, SpaceId, resource_id
+from store.insights import backtest, breakdown, overlap, size_history
+from tools.models import AudienceDefinitionInput, AudienceType, Output, SpaceId, resource_id
 from tools.registry import read
 
 Granularity = Annotated[Literal["HOUR", "DAY"], Field(description="Bucket width, in UTC.")]
@@ -119,6 +119,26 @@ class BreakdownOutput(BaseModel):
     breakdown: Breakdown
 
 
+class BacktestDay(Output):
+    day: str = Field(description="yyyy-mm-dd (UTC).")
+    asOf: str = Field(description="The moment computed: the day's last millisecond, or endTime on its day.")
+    size: int
+
+
+class BacktestMember(Output):
+    id: str
+    externalIds: list[dict[str, str]]
+
+
+class Backtest(Output):
+    days: list[BacktestDay]
+    members: list[BacktestMember] = Field(description="Up to 100 members on the last day.")
+
+
+class BacktestOutput(BaseModel):
+    backtest: Backtest
+
+
 def get_audience_size_history(
     store: Store,
     spaceId: SpaceId,
@@ -188,6 +208,27 @@ def get_audience_breakdown(
         operator=found.operator, blocks=[BlockSize(query=b.query, size=b.size) for b in found.blocks]))
 
 
+def backtest_audience(
+    store: Store,
+    spaceId: SpaceId,
+    audienceType: Annotated[AudienceType, Field(description="USERS or ACCOUNTS (entity() conditions have no past).")],
+    definition: Annotated[AudienceDefinitionInput, Field(description="As for create_audience; nothing is saved.")],
+    startTime: Moment,
+    endTime: Moment,
+) -> BacktestOutput:
+    """(Not in the Public API.) The size a definition would have had at the end of each UTC day
+    from startTime to endTime (at most 90 days, none in the future), had it existed: computed over
+    the stored events timestamped until each day's end, `within` windows anchored there, with up to
+    100 members on the last day. It cannot know the past of what keeps no history: traits (and
+    computed traits) are read as they are now, as are identity merges; a late event counts on its
+    timestamp's day. Waits for the answer (time budget 60 s)."""
+    found = backtest.backtest(store, spaceId, audience_type=audienceType, query=definition.query,
+                              start=startTime, end=endTime)
+    return BacktestOutput(backtest=Backtest(
+        days=[BacktestDay(day=d.day, asOf=iso_ms(d.as_of_ms), size=d.size) for d in found.days],
+        members=[BacktestMember(**member) for member in found.members]))
+
+
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
@@ -196,4 +237,5 @@ TOOLS = [
     read("get_audience_size_history", "Get audience size history", get_audience_size_history),
     read("get_audience_overlap", "Get audience overlap", get_audience_overlap),
     read("get_audience_breakdown", "Get audience breakdown", get_audience_breakdown),
+    read("backtest_audience", "Backtest audience", backtest_audience),
 ]

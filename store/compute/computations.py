@@ -11,6 +11,8 @@ Choices where Segment's documents are silent:
   after its creation. Computed traits read all history.
 - LINKED audiences compute like USERS audiences over profiles, and their `entity()` conditions read
   the space's Data Graph, resolved against the warehouse when a run starts (`graph`).
+- A computation `as_of_ms` a past moment (a backtest) also reads only events timestamped at or before
+  it; traits, identities and the Data Graph are read as they are now (their history is not kept).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import datetime, timezone
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Row, Select, bindparam, exists, or_, select as core_select
+from sqlalchemy import ColumnElement, CursorResult, Row, Select, and_, bindparam, exists, or_, select as core_select
 from sqlmodel import Session, col
 
 from backend import cql
@@ -58,6 +60,7 @@ class Computation:
     analysis: cql.Analysis
     graph: LinkedGraph | None = field(default=None, compare=False)  # what entity() reads, set for a run
     target_entity: str = "profile"  # LINKED: the relationship whose rows are members, or the profile
+    as_of_ms: int | None = None  # a backtest's moment: no event timestamped after it is read
 
     def __hash__(self) -> int:  # equal computations have equal ids, queries and creation times
         return hash((self.id, self.query, self.created_at_ms))
@@ -135,6 +138,15 @@ class Computation:
         return (exists().where(Identifier.profile_id == profile.c.id, col(Identifier.type).in_(types)),)
 
     def _event_horizon(self):
+        history = self._history_horizon()
+        if self.as_of_ms is None:
+            return history
+        as_of = self.as_of_ms
+        if history is None:
+            return lambda event: event.c.timestamp_ms <= as_of
+        return lambda event: and_(history(event), event.c.timestamp_ms <= as_of)
+
+    def _history_horizon(self):
         if self.kind != "audience":
             return None
         created, options = self.created_at_ms, self.options

@@ -87,7 +87,7 @@ def _run(store: Store, preview: AudiencePreview) -> None:
             outcome = _linked_outcome(store, computation, now, budget, members)
         else:
             with store.read() as session:
-                results = _sample(session, members[:SAMPLE_SIZE])
+                results = members_with_ids(session, members[:SAMPLE_SIZE])
             outcome = {"status": "COMPLETED", "size": len(members), "results": results}
     except Exception as error:  # a preview's boundary: the agent reads the reason from failureReason
         logger.warning("preview %s failed: %s", preview.id, error)
@@ -110,7 +110,7 @@ def _linked_outcome(store: Store, computation, now, budget: Budget, members: lis
         matches = linked.matched(store, computation, now, budget, columns={}, profile_ids=sample) if sample else {}
         _within_limit(matches.values())
         with store.read() as session:
-            results = _sample(session, sample)
+            results = members_with_ids(session, sample)
         for result in results:
             result["entities"] = entity_details(matches.get(result["id"], {}), PER_LEVEL)
         return {"status": "COMPLETED", "size": len(members), "results": results}
@@ -138,7 +138,8 @@ def _within_limit(matches: Iterable[Matches]) -> None:
                           "preview may bring back (as Segment's); narrow the entity conditions")
 
 
-def _sample(session: Session, profile_ids: list[str]) -> list[dict[str, Any]]:
+def members_with_ids(session: Session, profile_ids: list[str]) -> list[dict[str, Any]]:
+    """Each profile as a preview shows it: `{id, externalIds: [{type, id}]}`."""
     external: dict[str, list[dict[str, str]]] = defaultdict(list)
     identifiers = session.exec(select(Identifier.profile_id, Identifier.type, Identifier.value)
                                .where(col(Identifier.profile_id).in_(profile_ids))

@@ -8,6 +8,8 @@ and is then refused as over budget all the same.
   about that time or tells the user to save the audience instead.
 - Forced runs (`segment_audiences_force_execute_audience_run`): SEGMENT_AUDIENCES_FORCED_RUN_SECONDS,
   default 600.
+- Backtests (`segment_audiences_backtest_audience`, every day of one): SEGMENT_AUDIENCES_BACKTEST_SECONDS,
+  default 60, as a preview.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from store.db.errors import DomainError
 
 PREVIEW_SECONDS = 60.0
 FORCED_RUN_SECONDS = 600.0
+BACKTEST_SECONDS = 60.0
 STOP_AGAIN_SECONDS = 0.2
 
 
@@ -40,7 +43,8 @@ class OverBudget(DomainError):
         self.seconds = seconds
 
 
-_VARIABLES = {"preview": "SEGMENT_AUDIENCES_PREVIEW_SECONDS", "forced run": "SEGMENT_AUDIENCES_FORCED_RUN_SECONDS"}
+_VARIABLES = {"preview": "SEGMENT_AUDIENCES_PREVIEW_SECONDS", "forced run": "SEGMENT_AUDIENCES_FORCED_RUN_SECONDS",
+              "backtest": "SEGMENT_AUDIENCES_BACKTEST_SECONDS"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ class Budget:
     @classmethod
     def forced_run(cls) -> Budget:
         return cls("forced run", float(os.environ.get(_VARIABLES["forced run"], FORCED_RUN_SECONDS)))
+
+    @classmethod
+    def backtest(cls) -> Budget:
+        return cls("backtest", float(os.environ.get(_VARIABLES["backtest"], BACKTEST_SECONDS)))
 
     def around(self, stop: Callable[[], None]):
         return nullcontext() if self.seconds is None else _spending(self.what, self.seconds, stop)

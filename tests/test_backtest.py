@@ -1,0 +1,108 @@
+"""Backtests: a definition's size at the end of past days, checked against the reference evaluator
+given, for each day, the events timestamped until then; on the operational store and on DuckDB."""
+
+import random
+from datetime import datetime, timedelta
+
+import pytest
+
+from backend.cql.evaluate import EventRecord, ProfileData, is_member
+from backend.cql.parser import parse
+from store.analytic.store import open_analytic_store
+from store.insights import backtest
+from tests.conftest import NOW
+from tests.ingest_helpers import send
+
+pytestmark = pytest.mark.anyio
+DEFINITIONS = [
+    "event('Bought').within(3 days).count() >= 2",
+    "event('Bought').where(property('price') > 50).count() >= 1 AND trait('plan') = 'pro'",
+    "event('Bought').between(1 days, 4 days).sum(property('price')) > 100 OR event('Viewed').within(12 hours).count() >= 1",
+    "NOT event('Bought').within(2 days).count() >= 1",
+]
+
+
+@pytest.fixture
+def shoppers(store, space_id):
+    """30 users and 3 anonymous visitors with events over the past 9 days; each user's (known)
+    profile data as the evaluator reads it."""
+    chance = random.Random(29)
+    known = {}
+    for index in range(33):
+        user = f"user-{index}" if index < 30 else None
+        anonymous = f"anon-{index}"
+        traits = {"plan": chance.choice(["pro", "free"])}
+        events = [EventRecord(chance.choice(["Bought", "Bought", "Viewed"]),
+                              NOW - timedelta(minutes=chance.randrange(9 * 24 * 60)),
+                              {"price": chance.randrange(101)}) for _ in range(chance.randrange(7))]
+        who = {"userId": user} if user else {"anonymousId": anonymous}
+        send(store, space_id, {"type": "identify", **who, "traits": traits, "timestamp": NOW.isoformat()},
+             *({"type": "track", **who, "event": e.name, "properties": e.properties,
+                "timestamp": e.timestamp.isoformat()} for e in events))
+        if user:
+            known[user] = ProfileData(events=events, traits=traits)
+    return known
+
+
+def expected_size(query: str, known: dict[str, ProfileData], as_of: datetime) -> int:
+    definition = parse(query)
+    return sum(is_member(definition, ProfileData(events=[e for e in profile.events if e.timestamp <= as_of],
+                                                 traits=profile.traits), as_of)
+               for profile in known.values())
+
+
+async def backtested(call, space_id, query: str, days: int = 6) -> dict:
+    return (await call.ok("backtest_audience", spaceId=space_id, audienceType="USERS", definition={"query": query},
+                          startTime=(NOW - timedelta(days=days)).isoformat(), endTime=NOW.isoformat()))["backtest"]
+
+
+@pytest.mark.parametrize("query", DEFINITIONS)
+async def test_each_days_size_is_what_the_reference_evaluator_finds_as_of_that_day(store, space_id, call, shoppers, query):
+    found = await backtested(call, space_id, query)
+
+    assert [day["day"] for day in found["days"]] == [(NOW - timedelta(days=n)).date().isoformat() for n in range(6, -1, -1)]
+    assert found["days"][-1]["asOf"] == NOW.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    sizes = [day["size"] for day in found["days"]]
+    assert sizes == [expected_size(query, shoppers, datetime.fromisoformat(day["asOf"])) for day in found["days"]]
+    assert len(set(sizes)) > 1
+
+
+async def test_the_members_on_the_last_day_come_with_their_identifiers(store, space_id, call, shoppers):
+    query = DEFINITIONS[0]
+    found = await backtested(call, space_id, query, days=1)
+
+    expected = {user for user, profile in shoppers.items() if is_member(parse(query), profile, NOW)}
+    assert {member["externalIds"][0]["id"] for member in found["members"]} == expected
+    assert len(found["members"]) == found["days"][-1]["size"]
+
+
+def test_a_backtest_on_the_analytic_store_gives_the_same_sizes(tmp_path, store, space_id, shoppers):
+    def sizes():
+        return [day.size for day in backtest.backtest(store, space_id, audience_type="USERS", query=DEFINITIONS[2],
+                                                      start=NOW - timedelta(days=6), end=NOW).days]
+
+    operational = sizes()
+    store.analytics = open_analytic_store(store, f"duckdb:{tmp_path / 'analytic.duckdb'}")
+    try:
+        store.analytics.catch_up()
+        on_duckdb = sizes()
+    finally:
+        store.analytics.close()
+        store.analytics = None
+
+    assert on_duckdb == operational and any(operational)
+
+
+@pytest.mark.parametrize(("arguments", "field"), [
+    ({"startTime": (NOW - timedelta(days=100)).isoformat()}, "startTime"),
+    ({"endTime": (NOW + timedelta(hours=1)).isoformat()}, "endTime"),
+    ({"startTime": NOW.isoformat(), "endTime": (NOW - timedelta(days=1)).isoformat()}, "endTime"),
+    ({"definition": {"query": "event('Bought').count( >= 1"}}, "definition.query"),
+])
+async def test_a_backtest_names_what_is_wrong_with_its_arguments(store, space_id, call, arguments, field):
+    given = {"spaceId": space_id, "audienceType": "USERS", "definition": {"query": "event('Bought').count() >= 1"},
+             "startTime": (NOW - timedelta(days=3)).isoformat(), "endTime": NOW.isoformat(), **arguments}
+
+    error = await call.error("backtest_audience", **given)
+
+    assert error["field"] == field
