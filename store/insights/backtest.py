@@ -1,31 +1,35 @@
 """A definition tried on the past: the size it would have had at the end of each day of a range, had
 it existed, computed over the events stored now as of each day, with its members on the last day.
 
-Each day is computed as a full run computes (`runs.full_result`: the analytic store when there is
-one) at the day's last millisecond (UTC), or at the range's end for its last day, reading only
-events timestamped until then, so `within` and `between` windows are anchored there. What has no
+Each day is the definition's statement compiled at the day's last millisecond (UTC), or at the
+range's end for its last day, reading only events timestamped until then, so `within` and
+`between` windows are anchored there. All days are counted in one statement (a count per day) on
+the analytic store when there is one, else on the operational store, and the last day's first
+members are read in a second. What has no
 history is read as it is now: traits (including computed traits' `<key>`s), which identities are
 merged, eligibility and the Data Graph's rows; events that arrived late are counted on the day of
 their timestamp. A definition that reads entities is refused: its warehouse rows have no past.
 
-A backtest answers within its time budget (`store.db.budget`, SEGMENT_AUDIENCES_BACKTEST_SECONDS)
-for the whole range; each day costs what a full run costs.
+Each of the two statements answers within the backtest's time budget (`store.db.budget`,
+SEGMENT_AUDIENCES_BACKTEST_SECONDS).
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy import Select, func, literal, select, union_all
+
 from backend.clock import from_ms, to_ms
+from backend.cql.compiler import Tables
 from store.catalog.audiences import check_audience_type
 from store.catalog.definitions import check_definition
 from store.catalog.spaces import require_space
-from store.compute import runs
 from store.compute.computations import Computation
 from store.compute.previews import SAMPLE_SIZE, members_with_ids
-from store.db.budget import Budget, OverBudget
+from store.db.budget import Budget
 from store.db.errors import InputValidation
 from store.db.store import Store
 
@@ -43,7 +47,7 @@ class Day:
 @dataclass(frozen=True)
 class Backtest:
     days: list[Day]
-    members: list[dict[str, Any]]  # at the last day, at most SAMPLE_SIZE, as a preview shows them
+    members: list[dict[str, Any]]  # the last day's first SAMPLE_SIZE by id, as a preview shows them
 
 
 def backtest(store: Store, space_id: str, *, audience_type: str, query: str, start, end) -> Backtest:
@@ -59,16 +63,13 @@ def backtest(store: Store, space_id: str, *, audience_type: str, query: str, sta
         require_space(session, space_id)
     computation = Computation("backtest", space_id, "audience", "", query, audience_type,
                               {"includeHistoricalData": True}, moments[0], analysis)
-    budget, started = Budget.backtest(), time.monotonic()
-    days, members = [], []
-    for moment in moments:
-        left = budget.seconds - (time.monotonic() - started)
-        if left <= 0:
-            raise OverBudget(budget.what, budget.seconds)
-        members = _members(store, replace(computation, as_of_ms=moment), Budget(budget.what, left))
-        days.append(Day(from_ms(moment).date().isoformat(), moment, len(members)))
+    days = [replace(computation, as_of_ms=moment) for moment in moments]
+    budget = Budget.backtest()
+    sizes = dict(_run(store, computation, budget, lambda tables: _sizes(days, tables)))
+    members = [row[0] for row in _run(store, computation, budget, lambda tables: _first_members(days[-1], tables))]
     with store.read() as session:
-        return Backtest(days, members_with_ids(session, sorted(members)[:SAMPLE_SIZE]))
+        return Backtest([Day(from_ms(moment).date().isoformat(), moment, sizes[index])
+                         for index, moment in enumerate(moments)], members_with_ids(session, members))
 
 
 def _moments(store: Store, start_ms: int, end_ms: int) -> list[int]:
@@ -85,11 +86,27 @@ def _moments(store: Store, start_ms: int, end_ms: int) -> list[int]:
     return [min((day + 1) * DAY_MS - 1, end_ms) for day in range(first, last + 1)]
 
 
-def _members(store: Store, computation: Computation, budget: Budget) -> list[str]:
-    """The members at the computation's moment, computed where a full run computes them."""
-    now = from_ms(computation.as_of_ms)
-    full = runs.full_result(store, computation, now, budget)
-    if full is not None:
-        return [row[0] for row in full.rows]
+def _sizes(days: list[Computation], tables: Tables | None) -> Select:
+    """One statement of `(day index, members)` rows: each day's definition counted where it runs."""
+    return union_all(*(select(literal(index).label("day"), func.count()).select_from(
+        day.statement(from_ms(day.as_of_ms), analytic=tables).subquery()) for index, day in enumerate(days)))
+
+
+def _first_members(day: Computation, tables: Tables | None) -> Select:
+    members = day.statement(from_ms(day.as_of_ms), analytic=tables).subquery()
+    first = list(members.c)[0]
+    return select(first).order_by(first).limit(SAMPLE_SIZE)
+
+
+def _run(store: Store, computation: Computation, budget: Budget, build: Callable[[Tables | None], Select]) -> list:
+    """`build`'s statement run on the analytic store when there is a ready one, else on the
+    operational store in a read transaction, within `budget`."""
+    analytics = store.analytics
+    if analytics is not None:
+        tables = analytics.tables_for(computation.analysis.property_paths)
+        found = analytics.compute(build(tables), computation.space_id, computation.analysis.referenced_traits,
+                                  budget=budget)
+        if found is not None:
+            return found.rows
     with store.read() as session, budget.on(session.connection()):
-        return list(session.execute(computation.statement(now)).scalars())
+        return [tuple(row) for row in session.execute(build(None))]
