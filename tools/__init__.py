@@ -22,6 +22,7 @@ from tools import (
     schedules,
     space_schema,
     spaces,
+    splits,
     subscriptions,
 )
 from tools.registry import ToolSpec, register
@@ -41,6 +42,7 @@ TOOLSETS: dict[str, list[ToolSpec]] = {
     "schema": space_schema.TOOLS,
     "data-graph": data_graph.TOOLS,
     "insights": insights.TOOLS,
+    "splits": splits.TOOLS,
 }
 TOOLS: list[ToolSpec] = [spec for group in TOOLSETS.values() for spec in group]
 

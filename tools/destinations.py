@@ -81,7 +81,8 @@ def add_destination_to_audience(
     spaceId: SpaceId,
     audienceId: AudienceIdParam,
     destination: DestinationInput,
-    connectionSettings: Annotated[Optional[dict[str, Any]], Field(description="Per destination, e.g. {sendIdentify: true}.")] = None,
+    connectionSettings: Annotated[Optional[dict[str, Any]], Field(
+        description="Per destination, e.g. {sendIdentify: true}; splitGroup: only that group of the audience's split.")] = None,
     idSyncConfiguration: IdSync = None,
 ) -> AddDestinationOutput:
     """Connect a destination instance (segment_audiences_list_destinations; create one with

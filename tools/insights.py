@@ -146,12 +146,13 @@ def get_audience_size_history(
     startTime: Moment,
     endTime: Moment,
     granularity: Granularity = "DAY",
+    splitGroup: Annotated[Optional[str], Field(None, description="Only this group of the audience's split.")] = None,
 ) -> SizeHistoryOutput:
     """(Not in the Public API.) An audience's or computed trait's size over time: per HOUR or DAY
     bucket (UTC, at most 2,000), the size at its end and how many entered and exited, with the
     definitions set and the runs started in the range. A computed trait's size counts profiles with a
     value; a changed value is one exit and one entry."""
-    found = size_history.size_history(store, spaceId, id, startTime, endTime, granularity)
+    found = size_history.size_history(store, spaceId, id, startTime, endTime, granularity, splitGroup)
     return SizeHistoryOutput(sizeHistory=SizeHistory(
         id=id, granularity=found.granularity, startTime=iso_ms(found.start_ms), endTime=iso_ms(found.end_ms),
         buckets=[SizeBucket(startTime=iso_ms(b.start_ms), size=b.size, entered=b.entered, exited=b.exited)
@@ -169,13 +170,15 @@ def get_audience_overlap(
     audienceIds: Annotated[list[str], Field(min_length=2, max_length=10, description="2 to 10 audience ids (aud_…).")],
     baseAudienceId: Annotated[Optional[str], Field(
         None, description="Whose members' shares in the others to give (default the first).")] = None,
+    splitGroups: Annotated[Optional[dict[str, str]], Field(
+        None, description="audience id -> one group of its split: count only that group's members.")] = None,
 ) -> OverlapOutput:
     """(Not in the Public API.) How 2 to 10 audiences' current members overlap: sizes, every pair's
     intersection and its share of either, the union, and one audience's members in each other one."""
     base = baseAudienceId or audienceIds[0]
     if base not in audienceIds:
         raise InputValidation("baseAudienceId must be one of audienceIds.", field="baseAudienceId")
-    found = overlap.overlap(store, spaceId, audienceIds)
+    found = overlap.overlap(store, spaceId, audienceIds, splitGroups)
     between = {frozenset((pair.first, pair.second)): pair.intersection for pair in found.pairs}
     return OverlapOutput(overlap=Overlap(
         audiences=[OverlapAudience(id=a, name=found.names[a], size=size) for a, size in found.sizes.items()],
@@ -216,12 +219,10 @@ def backtest_audience(
     startTime: Moment,
     endTime: Moment,
 ) -> BacktestOutput:
-    """(Not in the Public API.) The size a definition would have had at the end of each UTC day
-    from startTime to endTime (at most 90 days, none in the future), had it existed: computed over
-    the stored events timestamped until each day's end, `within` windows anchored there, with up to
-    100 members on the last day. It cannot know the past of what keeps no history: traits (and
-    computed traits) are read as they are now, as are identity merges; a late event counts on its
-    timestamp's day. Waits for the answer (time budget 60 s)."""
+    """(Not in the Public API.) The size a definition, saved nowhere, would have had at the end of
+    each UTC day from startTime to endTime (at most 90, none future), over the events timestamped
+    until then (windows anchored there), and up to 100 members on the last day. Traits and identity
+    merges keep no history: they are read as now."""
     found = backtest.backtest(store, spaceId, audience_type=audienceType, query=definition.query,
                               start=startTime, end=endTime)
     return BacktestOutput(backtest=Backtest(

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from backend.clock import to_ms
 from store.catalog.audiences import AUDIENCE_TYPES, require_audience
 from store.catalog.computed_traits import require_computed_trait
+from store.catalog import splits
 from store.catalog.destination_instances import require_destination
 from store.catalog.spaces import get_space
 from store.db.errors import Conflict, InputValidation, NotFound
@@ -87,7 +88,7 @@ def connect(
             audience_id=owner_id,
             destination_id=destination_id,
             id_sync_configuration=_check_id_sync(id_sync) if id_sync else _default_id_sync(entry),
-            connection_settings=_check_connection_settings(owner, entry, connection_settings or {}),
+            connection_settings=_check_connection_settings(session, owner, entry, connection_settings or {}),
             created_at=now,
             updated_at=now,
         )
@@ -157,7 +158,7 @@ def update_connection(
             connection.id_sync_configuration = _check_id_sync(id_sync)
         if connection_settings:
             connection.connection_settings = _check_connection_settings(
-                owner, destination_catalog.BY_SLUG[destination.slug], connection_settings)
+                session, owner, destination_catalog.BY_SLUG[destination.slug], connection_settings)
         connection.updated_at = store.now()
         session.add(connection)
         return ConnectionView(connection, destination)
@@ -192,8 +193,19 @@ def require_connection(session: Session, space_id: str, owner_id: str, connectio
     return connection
 
 
-def _check_connection_settings(owner: Owner, entry: destination_catalog.CatalogEntry, settings: dict[str, Any]) -> dict[str, Any]:
+def _check_connection_settings(session: Session, owner: Owner, entry: destination_catalog.CatalogEntry,
+                               settings: dict[str, Any]) -> dict[str, Any]:
+    """The destination's own settings checked against its catalog entry, and `splitGroup`, which any
+    audience connection may give, against the audience's split (`store.catalog.splits`)."""
+    settings = dict(settings)
+    group = settings.pop("splitGroup", None)
     checked = destination_catalog.check_fields(settings, entry.connection_settings, "connectionSettings")
+    if group is not None:
+        if not isinstance(group, str) or owners.is_trait(owner):
+            raise InputValidation("splitGroup names one group of an audience's split, as a string.",
+                                  field="connectionSettings.splitGroup")
+        splits.check_target(session, owner.id, group)
+        checked["splitGroup"] = group
     if checked.get("sendGroup") and owners.profile_type(owner) != "ACCOUNTS":
         raise InputValidation("sendGroup applies only to ACCOUNTS audiences and computed traits, which send one "
                               "Group call per account; omit it here.", field="connectionSettings.sendGroup")

@@ -33,6 +33,7 @@ from backend.cql.compiler import CompileError
 from store.analytic.replication import Marks, marks_of
 from store.analytic.store import FullResult
 from store.analytic.values import Settlement
+from store.catalog import splits
 from store.catalog.audiences import get_audience
 from store.compute import computations, entity_members, linked
 from store.compute.computations import Computation
@@ -411,13 +412,15 @@ def _apply_audience(session: Session, computation: Computation, rows: list[tuple
     if matched is not None and computation.target_entity != "profile":  # a member has a row of the target
         members = {profile_id for profile_id in members
                    if matched.documents.get(profile_id, {}).get(computation.target_entity)}
-    current = {profile_id for (profile_id,) in _restricted(
-        session, "current members",
-        lambda: select(Membership.profile_id).where(Membership.computation_id == bindparam("computation"),
-                                                    col(Membership.exited_at_ms).is_(None)),
-        Membership.profile_id, profile_ids, computation=computation.id)}
-    entered, exited = sorted(members - current), sorted(current - members)
+    current = dict(_restricted(
+        session, "current members with their split groups",
+        lambda: select(Membership.profile_id, Membership.split_group).where(
+            Membership.computation_id == bindparam("computation"), col(Membership.exited_at_ms).is_(None)),
+        Membership.profile_id, profile_ids, computation=computation.id))
+    entered, exited = sorted(members - current.keys()), sorted(current.keys() - members)
     now_ms = run_row.started_at_ms
+    split = splits.split_of(session, computation.id) if entered or exited else None
+    assigned = None if split is None else split.assigned([*entered, *exited], {p: current[p] for p in exited})
     for chunk in _chunks(exited):
         session.execute(update(Membership).where(
             Membership.computation_id == computation.id, col(Membership.exited_at_ms).is_(None),
@@ -425,7 +428,8 @@ def _apply_audience(session: Session, computation: Computation, rows: list[tuple
     connection = session.connection()
     insert_dicts(connection, Membership.__table__, [
         dict(space_id=computation.space_id, computation_id=computation.id, profile_id=profile_id,
-             entered_at_ms=now_ms, entered_run_id=run_row.id) for profile_id in entered])
+             entered_at_ms=now_ms, entered_run_id=run_row.id,
+             split_group=None if assigned is None else assigned.of[profile_id]) for profile_id in entered])
     gone = _merged_away(session, exited)
     exited = [profile_id for profile_id in exited if profile_id not in gone]
     _write_traits(session, computation, {**{p: "true" for p in entered}, **{p: "false" for p in exited}}, now_ms)
@@ -435,7 +439,7 @@ def _apply_audience(session: Session, computation: Computation, rows: list[tuple
         targets = routes.sending_routes(session, computation.id) if matched is None \
             else entity_members.sending_now(session, computation)
         entity_members.timed_enqueue(matched, session, computation.space_id, computation.id, targets,
-                                     {"entered": entered, "exited": exited}, run_row.id, now_ms, values)
+                                     {"entered": entered, "exited": exited}, run_row.id, now_ms, values, assigned)
     if matched is not None:
         pairs = entity_members.write(session, computation, run_row, members, matched)
         run_row.entity_size = pairs if computation.target_entity != "profile" else None

@@ -173,6 +173,20 @@ class DefinitionChange(SQLModel, table=True):
     query: str = Field(sa_type=Text)
 
 
+class AudienceSplit(SQLModel, table=True):
+    """An audience's experiment split (`backend.splits`): `groups` is its list of {name, percentage,
+    holdout} in bucket order. An audience has at most one."""
+
+    __tablename__ = "audience_split"
+    id: str = Field(primary_key=True)
+    space_id: str
+    audience_id: str = Field(index=True, unique=True)
+    salt: str
+    groups: list[dict[str, Any]] = Field(sa_type=JsonObject)
+    created_at: datetime
+    updated_at: datetime
+
+
 class AudienceSchedule(SQLModel, table=True):
     __tablename__ = "audience_schedule"
     id: str = Field(primary_key=True)
@@ -526,6 +540,7 @@ class Membership(SQLModel, table=True):
     entered_run_id: str
     exited_at_ms: int | None = Field(default=None, sa_type=BigInteger)
     exited_run_id: str | None = None
+    split_group: str | None = None  # the audience's split group during the stay (a move ends the stay)
 
 
 class EntityMembership(SQLModel, table=True):
@@ -630,6 +645,7 @@ class OutboxMessage(SQLModel, table=True):
     last_status: int | None = None
     last_error: str | None = Field(default=None, sa_type=Text)
     value: str | None = Field(default=None, sa_type=JsonText)  # a computed trait's new value as JSON; NULL when cleared
+    split_group: str | None = None  # an audience row's split group, sent in context.personas
 
 
 class DeliveryAttempt(SQLModel, table=True):

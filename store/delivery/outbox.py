@@ -31,10 +31,11 @@ from sqlmodel.sql.expression import Select
 from backend.clock import to_ms
 from backend.delivery import adapters, policy
 from backend.delivery.sender import Job, Lease
+from backend.splits import Assigned
 from store.db.bulk import execute_dicts, insert_dicts, select_in
 from store.db.errors import InputValidation
 from store.db.ids import new_id
-from store.db.models import Activation, DeliveryAttempt, Membership, OutboxMessage, Trait
+from store.db.models import Activation, AudienceSplit, DeliveryAttempt, Membership, OutboxMessage, Trait
 from store.db.store import Store
 from store.delivery import owners, payloads, routes
 from store.delivery.routes import Route
@@ -53,16 +54,19 @@ def message_id(target_id: str, profile_id: str, transition: str, run_id: str) ->
 
 def enqueue(session: Session, space_id: str, computation_id: str, targets: Sequence[Route],
             changes: dict[str, Sequence[str]], run_id: str, now_ms: int,
-            values: dict[str, str | None] | None = None) -> int:
+            values: dict[str, str | None] | None = None, split: Assigned | None = None) -> int:
     """One pending row per (target, transition it takes, changed profile); returns how many. A
-    computed trait's "changed" rows carry the profile's new value (JSON text, None when cleared)."""
+    computed trait's "changed" rows carry the profile's new value (JSON text, None when cleared). An
+    audience with a split sends each target only the profiles of its group (`split`: every group's
+    but the holdouts' for a target of none), and each row carries its profile's group."""
     values = values or {}
     rows = [dict(space_id=space_id, computation_id=computation_id, target_kind=route.target_kind,
                  target_id=route.target_id, profile_id=profile_id, transition=transition, run_id=run_id,
                  message_id=message_id(route.target_id, profile_id, transition, run_id),
                  created_at_ms=now_ms, state="pending", attempts=0, next_attempt_at_ms=now_ms,
-                 value=values.get(profile_id))
-            for route in targets for transition in route.transitions for profile_id in changes.get(transition, ())]
+                 value=values.get(profile_id), split_group=split.of.get(profile_id) if split else None)
+            for route in targets for transition in route.transitions for profile_id in changes.get(transition, ())
+            if split is None or split.sends(route.split_group, profile_id)]
     insert_dicts(session.connection(), OutboxMessage.__table__, rows)
     return len(rows)
 
@@ -88,7 +92,7 @@ def resync(session: Session, route: Route, now_ms: int) -> int:
     """Queue an entry for every current member of the route's audience, or the current value of every
     profile that has one for a computed trait (a full resync or a new connection's backfill); its
     rows carry a run id starting `rsy_`. (A LINKED audience's resync is its next run's:
-    `store.compute.entity_members`.)"""
+    `store.compute.entity_members`.) An audience with a split sends the route only its group's members."""
     owner = route.owner
     if route.is_trait:
         values = dict(session.exec(select(Trait.profile_id, Trait.value).where(
@@ -97,9 +101,12 @@ def resync(session: Session, route: Route, now_ms: int) -> int:
                        now_ms, values)
     if "entered" not in route.transitions:
         return 0
-    members = session.exec(select(Membership.profile_id).where(
-        Membership.computation_id == owner.id, col(Membership.exited_at_ms).is_(None))).all()
-    return enqueue(session, owner.space_id, owner.id, [route], {"entered": sorted(members)}, new_id("rsy"), now_ms)
+    members = dict(session.exec(select(Membership.profile_id, Membership.split_group).where(
+        Membership.computation_id == owner.id, col(Membership.exited_at_ms).is_(None))).all())
+    split = session.exec(select(AudienceSplit.groups).where(AudienceSplit.audience_id == owner.id)).first()
+    assigned = None if split is None else Assigned(members, frozenset(g["name"] for g in split if g["holdout"]))
+    return enqueue(session, owner.space_id, owner.id, [route], {"entered": sorted(members)}, new_id("rsy"), now_ms,
+                   split=assigned)
 
 
 def cancel(session: Session, *, target_id: str | None = None, computation_id: str | None = None) -> None:

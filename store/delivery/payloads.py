@@ -4,7 +4,8 @@ An audience's entry or exit becomes Identify `traits.<key>: true|false` or Track
 `Audience Exited` with `properties.audience_key` and `properties.<key>`; a computed trait's new value
 becomes Identify `traits.<key>: <value>` or Track `Trait Computed` with `properties.trait_key` and
 `properties.<key>` (a cleared value is sent as null). Every event carries `context.personas`
-(`computation_class` "audience" or "trait"), `context.library` (name and version "unknown", as on
+(`computation_class` "audience" or "trait"; `split_group`, the profile's group, for an audience with
+an experiment split), `context.library` (name and version "unknown", as on
 the events Engage generates), `receivedAt` (equal to `timestamp`: the time the change was computed)
 and `integrations: {"All": false, <destination>: true}`.
 Personalization traits are added under their mapped names (Identify traits, Track properties). A
@@ -104,6 +105,8 @@ def events(row: OutboxMessage, route: Route, facts: Facts) -> list[dict[str, Any
         personas["event_emitter_id"] = route.activation.id
     if owners.profile_type(owner) == "LINKED":
         personas["computation_run_id"] = row.run_id
+    if row.split_group is not None:
+        personas["split_group"] = row.split_group
     timestamp = iso(from_ms(row.created_at_ms))
     integrations = {"All": False, route.entry.name: True}
 

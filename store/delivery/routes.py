@@ -60,6 +60,11 @@ class Route:
         return owners.profile_type(self.owner) == "ACCOUNTS"
 
     @property
+    def split_group(self) -> str | None:
+        """The one group of the audience's split this connection (and its activations) sends, if any."""
+        return self.connection.connection_settings.get("splitGroup")
+
+    @property
     def transitions(self) -> tuple[str, ...]:
         if self.is_trait:
             return CHANGED

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 
 from store.catalog.audiences import require_audience
 from store.db.errors import InputValidation
@@ -37,7 +37,13 @@ class Overlap:
     union: int
 
 
-def overlap(store: Store, space_id: str, audience_ids: list[str]) -> Overlap:
+def overlap(store: Store, space_id: str, audience_ids: list[str], split_groups: dict[str, str] | None = None) -> Overlap:
+    """The overlap of the audiences' current members; for an audience named in `split_groups`, only
+    its members in that group of its split."""
+    split_groups = split_groups or {}
+    strays = sorted(set(split_groups) - set(audience_ids))
+    if strays:
+        raise InputValidation(f"splitGroups names {', '.join(strays)}, not among audienceIds.", field="splitGroups")
     if len(set(audience_ids)) != len(audience_ids):
         raise InputValidation("audienceIds names an audience twice; name each once.", field="audienceIds")
     if not FEWEST_AUDIENCES <= len(audience_ids) <= MOST_AUDIENCES:
@@ -48,7 +54,8 @@ def overlap(store: Store, space_id: str, audience_ids: list[str]) -> Overlap:
         bit = case({audience_id: 1 << index for index, audience_id in enumerate(audience_ids)},
                    value=Membership.computation_id)
         masks = (select(func.sum(bit).label("mask"))
-                 .where(Membership.computation_id.in_(audience_ids), Membership.exited_at_ms.is_(None))
+                 .where(or_(*(_stays_of(audience_id, split_groups.get(audience_id)) for audience_id in audience_ids)),
+                        Membership.exited_at_ms.is_(None))
                  .group_by(Membership.profile_id).subquery())
         counts = dict(session.execute(select(masks.c.mask, func.count()).group_by(masks.c.mask)).all())
     counts = {int(mask): int(count) for mask, count in counts.items()}
@@ -61,3 +68,8 @@ def overlap(store: Store, space_id: str, audience_ids: list[str]) -> Overlap:
     pairs = [Pair(audience_ids[i], audience_ids[j], members(i, j))
              for i in range(len(audience_ids)) for j in range(i + 1, len(audience_ids))]
     return Overlap(sizes, names, pairs, sum(counts.values()))
+
+
+def _stays_of(audience_id: str, split_group: str | None):
+    mine = Membership.computation_id == audience_id
+    return mine if split_group is None else and_(mine, Membership.split_group == split_group)

@@ -7,7 +7,9 @@ stays began and ended in it and the size at its end. It is answered with two gro
 count before the range, however many buckets there are. The definition changes and the runs in the
 range come with it, so a jump in size lines up with its cause.
 
-For a computed trait, the size is the profiles that hold a value; a value that changes ends one
+For one group of an audience's experiment split, the stays are those kept in that group (a move
+between groups ends one stay and begins another). For a computed trait, the size is the profiles
+that hold a value; a value that changes ends one
 stay and begins another at the same moment, so it counts as one exit and one entry.
 """
 
@@ -65,8 +67,10 @@ class SizeHistory:
     runs_truncated: bool
 
 
-def size_history(store: Store, space_id: str, computation_id: str, start, end, granularity: str) -> SizeHistory:
-    """Sizes per bucket of `granularity` (HOUR or DAY) from `start` to `end` (datetimes)."""
+def size_history(store: Store, space_id: str, computation_id: str, start, end, granularity: str,
+                 split_group: str | None = None) -> SizeHistory:
+    """Sizes per bucket of `granularity` (HOUR or DAY) from `start` to `end` (datetimes), of one
+    group of an audience's split if `split_group` is given (its stays in that group)."""
     width = BUCKET_MS[granularity]
     start_ms = to_ms(start) // width * width
     end_ms = -(-to_ms(end) // width) * width
@@ -77,6 +81,9 @@ def size_history(store: Store, space_id: str, computation_id: str, start, end, g
                               f"{MOST_BUCKETS} buckets are answered: use DAY or a shorter range.", field="startTime")
     with store.read() as session:
         if computation_id.startswith("tra_"):
+            if split_group is not None:
+                raise InputValidation("splitGroup applies to an audience's split, not a computed trait.",
+                                      field="splitGroup")
             require_computed_trait(session, space_id, computation_id)
             table = ComputedValue.__table__
             began, ended = table.c.from_ms, table.c.until_ms
@@ -85,6 +92,8 @@ def size_history(store: Store, space_id: str, computation_id: str, start, end, g
             table = Membership.__table__
             began, ended = table.c.entered_at_ms, table.c.exited_at_ms
         mine = table.c.computation_id == computation_id
+        if split_group is not None:
+            mine = and_(mine, table.c.split_group == split_group)
         before = session.execute(select(func.count()).select_from(table).where(
             mine, began < start_ms, or_(ended.is_(None), ended >= start_ms))).scalar_one()
         entered = _per_bucket(session, table, mine, began, start_ms, end_ms, width)
