@@ -18,6 +18,7 @@ from tools import (
     downloads,
     filters,
     insights,
+    priority_lists,
     profiles,
     schedules,
     space_schema,
@@ -43,6 +44,7 @@ TOOLSETS: dict[str, list[ToolSpec]] = {
     "data-graph": data_graph.TOOLS,
     "insights": insights.TOOLS,
     "splits": splits.TOOLS,
+    "priority-lists": priority_lists.TOOLS,
 }
 TOOLS: list[ToolSpec] = [spec for group in TOOLSETS.values() for spec in group]
 

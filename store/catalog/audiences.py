@@ -25,7 +25,7 @@ from store.catalog import data_graphs, definitions
 from store.catalog.spaces import require_space
 from store.db.errors import Conflict, InputValidation, NotFound
 from store.db.ids import new_id
-from store.db.models import Audience, AudienceSchedule
+from store.db.models import Audience, AudienceSchedule, PriorityListEntry
 from store.db.pagination import Page, PageRequest, paginate
 from store.db.store import Store
 from store.delivery import outbox
@@ -165,6 +165,10 @@ def remove_audience(store: Store, space_id: str, audience_id: str) -> None:
     with store.write() as session:
         audience = require_audience(session, space_id, audience_id)
         definitions.refuse_removal_if_read(session, space_id, audience.key, f"Audience '{audience_id}'")
+        ranked = session.get(PriorityListEntry, audience_id)
+        if ranked is not None:
+            raise Conflict(f"Audience '{audience_id}' is on priority list '{ranked.list_id}'; take it off with "
+                           "segment_audiences_update_priority_list first.", field="id")
         audience.deleted_at = store.now()
         audience.enabled = False
         audience.status = "Disabled"

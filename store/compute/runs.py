@@ -33,7 +33,7 @@ from backend.cql.compiler import CompileError
 from store.analytic.replication import Marks, marks_of
 from store.analytic.store import FullResult
 from store.analytic.values import Settlement
-from store.catalog import splits
+from store.catalog import priority_lists, splits
 from store.catalog.audiences import get_audience
 from store.compute import computations, entity_members, linked
 from store.compute.computations import Computation
@@ -438,8 +438,12 @@ def _apply_audience(session: Session, computation: Computation, rows: list[tuple
                                                                             exited)
         targets = routes.sending_routes(session, computation.id) if matched is None \
             else entity_members.sending_now(session, computation)
+        ranked = priority_lists.on_run(session, computation.space_id, computation.id, entered, exited, run_row.id,
+                                       now_ms)
+        sent_entered, sent_exited = ranked or (entered, exited)
         entity_members.timed_enqueue(matched, session, computation.space_id, computation.id, targets,
-                                     {"entered": entered, "exited": exited}, run_row.id, now_ms, values, assigned)
+                                     {"entered": sent_entered, "exited": sent_exited}, run_row.id, now_ms, values,
+                                     assigned)
     if matched is not None:
         pairs = entity_members.write(session, computation, run_row, members, matched)
         run_row.entity_size = pairs if computation.target_entity != "profile" else None

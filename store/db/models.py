@@ -187,6 +187,26 @@ class AudienceSplit(SQLModel, table=True):
     updated_at: datetime
 
 
+class PriorityList(SQLModel, table=True):
+    """A ranked list of a space's audiences (`store.catalog.priority_lists`); its entries rank them."""
+
+    __tablename__ = "priority_list"
+    id: str = Field(primary_key=True)
+    space_id: str = Field(index=True)
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class PriorityListEntry(SQLModel, table=True):
+    """An audience's place on a priority list (0 is the highest); an audience is on at most one."""
+
+    __tablename__ = "priority_list_entry"
+    audience_id: str = Field(primary_key=True)
+    list_id: str = Field(index=True)
+    rank: int
+
+
 class AudienceSchedule(SQLModel, table=True):
     __tablename__ = "audience_schedule"
     id: str = Field(primary_key=True)
