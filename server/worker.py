@@ -1,7 +1,7 @@
 """The background loops, each in a thread of its own so that a slow one never holds up another: the
 processor storing what the Tracking API acknowledged; realtime recomputes (one pass per space at a
-time, up to four spaces at once); previews; due runs (first runs, cadences, sweeps, schedules) and
-the pruning of the analytic store's change log; outbox delivery, with its own event loop; and, when
+time, up to four spaces at once); previews; due runs (first runs, cadences, sweeps, schedules), the
+pruning of the analytic store's change log and alert checks; outbox delivery, with its own event loop; and, when
 this process has an analytic store, its replication.
 
 They run inside `serve`, or alone as `segment-audiences worker`, all of them or the roles `--only`
@@ -35,6 +35,7 @@ from server.role_process import RoleProcess
 from store.analytic.replication import prune_changes
 from store.compute import previews, recompute
 from store.compute.runs import Cadence
+from store.insights import alerts
 from store.db.database import sqlite_file
 from store.db.outage import Unavailable
 from store.db.store import Store
@@ -51,6 +52,11 @@ RUNS_SECONDS = 1.0
 PRUNE_EVERY_TICKS = 600
 ROLES = ("ingest", "compute", "delivery")
 REPLICATE_SECONDS = 1.0
+
+
+def alert_seconds() -> float:
+    """SEGMENT_AUDIENCES_ALERT_SECONDS: how often alerts are checked (default 60)."""
+    return float(os.environ.get("SEGMENT_AUDIENCES_ALERT_SECONDS", "60"))
 
 
 def cadence_from_env() -> Cadence:
@@ -140,11 +146,14 @@ class Worker:
                 self.stopping.wait(TICK_SECONDS)
 
     def runs(self) -> None:
-        ticks = 0
+        ticks, checked = 0, float("-inf")
         while not self.stopping.is_set():
             self.step("due runs", lambda: recompute.run_due(self.store, self.cadence))
             if ticks % PRUNE_EVERY_TICKS == 0:
                 self.step("change log pruning", lambda: prune_changes(self.store))
+            if time.monotonic() - checked >= alert_seconds():
+                checked = time.monotonic()
+                self.step("alert checks", lambda: len(alerts.check_all(self.store)))
             ticks += 1
             self.stopping.wait(RUNS_SECONDS)
 

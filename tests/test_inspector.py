@@ -26,7 +26,7 @@ def test_inspector_lists_the_tools(tmp_path):
     result = inspector(tmp_path, "--method", "tools/list")
     assert result.returncode == 0, result.stderr
     names = {tool["name"] for tool in json.loads(result.stdout)["result"]["tools"]}
-    assert len(names) == 68 and "segment_audiences_create_audience" in names
+    assert len(names) == 71 and "segment_audiences_create_audience" in names
 
 
 def test_inspector_calls_a_tool(tmp_path):

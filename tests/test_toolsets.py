@@ -42,10 +42,10 @@ async def test_read_only_applies_within_the_chosen_toolsets(store):
 
 def test_every_tool_is_in_exactly_one_toolset():
     names = [spec.name for group in TOOLSETS.values() for spec in group]
-    assert len(names) == len(set(names)) == 68
+    assert len(names) == len(set(names)) == 71
     assert set(TOOLSETS) == {"spaces", "audiences", "schedules", "computed-traits", "destinations", "activations",
                              "filters", "subscriptions", "compute", "downloads", "profiles", "schema", "data-graph", "insights",
-                             "splits", "priority-lists"}
+                             "splits", "priority-lists", "alerts"}
 
 
 def test_an_unknown_toolset_is_refused_with_the_valid_names(tmp_path):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 async def round_trip(client: Client) -> None:
     tools = (await client.list_tools()).tools
-    assert len(tools) == 68
+    assert len(tools) == 71
     spaces = (await client.call_tool("segment_audiences_list_spaces", {})).structured_content["spaces"]
     assert spaces[0]["name"] == "Default"
     created = await client.call_tool("segment_audiences_create_audience", {
@@ -63,7 +63,7 @@ async def test_bearer_token_guards_the_http_transport(tmp_path):
         assert answer.status_code == 401 and answer.json()["errors"][0]["type"] == "unauthorized"
         http_client = httpx2.AsyncClient(headers={"Authorization": "Bearer let-me-in"})
         async with http_client, Client(streamable_http_client(f"http://127.0.0.1:{server.port}/mcp", http_client=http_client)) as client:
-            assert len((await client.list_tools()).tools) == 68
+            assert len((await client.list_tools()).tools) == 71
     finally:
         server.stop()
 

@@ -9,6 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from store.db.store import Store
 from tools import (
     activations,
+    alerts,
     audiences,
     compute,
     computed_traits,
@@ -45,6 +46,7 @@ TOOLSETS: dict[str, list[ToolSpec]] = {
     "insights": insights.TOOLS,
     "splits": splits.TOOLS,
     "priority-lists": priority_lists.TOOLS,
+    "alerts": alerts.TOOLS,
 }
 TOOLS: list[ToolSpec] = [spec for group in TOOLSETS.values() for spec in group]
 

@@ -207,6 +207,36 @@ class PriorityListEntry(SQLModel, table=True):
     rank: int
 
 
+class Alert(SQLModel, table=True):
+    """A condition watched in the background (`store.insights.alerts`): `kind` SIZE_CHANGE of an
+    audience or computed trait, or DELIVERY_FAILURE_RATE of a destination instance (`subject_id`),
+    above `threshold_percent`; `firing` while it holds, so it is sent once per episode."""
+
+    id: str = Field(primary_key=True)
+    space_id: str = Field(index=True)
+    kind: str
+    subject_id: str
+    threshold_percent: float
+    webhook_url: str
+    firing: bool = False
+    checked_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    created_at: datetime
+
+
+class AlertFiring(SQLModel, table=True):
+    """One time an alert fired: the value measured, the payload sent and what the webhook answered."""
+
+    __tablename__ = "alert_firing"
+    id: int | None = row_id()
+    alert_id: str = Field(index=True)
+    space_id: str
+    fired_at_ms: int = Field(sa_type=BigInteger)
+    value_percent: float
+    payload: dict[str, Any] = Field(sa_type=JsonObject)
+    status: int | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+
+
 class AudienceSchedule(SQLModel, table=True):
     __tablename__ = "audience_schedule"
     id: str = Field(primary_key=True)
