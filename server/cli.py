@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(store: Store, args: argparse.Namespace) -> int:
     from server.app import build_server
-    from server.http import serve_http
+    from server.http import is_loopback, serve_http
     from server.web import api_app
 
     log = logging.getLogger("segment_audiences")
@@ -94,7 +94,8 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
             log.info("MCP (%s) on http://%s:%d%s", args.transport, args.host, mcp_port, path)
             if shared:
                 log.info("Tracking and Profile APIs on http://%s:%d/v1/ (the MCP port)", args.host, mcp_port)
-            serve_http(server, args.transport, args.host, mcp_port, args.token, api=api_app(store) if shared else None)
+            serve_http(server, args.transport, args.host, mcp_port, args.token,
+                       api=api_app(store, args.token, is_loopback(args.host)) if shared else None)
     finally:
         stopper.stop()
     return 0
@@ -112,11 +113,12 @@ def _stop(store: Store, worker: Worker | SplitLoops | None) -> None:
 def _serve_api(log: logging.Logger, store: Store, args: argparse.Namespace) -> int | None:
     """Start the Tracking and Profile APIs on their own port: `--http-port` if given (failing to get
     it is an error), else 8000, and if 8000 is taken, none (MCP still starts; the log says why)."""
+    from server.http import is_loopback
     from server.web import serve_api_in_background
 
     port = DEFAULT_API_PORT if args.http_port is None else args.http_port
     try:
-        bound = serve_api_in_background(store, args.host, port)
+        bound = serve_api_in_background(store, args.host, port, args.token, is_loopback(args.host))
     except OSError as error:
         if args.http_port is not None:
             print(f"error: cannot serve the Tracking and Profile APIs on {args.host}:{port}: {error}", file=sys.stderr)

@@ -19,15 +19,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server import downloads_api, profile_api, tracking_api
+from server import console, downloads_api, profile_api, tracking_api
 from store.db.store import Store
 
 
-def api_app(store: Store) -> ASGIApp:
-    """The Tracking and Profile APIs (the Tracking API open to other origins); unknown paths and
-    methods get a JSON answer too."""
+def api_app(store: Store, token: str | None = None, loopback: bool = True) -> ASGIApp:
+    """The Tracking and Profile APIs (the Tracking API open to other origins) and the console (behind
+    `token`, or on a `loopback` address only); unknown paths and methods get a JSON answer too."""
     return tracking_api.cross_origin(_refusing_nul(Starlette(
-        routes=[*tracking_api.routes(store), *profile_api.routes(store), *downloads_api.routes(store)],
+        routes=[*tracking_api.routes(store), *profile_api.routes(store), *downloads_api.routes(store),
+                *console.routes(store, token, loopback)],
         exception_handlers={404: _no_route, 405: _no_route},
     )))
 
@@ -58,12 +59,12 @@ async def _no_route(request: Request, error: HTTPException) -> JSONResponse:
                         status_code=error.status_code)
 
 
-API_PREFIXES = ("/v1/", "/downloads/")
+API_PREFIXES = ("/v1/", "/downloads/", "/console")
 
 
 class ApiInFront:
-    """Sends `/v1/…` and `/downloads/…` requests to the APIs and the rest (and lifespan events) to the
-    MCP app."""
+    """Sends `/v1/…`, `/downloads/…` and `/console…` requests to the APIs and the console, and the rest
+    (and lifespan events) to the MCP app."""
 
     def __init__(self, api: ASGIApp, mcp: ASGIApp):
         self.api = api
@@ -76,11 +77,12 @@ class ApiInFront:
             await self.mcp(scope, receive, send)
 
 
-def serve_api_in_background(store: Store, host: str, port: int) -> int:
-    """Run the APIs on their own port (0: any free one) in a daemon thread; returns the port once it
-    is listening. Raises OSError, with the reason, when the port cannot be had."""
+def serve_api_in_background(store: Store, host: str, port: int, token: str | None = None,
+                            loopback: bool = True) -> int:
+    """Run the APIs and the console on their own port (0: any free one) in a daemon thread; returns the
+    port once it is listening. Raises OSError, with the reason, when the port cannot be had."""
     listening = socket.create_server((host, port))
-    server = uvicorn.Server(uvicorn.Config(api_app(store), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(api_app(store, token, loopback), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, name="segment-audiences-http",
                               daemon=True)
     thread.start()
