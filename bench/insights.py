@@ -1,4 +1,4 @@
-"""Insight tools on a large space: size history and overlap, timed against the plainest question on
+"""Insight tools on a large space: size history, overlap and breakdown, timed against the plainest question on
 the same rows in the same run.
 
 Writes, straight into a fresh database of the project's schema, the membership history of
@@ -8,6 +8,9 @@ ended on a later day (some profiles came back: a second stay). Then times, media
 
 - `size_history` by DAY over the 90 days and by HOUR over the last 7 (`store.insights.size_history`);
 - `overlap` of two audiences and of all of them (`store.insights.overlap`);
+- `breakdown` of the first audience's members by a trait of 4 values (`plan`) and by a numeric one
+  binned (`spend`), both written for every profile (`store.insights.breakdown`; its definition has
+  no top-level blocks, so this is the value counts alone);
 - the reference: `SELECT count(*)` of one audience's current members, the cheapest question the
   membership table answers.
 
@@ -35,15 +38,16 @@ sys.path.insert(0, str(ROOT))
 from bench.report import publish  # noqa: E402
 from store.catalog import audiences, spaces  # noqa: E402
 from store.db import bulk  # noqa: E402
-from store.db.models import Membership  # noqa: E402
+from store.db.models import Membership, Trait  # noqa: E402
 from store.db.store import Store  # noqa: E402
-from store.insights import overlap, size_history  # noqa: E402
+from store.insights import breakdown, overlap, size_history  # noqa: E402
 
 DAY_MS = 86_400_000
 DAYS = 90
 END = datetime(2026, 12, 1, tzinfo=timezone.utc)
 COLUMNS = ("space_id", "computation_id", "profile_id", "entered_at_ms", "entered_run_id", "exited_at_ms",
            "exited_run_id")
+TRAIT_COLUMNS = ("profile_id", "key", "space_id", "value", "trait_class", "source_id", "updated_at_ms")
 
 
 def stays(rng: random.Random, space_id: str, audience_id: str, profiles: int, share: float):
@@ -75,6 +79,16 @@ def fill(store: Store, space_id: str, audience_ids: list[str], profiles: int) ->
     return written
 
 
+def traits(store: Store, space_id: str, profiles: int) -> None:
+    """A `plan` (4 values) and a `spend` (0-999) trait for every profile."""
+    rng = random.Random(13)
+    rows = [(f"use_{n:08d}", key, space_id, value, "custom", "bench", 0) for n in range(profiles)
+            for key, value in (("plan", f'"{rng.choice(["free", "pro", "team", "enterprise"])}"'),
+                               ("spend", str(rng.randrange(1000))))]
+    with store.write() as session:
+        bulk.insert_rows(session.connection(), Trait.__table__, TRAIT_COLUMNS, rows)
+
+
 def median_seconds(work, times: int = 5) -> float:
     spent = []
     for _ in range(times):
@@ -98,10 +112,12 @@ def main() -> None:
                         for n in range(args.audiences)]
         started = time.perf_counter()
         rows = fill(store, space_id, audience_ids, args.profiles)
+        traits(store, space_id, args.profiles)
         fill_seconds = time.perf_counter() - started
         if store.engine.dialect.name == "postgresql":
             with store.engine.connect() as connection:
                 connection.exec_driver_sql("ANALYZE membership")
+                connection.exec_driver_sql("ANALYZE trait")
         first = audience_ids[0]
 
         def reference() -> None:
@@ -121,8 +137,11 @@ def main() -> None:
                 store, space_id, first, END - timedelta(days=7), END, "HOUR")),
             "overlap_two_s": median_seconds(lambda: overlap.overlap(store, space_id, audience_ids[:2])),
             "overlap_all_s": median_seconds(lambda: overlap.overlap(store, space_id, audience_ids)),
+            "breakdown_values_s": median_seconds(lambda: breakdown.breakdown(store, space_id, first, trait_key="plan")),
+            "breakdown_bins_s": median_seconds(lambda: breakdown.breakdown(store, space_id, first, trait_key="spend")),
         }
-        for name in ("size_history_day_90_s", "size_history_hour_7_s", "overlap_two_s", "overlap_all_s"):
+        for name in ("size_history_day_90_s", "size_history_hour_7_s", "overlap_two_s", "overlap_all_s",
+                     "breakdown_values_s", "breakdown_bins_s"):
             figures[name.removesuffix("_s") + "_over_reference"] = round(figures[name] / figures["reference_count_s"], 1)
         store.close()
     publish("insights", figures, entry=figures["database"])

@@ -107,14 +107,16 @@ async def test_delivered_events_carry_the_group_in_context_personas(store, space
     assert sent == {u: g for u, g in grouped.items() if g != "holdout"}
 
 
-async def test_new_holdout_members_are_sent_an_exit_and_removing_the_split_sends_them_back(store, space_id, call, members):
+async def test_new_holdout_members_are_sent_an_exit_and_removing_the_split_sends_them_back_keeping_the_stays(store, space_id, call, members):
     connection = connect(store, space_id, members.id, "webhooks-actions", {})
     activation = activate(store, space_id, members.id, connection.id, "Audience Membership Changed", mapping=webhook())
     await call.ok("create_audience_split", spaceId=space_id, audienceId=members.id, groups=GROUPS)
-    held = {u for u, g in stays(store, members.id).items() if g == "holdout"}
+    grouped = stays(store, members.id)
+    held = {u for u, g in grouped.items() if g == "holdout"}
 
     assert queued(store, activation.id, "exited") == held
     await call.ok("remove_audience_split", spaceId=space_id, audienceId=members.id)
+    assert stays(store, members.id) == grouped
     assert queued(store, activation.id, "entered") == set(USERS)
     assert rows(store, "select count(*) from outbox where target_id = :t and transition = 'entered'",
                 t=activation.id) == [(len(USERS) + len(held),)]

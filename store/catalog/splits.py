@@ -2,7 +2,8 @@
 (`backend.splits`), some of them holdouts, which connections may target one at a time.
 
 Each stay keeps the group its profile was in (`membership.split_group`). Creating a split gives the
-current stays their groups; a run gives each new stay its group. Changing the percentages moves only
+current stays their groups; a run gives each new stay its group; removing a split leaves the stays'
+groups as they were. Changing the percentages moves only
 the members whose bucket changed group: their stays end and new ones begin in the new group at the
 same moment (as a changed computed-trait value does), and each connection is sent the exits and
 entries the move makes for it. Members put in a holdout by a new split are sent an exit wherever they
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
@@ -68,7 +70,7 @@ def create_split(store: Store, space_id: str, audience_id: str, groups: list[Gro
                             groups=[_document(group) for group in groups], created_at=now, updated_at=now)
         session.add(row)
         session.flush()
-        _regroup(session, audience_id, None, _split(row), to_ms(now), split_id, in_place=True)
+        _regroup(session, audience_id, None, _split(row), to_ms(now), split_id, stays="label")
         return row
 
 
@@ -99,7 +101,7 @@ def update_split(store: Store, space_id: str, audience_id: str, groups: list[Gro
         session.add(row)
         session.flush()
         moved = _regroup(session, audience_id, before, _split(row), to_ms(row.updated_at), new_id("spc"),
-                         in_place=False)
+                         stays="restart")
         return row, moved
 
 
@@ -112,7 +114,7 @@ def remove_split(store: Store, space_id: str, audience_id: str) -> None:
             named = ", ".join(f"'{connection_id}' ('{group}')" for connection_id, group in targeting)
             raise Conflict(f"Connections still send to one group: {named}; remove their connectionSettings.splitGroup "
                            "first.", field="audienceId")
-        _regroup(session, audience_id, _split(row), None, to_ms(store.now()), new_id("spc"), in_place=True)
+        _regroup(session, audience_id, _split(row), None, to_ms(store.now()), new_id("spc"), stays="keep")
         session.delete(row)
 
 
@@ -133,26 +135,28 @@ def groups_of(row: AudienceSplit) -> list[Group]:
 
 
 def _regroup(session: Session, audience_id: str, before: Split | None, after: Split | None, now_ms: int,
-             change_id: str, *, in_place: bool) -> int:
-    """Give the open stays their groups under `after` (None: no split) and send each route the exits
-    and entries that makes; a move ends the stay and begins another unless `in_place`. Returns how
-    many members changed group."""
-    stays = session.exec(select(Membership.profile_id, Membership.split_group, Membership.space_id).where(
+             change_id: str, *, stays: Literal["label", "restart", "keep"]) -> int:
+    """Send each route the exits and entries that going from the groups of `before` to those of
+    `after` (None: no split) makes, and record it on the open stays of the members who changed group:
+    `label` them with their new group (a new split), `restart` them (end each and begin another in the
+    new group), or `keep` them as they were (a removed split: the stays keep the group they had).
+    Returns how many members changed group."""
+    found = session.exec(select(Membership.profile_id, Membership.split_group, Membership.space_id).where(
         Membership.computation_id == audience_id, col(Membership.exited_at_ms).is_(None))).all()
-    old = (before.assigned([p for p, _, _ in stays], {p: g for p, g, _ in stays}) if before
-           else Assigned({p: None for p, _, _ in stays}, frozenset()))
-    new = after.assigned([p for p, _, _ in stays]) if after else Assigned({p: None for p, _, _ in stays}, frozenset())
-    moved = sorted(p for p, _, _ in stays if old.of[p] != new.of[p])
+    old = (before.assigned([p for p, _, _ in found], {p: g for p, g, _ in found}) if before
+           else Assigned({p: None for p, _, _ in found}, frozenset()))
+    new = after.assigned([p for p, _, _ in found]) if after else Assigned({p: None for p, _, _ in found}, frozenset())
+    moved = sorted(p for p, _, _ in found if old.of[p] != new.of[p])
     if not moved:
         return 0
-    space_id = stays[0][2]
+    space_id = found[0][2]
     connection = session.connection()
-    if in_place:
+    if stays == "label":
         execute_dicts(connection, "regroup stays", lambda: update(Membership).where(
             Membership.computation_id == bindparam("audience"), col(Membership.exited_at_ms).is_(None),
             Membership.profile_id == bindparam("profile")).values(split_group=bindparam("group")),
             [{"audience": audience_id, "profile": p, "group": new.of[p]} for p in moved])
-    else:
+    elif stays == "restart":
         execute_dicts(connection, "end moved stays", lambda: update(Membership).where(
             Membership.computation_id == bindparam("audience"), col(Membership.exited_at_ms).is_(None),
             Membership.profile_id == bindparam("profile")).values(exited_at_ms=bindparam("at"),
