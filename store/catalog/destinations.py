@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from backend.clock import to_ms
+from store.catalog import splits
 from store.catalog.audiences import AUDIENCE_TYPES, require_audience
 from store.catalog.computed_traits import require_computed_trait
-from store.catalog import splits
 from store.catalog.destination_instances import require_destination
 from store.catalog.spaces import get_space
 from store.db.errors import Conflict, InputValidation, NotFound
