@@ -115,7 +115,7 @@ def main() -> None:
         traits(store, space_id, args.profiles)
         fill_seconds = time.perf_counter() - started
         if store.engine.dialect.name == "postgresql":
-            with store.engine.connect() as connection:
+            with store.engine.begin() as connection:  # committed: statistics an ANALYZE rolled back are lost
                 connection.exec_driver_sql("ANALYZE membership")
                 connection.exec_driver_sql("ANALYZE trait")
         first = audience_ids[0]
