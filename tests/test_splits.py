@@ -183,3 +183,27 @@ async def test_a_group_a_connection_aims_at_cannot_go_nor_the_split_with_it(stor
     assert renamed["type"] == removed["type"] == twice["type"] == "conflict"
     assert aimed.id in renamed["message"] and aimed.id in removed["message"]
     assert unknown["field"] == "connectionSettings.splitGroup" and "control, treatment, holdout" in unknown["message"]
+
+
+async def test_an_activation_can_aim_at_a_group_of_its_own(store, space_id, call, members):
+    await call.ok("create_audience_split", spaceId=space_id, audienceId=members.id, groups=GROUPS)
+    everyone = connect(store, space_id, members.id, "webhooks-actions", {})
+    aimed = connect(store, space_id, members.id, "webhooks-actions", {}, connection_settings={"splitGroup": "treatment"})
+
+    def activation(connection_id, group):
+        return call.ok("add_activation_to_audience", spaceId=space_id, audienceId=members.id, connectionId=connection_id,
+                       activationName=f"Only {group}", activationType="Audience Entered", performResync=True,
+                       personalization={}, destinationMapping=webhook(), splitGroup=group)
+
+    control = (await activation(everyone.id, "control"))["activation"]
+    mismatch = await call.error("add_activation_to_audience", spaceId=space_id, audienceId=members.id,
+                                connectionId=aimed.id, activationName="Wrong", activationType="Audience Entered",
+                                performResync=True, personalization={}, destinationMapping=webhook(),
+                                splitGroup="control")
+    dropped = await call.error("update_audience_split", spaceId=space_id, audienceId=members.id, groups=[
+        {"name": "treatment", "percentage": 80}, {"name": "holdout", "percentage": 20, "holdout": True}])
+
+    assert control["splitGroup"] == "control"
+    assert queued(store, control["id"]) == {u for u, g in stays(store, members.id).items() if g == "control"}
+    assert mismatch["field"] == "splitGroup" and aimed.id in mismatch["message"]
+    assert dropped["type"] == "conflict" and control["id"] in dropped["message"]

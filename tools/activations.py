@@ -66,6 +66,7 @@ def add_activation_to_audience(
     destinationMapping: Annotated[Optional[DestinationMappingInput], Field(description="Action destinations only.")] = None,
     displayName: Annotated[Optional[str], Field(description="Label (warehouses).")] = None,
     enabled: Annotated[Optional[bool], Field(description="Default true.")] = None,
+    splitGroup: Annotated[Optional[str], Field(description="Addition: only this group of the audience's split.")] = None,
 ) -> ActivationResult:
     """Add an activation to a connection: which events (activationType), with which traits
     (personalization), through which action (destinationMapping; see
@@ -83,6 +84,7 @@ def add_activation_to_audience(
         destination_mapping=destinationMapping.model_dump(exclude_none=True) if destinationMapping else None,
         display_name=displayName,
         enabled=enabled,
+        split_group=splitGroup,
     )
     return _result(store, row, activations.personalization_warnings(store, spaceId, row.personalization))
 
@@ -124,6 +126,7 @@ def update_activation_for_audience(
     enabled: Optional[bool] = None,
     performResync: Annotated[Optional[bool], Field(description="true resends every member.")] = None,
     personalization: Optional[PersonalizationInput] = None,
+    splitGroup: Annotated[Optional[str], Field(description="Addition: only this group; empty clears it.")] = None,
 ) -> ActivationResult:
     """Update an activation; only the fields given change. Returns {activation}."""
     row = activations.update_activation(
@@ -137,6 +140,7 @@ def update_activation_for_audience(
         perform_resync=performResync,
         personalization=personalization.model_dump(exclude_none=True) if personalization else None,
         destination_mapping=destinationMapping.model_dump(exclude_none=True) if destinationMapping else None,
+        split_group=splitGroup,
     )
     return _result(store, row, activations.personalization_warnings(store, spaceId, row.personalization))
 

@@ -247,6 +247,7 @@ class ActivationOutput(Output):
     destinationMapping: Optional[DestinationMapping] = None
     performResync: Optional[bool] = None
     delivery: Optional[DeliveryHealth] = None
+    splitGroup: Optional[str] = None
 
 
 class Status(Output):

@@ -188,6 +188,7 @@ def activation(row: rows.Activation, workspace_id: str, health: Health) -> api.A
         destinationMapping=row.destination_mapping,
         performResync=row.perform_resync or health.resync_pending,
         delivery=delivery(health),
+        splitGroup=row.split_group,
     )
 
 

@@ -15,11 +15,11 @@ from sqlmodel import Session, select
 from backend.clock import to_ms
 from backend.delivery import adapters
 from backend.delivery.adapters import MAX_WEBHOOK_BATCH
-from store.catalog import data_graphs, definitions
+from store.catalog import data_graphs, definitions, splits
 from store.catalog.destinations import require_connection, require_owner
 from store.db.errors import InputValidation, NotFound
 from store.db.ids import new_id
-from store.db.models import Activation, DataGraphConfig, Destination
+from store.db.models import Activation, Connection, DataGraphConfig, Destination
 from store.db.pagination import Page, PageRequest, paginate
 from store.db.store import Store
 from store.delivery import destination_catalog, outbox, owners, routes
@@ -43,6 +43,7 @@ def add_activation(
     destination_mapping: dict[str, Any] | None = None,
     display_name: str | None = None,
     enabled: bool | None = None,
+    split_group: str | None = None,
 ) -> Activation:
     personalization = _checked_entities(store, space_id, audience_id, personalization)
     with store.write() as session:
@@ -68,6 +69,7 @@ def add_activation(
             perform_resync=perform_resync,
             created_at=now,
             updated_at=now,
+            split_group=_check_split_group(session, owner, connection, split_group),
         )
         session.add(activation)
         _resync_if_asked(session, activation, now)
@@ -111,8 +113,10 @@ def update_activation(
     perform_resync: bool | None = None,
     personalization: dict[str, Any] | None = None,
     destination_mapping: dict[str, Any] | None = None,
+    split_group: str | None = None,
 ) -> Activation:
-    """None leaves a field as it is; an empty `activation_name` is ignored and an empty `display_name` clears it."""
+    """None leaves a field as it is; an empty `activation_name` is ignored and an empty `display_name`
+    or `split_group` clears it (a new group applies to the changes from then on)."""
     personalization = _checked_entities(store, space_id, audience_id, personalization)
     with store.write() as session:
         activation = _require(session, space_id, audience_id, activation_id)
@@ -134,10 +138,27 @@ def update_activation(
             activation.destination_mapping = _check_mapping(
                 destination, destination_mapping, activation.destination_mapping
             )
+        if split_group is not None:
+            activation.split_group = _check_split_group(session, owner, connection, split_group or None)
         activation.updated_at = store.now()
         session.add(activation)
         _resync_if_asked(session, activation, activation.updated_at)
         return activation
+
+
+def _check_split_group(session: Session, owner: Owner, connection: Connection, group: str | None) -> str | None:
+    """An activation's own split group: one of the audience's split, and its connection's if that has one."""
+    if group is None:
+        return None
+    if owners.is_trait(owner):
+        raise InputValidation("splitGroup names a group of an audience's split; a computed trait has none.",
+                              field="splitGroup")
+    splits.check_target(session, owner.id, group, "splitGroup")
+    aimed = connection.connection_settings.get("splitGroup")
+    if aimed and aimed != group:
+        raise InputValidation(f"Connection '{connection.id}' sends only group '{aimed}'; an activation on it sends "
+                              "that group, or omit splitGroup.", field="splitGroup")
+    return group
 
 
 def remove_activation(store: Store, space_id: str, audience_id: str, activation_id: str) -> None:

@@ -204,7 +204,7 @@ def _check_connection_settings(session: Session, owner: Owner, entry: destinatio
         if not isinstance(group, str) or owners.is_trait(owner):
             raise InputValidation("splitGroup names one group of an audience's split, as a string.",
                                   field="connectionSettings.splitGroup")
-        splits.check_target(session, owner.id, group)
+        splits.check_target(session, owner.id, group, "connectionSettings.splitGroup")
         checked["splitGroup"] = group
     if checked.get("sendGroup") and owners.profile_type(owner) != "ACCOUNTS":
         raise InputValidation("sendGroup applies only to ACCOUNTS audiences and computed traits, which send one "

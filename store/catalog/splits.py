@@ -8,8 +8,10 @@ the members whose bucket changed group: their stays end and new ones begin in th
 same moment (as a changed computed-trait value does), and each connection is sent the exits and
 entries the move makes for it. Members put in a holdout by a new split are sent an exit wherever they
 had been sent; removing a split sends its holdout members an entry wherever a connection sends.
-A connection targets a group with `connectionSettings.splitGroup`; its activations send for that
-group too. A group some connection targets cannot be renamed or removed, nor the split with it.
+A connection targets a group with `connectionSettings.splitGroup`, and its activations send for that
+group too; an activation can also target a group of its own (`splitGroup`), which must be its
+connection's group when the connection has one. A group some connection or activation targets
+cannot be renamed or removed, nor the split with it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from store.db import locks
 from store.db.bulk import execute_dicts, insert_dicts
 from store.db.errors import Conflict, InputValidation, NotFound
 from store.db.ids import new_id
-from store.db.models import AudienceSplit, Connection, Membership
+from store.db.models import Activation, AudienceSplit, Connection, Membership
 from store.db.store import Store
 from store.delivery import outbox, routes
 
@@ -93,8 +95,9 @@ def update_split(store: Store, space_id: str, audience_id: str, groups: list[Gro
         names = {group.name for group in groups}
         for connection_id, target in _targeting(session, audience_id):
             if target not in names:
-                raise Conflict(f"Connection '{connection_id}' sends to group '{target}'; keep the group, or "
-                               "change that connection's connectionSettings.splitGroup first.", field="groups")
+                raise Conflict(f"'{connection_id}' sends to group '{target}'; keep the group, or change that "
+                               "connection's connectionSettings.splitGroup (or activation's splitGroup) first.",
+                               field="groups")
         before = _split(row)
         row.groups = [_document(group) for group in groups]
         row.updated_at = store.now()
@@ -112,22 +115,21 @@ def remove_split(store: Store, space_id: str, audience_id: str) -> None:
         targeting = _targeting(session, audience_id)
         if targeting:
             named = ", ".join(f"'{connection_id}' ('{group}')" for connection_id, group in targeting)
-            raise Conflict(f"Connections still send to one group: {named}; remove their connectionSettings.splitGroup "
+            raise Conflict(f"Connections or activations still send to one group: {named}; remove their splitGroup "
                            "first.", field="audienceId")
         _regroup(session, audience_id, _split(row), None, to_ms(store.now()), new_id("spc"), stays="keep")
         session.delete(row)
 
 
-def check_target(session: Session, audience_id: str, group: str) -> None:
-    """A connection's `splitGroup` must name a group of the audience's split."""
+def check_target(session: Session, audience_id: str, group: str, field: str) -> None:
+    """A connection's or an activation's `splitGroup` must name a group of the audience's split."""
     split = split_of(session, audience_id)
     if split is None:
         raise InputValidation(f"Audience '{audience_id}' has no split; create one with "
-                              "segment_audiences_create_audience_split first.", field="connectionSettings.splitGroup")
+                              "segment_audiences_create_audience_split first.", field=field)
     names = [g.name for g in split.groups]
     if group not in names:
-        raise InputValidation(f"The split has no group '{group}'; its groups are {', '.join(names)}.",
-                              field="connectionSettings.splitGroup")
+        raise InputValidation(f"The split has no group '{group}'; its groups are {', '.join(names)}.", field=field)
 
 
 def groups_of(row: AudienceSplit) -> list[Group]:
@@ -175,10 +177,13 @@ def _regroup(session: Session, audience_id: str, before: Split | None, after: Sp
 
 
 def _targeting(session: Session, audience_id: str) -> list[tuple[str, str]]:
-    """The connections of the audience that target one group, with the group."""
+    """The connections and activations of the audience that target one group, with the group."""
     found = session.exec(select(Connection.id, Connection.connection_settings)
                          .where(Connection.audience_id == audience_id).order_by(Connection.id)).all()
-    return [(connection_id, settings["splitGroup"]) for connection_id, settings in found if settings.get("splitGroup")]
+    aimed = session.exec(select(Activation.id, Activation.split_group).where(
+        Activation.audience_id == audience_id, col(Activation.split_group).is_not(None)).order_by(Activation.id)).all()
+    return [*((connection_id, settings["splitGroup"]) for connection_id, settings in found
+              if settings.get("splitGroup")), *aimed]
 
 
 def _require(session: Session, space_id: str, audience_id: str) -> AudienceSplit:

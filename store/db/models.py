@@ -293,6 +293,7 @@ class Activation(SQLModel, table=True):
     perform_resync: bool
     created_at: datetime
     updated_at: datetime
+    split_group: str | None = None  # the one group of the audience's split it sends, if not its connection's
 
 
 class SubscriptionGroup(SQLModel, table=True):

@@ -61,8 +61,10 @@ class Route:
 
     @property
     def split_group(self) -> str | None:
-        """The one group of the audience's split this connection (and its activations) sends, if any."""
-        return self.connection.connection_settings.get("splitGroup")
+        """The one group of the audience's split this route sends, if any: the activation's own, else
+        its connection's (`connectionSettings.splitGroup`)."""
+        own = self.activation.split_group if self.activation is not None else None
+        return own or self.connection.connection_settings.get("splitGroup")
 
     @property
     def transitions(self) -> tuple[str, ...]:
