@@ -9,6 +9,7 @@ from sqlmodel import col, select
 
 from backend.clock import to_ms
 from store.catalog import audiences, computed_traits, destinations, spaces as spaces_catalog
+from store.catalog.destination_instances import require_destination
 from store.compute import computations, runs
 from store.db.models import Audience, ComputedTrait, ComputeRun, Connection, Destination, PriorityList
 from store.db.pagination import PageRequest
@@ -39,7 +40,7 @@ def space(store: Store, space_id: str) -> dict[str, Any]:
                                   .order_by(PriorityList.created_at)))
     health = outbox.health_of(store, [t for ids in targets.values() for t in ids])
     return {"space": space_row, "audiences": audience_rows, "traits": trait_rows, "states": states,
-            "destinations": [(d, _total(health, targets[d.id])) for d in destination_rows],
+            "destinations": [(d, outbox.combined([health[t] for t in targets[d.id]])) for d in destination_rows],
             "alerts": alerts.list_alerts(store, space_id), "lists": lists}
 
 
@@ -75,13 +76,15 @@ def destination(store: Store, space_id: str, destination_id: str) -> dict[str, A
     with store.read() as session:
         owners = dict(session.exec(select(Connection.id, Connection.audience_id)
                                    .where(Connection.destination_id == destination_id)).all())
-    return {"space_id": space_id, "destination": found, "hours": hours, "health": _total(health, targets),
+    return {"space_id": space_id, "destination": found, "hours": hours, "health": outbox.combined(list(health.values())),
             "owners": owners}
 
 
 def redrive(store: Store, space_id: str, destination_id: str) -> int:
     """Put the destination's dead letters back in the queue; returns how many."""
-    _, targets, _ = delivery_history.delivery_history(store, space_id, destination_id, to_ms(store.now()), hours=1)
+    with store.read() as session:
+        require_destination(session, space_id, destination_id)
+        targets = delivery_history.targets_of(session, destination_id)
     return sum(outbox.redrive(store, target_id=target_id, space_id=space_id) for target_id in targets)
 
 
@@ -100,11 +103,3 @@ def backtest(store: Store, space_id: str, audience_type: str, query: str, days: 
     now = store.now()
     return backtests.backtest(store, space_id, audience_type=audience_type, query=query,
                               start=now - timedelta(days=days - 1), end=now)
-
-
-def _total(health: dict[str, outbox.Health], targets: list[str]) -> outbox.Health:
-    mine = [health[t] for t in targets if t in health]
-    newest = max(mine, key=lambda h: h.last_error_at_ms or -1, default=outbox.Health())
-    return outbox.Health(sum(h.pending for h in mine), sum(h.retrying for h in mine), sum(h.delivered for h in mine),
-                         sum(h.dead_lettered for h in mine), any(h.resync_pending for h in mine), newest.last_error,
-                         newest.last_error_at_ms)

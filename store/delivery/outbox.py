@@ -448,14 +448,17 @@ def connection_health(store: Store, connection_ids: Sequence[str]) -> dict[str, 
         owners = dict(session.exec(select(Activation.id, Activation.connection_id)
                                    .where(col(Activation.connection_id).in_(connection_ids))).all())
         parts = health(session, [*connection_ids, *owners])
-    totals = {}
-    for connection_id in connection_ids:
-        mine = [parts[connection_id], *(parts[a] for a, owner in owners.items() if owner == connection_id)]
-        newest = max(mine, key=lambda h: h.last_error_at_ms or -1)
-        totals[connection_id] = Health(sum(h.pending for h in mine), sum(h.retrying for h in mine),
-                                       sum(h.delivered for h in mine), sum(h.dead_lettered for h in mine),
-                                       any(h.resync_pending for h in mine), newest.last_error, newest.last_error_at_ms)
-    return totals
+    return {connection_id: combined([parts[connection_id],
+                                     *(parts[a] for a, owner in owners.items() if owner == connection_id)])
+            for connection_id in connection_ids}
+
+
+def combined(parts: Sequence[Health]) -> Health:
+    """The health of several targets together: their counts summed, the newest error."""
+    newest = max(parts, key=lambda h: h.last_error_at_ms or -1, default=Health())
+    return Health(sum(h.pending for h in parts), sum(h.retrying for h in parts), sum(h.delivered for h in parts),
+                  sum(h.dead_lettered for h in parts), any(h.resync_pending for h in parts), newest.last_error,
+                  newest.last_error_at_ms)
 
 
 def dead_letters(store: Store, space_id: str | None = None, target_id: str | None = None,

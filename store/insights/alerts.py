@@ -36,7 +36,8 @@ from store.catalog.spaces import require_space
 from store.db import locks
 from store.db.errors import InputValidation, NotFound
 from store.db.ids import new_id
-from store.db.models import Activation, Alert, AlertFiring, ComputedValue, Connection, DeliveryAttempt, Membership
+from store.db.models import Alert, AlertFiring, ComputedValue, DeliveryAttempt, Membership
+from store.insights.delivery_history import targets_of
 from store.db.store import Store
 
 logger = logging.getLogger("segment_audiences.alerts")
@@ -130,8 +131,7 @@ def _measure(session: Session, alert: Alert, now_ms: int) -> Measure:
         percent = (0.0 if size == 0 else 100.0) if before == 0 else abs(size - before) / before * 100
         return Measure(round(percent, 2), {"size": size, "sizeBefore": before}, since)
     since = now_ms - FAILURE_WINDOW_MS
-    connections = core_select(Connection.id).where(Connection.destination_id == alert.subject_id)
-    targets = connections.union_all(core_select(Activation.id).where(col(Activation.connection_id).in_(connections)))
+    targets = targets_of(session, alert.subject_id)
     attempts, failed = session.execute(core_select(
         func.count(), func.coalesce(func.sum(case((DeliveryAttempt.outcome != "delivered", 1), else_=0)), 0))
         .where(col(DeliveryAttempt.target_id).in_(targets), DeliveryAttempt.at_ms > since)).one()

@@ -64,7 +64,7 @@ def breakdown(store: Store, space_id: str, audience_id: str, *, trait_key: str |
         if trait_key is not None:
             grouped = (select(Trait.value, func.count()).where(Trait.profile_id.in_(members), Trait.key == trait_key)
                        .group_by(Trait.value))
-            having = select(func.count()).where(Trait.profile_id.in_(members), Trait.key == trait_key)
+            having = None  # one value per profile and trait: who has one is the sum of the counts
         else:
             mine = (Identifier.profile_id.in_(members), Identifier.type == identifier_type,
                     Identifier.space_id == space_id)
@@ -73,7 +73,7 @@ def breakdown(store: Store, space_id: str, audience_id: str, *, trait_key: str |
             having = select(func.count(distinct(Identifier.profile_id))).where(*mine)
         counted = [(orjson.loads(value) if trait_key is not None else value, count)
                    for value, count in session.execute(grouped)]
-        with_value = session.execute(having).scalar_one()
+        with_value = sum(count for _, count in counted) if having is None else session.execute(having).scalar_one()
         computation = computations.find(session, audience_id)
     values, bins = _distribution(counted)
     operator, texts = top_level_blocks(audience.query)
