@@ -14,8 +14,13 @@ ended on a later day (some profiles came back: a second stay). Then times, media
 - the reference: `SELECT count(*)` of one audience's current members, the cheapest question the
   membership table answers.
 
+Each audience's `<key>` values are written too (true for a current member, false for a past one), as
+its runs write them. With `--analytics duckdb` (the default) overlap of all audiences is also timed on
+a DuckDB analytic store, which answers it from copies of those values: the first question (which
+copies them whole) apart, then the median of the next ones (which find nothing changed).
+
 Prints the figures and writes them to bench/results/insights.json (one entry per database).
-Usage: python bench/insights.py [--profiles 1000000] [--audiences 10] [--db URL]
+Usage: python bench/insights.py [--profiles 1000000] [--audiences 10] [--db URL] [--analytics duckdb|none]
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.report import publish  # noqa: E402
+from store.analytic.engines import DuckDB  # noqa: E402
+from store.analytic.store import AnalyticStore  # noqa: E402
 from store.catalog import audiences, spaces  # noqa: E402
 from store.db import bulk  # noqa: E402
 from store.db.models import Membership, Trait  # noqa: E402
@@ -68,13 +75,20 @@ def stays(rng: random.Random, space_id: str, audience_id: str, profiles: int, sh
             yield (space_id, audience_id, profile_id, entered, "run_bench", None, None)
 
 
-def fill(store: Store, space_id: str, audience_ids: list[str], profiles: int) -> int:
+def fill(store: Store, space_id: str, audiences_by_key: dict[str, str], profiles: int) -> int:
+    """Each audience's membership rows, and its `<key>` value for every profile that has been a member."""
     rng = random.Random(11)
     written = 0
-    for audience_id in audience_ids:
+    for key, audience_id in audiences_by_key.items():
         rows = list(stays(rng, space_id, audience_id, profiles, 0.1 + 0.5 * rng.random()))
+        member = {}
+        for row in rows:
+            member[row[2]] = member.get(row[2], False) or row[5] is None
+        values = [(profile_id, key, space_id, "true" if now else "false", "audience", "bench", 0)
+                  for profile_id, now in member.items()]
         with store.write() as session:
             bulk.insert_rows(session.connection(), Membership.__table__, COLUMNS, rows)
+            bulk.insert_rows(session.connection(), Trait.__table__, TRAIT_COLUMNS, values)
         written += len(rows)
     return written
 
@@ -98,20 +112,40 @@ def median_seconds(work, times: int = 5) -> float:
     return round(statistics.median(spent), 3)
 
 
+def on_duckdb(store: Store, space_id: str, audience_ids: list[str], path: Path) -> dict:
+    """Overlap of all the audiences on a DuckDB analytic store: the first question, then the next ones;
+    checked against the operational store's answer."""
+    expected = overlap.overlap(store, space_id, audience_ids)
+    store.analytics = AnalyticStore(store, DuckDB(str(path)))
+    try:
+        store.analytics.catch_up()
+        started = time.perf_counter()
+        first = overlap.overlap(store, space_id, audience_ids)
+        first_s = round(time.perf_counter() - started, 3)
+        assert first == expected, "DuckDB's overlap differs from the operational store's"
+        return {"overlap_all_duckdb_first_s": first_s,
+                "overlap_all_duckdb_s": median_seconds(lambda: overlap.overlap(store, space_id, audience_ids))}
+    finally:
+        store.analytics.close()
+        store.analytics = None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=int, default=1_000_000)
     parser.add_argument("--audiences", type=int, default=10)
     parser.add_argument("--db", help="a SQLAlchemy URL of an empty database (default: a SQLite file here)")
+    parser.add_argument("--analytics", choices=("duckdb", "none"), default="duckdb")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         store = Store(args.db or f"sqlite:///{folder}/insights.db")
         space_id = spaces.create_space(store, "Insights").space.id
-        audience_ids = [audiences.create_audience(store, space_id, name=f"Audience {n}", audience_type="USERS",
-                                                  query=f"event('Event {n}').count() >= 1").id
-                        for n in range(args.audiences)]
+        created = [audiences.create_audience(store, space_id, name=f"Audience {n}", audience_type="USERS",
+                                             query=f"event('Event {n}').count() >= 1")
+                   for n in range(args.audiences)]
+        audience_ids = [audience.id for audience in created]
         started = time.perf_counter()
-        rows = fill(store, space_id, audience_ids, args.profiles)
+        rows = fill(store, space_id, {audience.key: audience.id for audience in created}, args.profiles)
         traits(store, space_id, args.profiles)
         fill_seconds = time.perf_counter() - started
         if store.engine.dialect.name == "postgresql":
@@ -140,8 +174,12 @@ def main() -> None:
             "breakdown_values_s": median_seconds(lambda: breakdown.breakdown(store, space_id, first, trait_key="plan")),
             "breakdown_bins_s": median_seconds(lambda: breakdown.breakdown(store, space_id, first, trait_key="spend")),
         }
-        for name in ("size_history_day_90_s", "size_history_hour_7_s", "overlap_two_s", "overlap_all_s",
-                     "breakdown_values_s", "breakdown_bins_s"):
+        timed = ["size_history_day_90_s", "size_history_hour_7_s", "overlap_two_s", "overlap_all_s",
+                 "breakdown_values_s", "breakdown_bins_s"]
+        if args.analytics == "duckdb":
+            figures.update(on_duckdb(store, space_id, audience_ids, Path(folder) / "insights.duckdb"))
+            timed.append("overlap_all_duckdb_s")
+        for name in timed:
             figures[name.removesuffix("_s") + "_over_reference"] = round(figures[name] / figures["reference_count_s"], 1)
         store.close()
     publish("insights", figures, entry=figures["database"])

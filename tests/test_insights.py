@@ -5,12 +5,14 @@ import random
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from backend.cql.blocks import top_level_blocks
+from store.analytic import tables as analytic
 from store.analytic.store import open_analytic_store
 from store.catalog import audiences, computed_traits
 from store.compute import runs
-from store.insights import breakdown
+from store.insights import breakdown, overlap
 from tests.conftest import NOW
 from tests.ingest_helpers import send
 
@@ -131,6 +133,46 @@ async def test_overlap_matches_the_members_counted_here(store, space_id, call):
     assert {s["audienceId"]: (s["members"], s["share"]) for s in found["base"]["shares"]} == {
         other: (len(members[ids[1]] & members[other]), round(len(members[ids[1]] & members[other]) / len(members[ids[1]]), 4))
         for other in (ids[0], ids[2])}
+
+
+def test_overlap_on_the_analytic_store_follows_the_members_as_they_change(tmp_path, store, space_id):
+    rng = random.Random(7)
+    names = ("a", "b", "c")
+    users = {f"user-{n}": {name: rng.random() < 0.5 for name in names} for n in range(50)}
+    send(store, space_id, *[{"type": "identify", "userId": user, "traits": flags} for user, flags in users.items()])
+    ids = [audiences.create_audience(store, space_id, name=f"Has {name}", audience_type="USERS",
+                                     query=f"trait('{name}') = true").id for name in names]
+    for audience_id in ids:
+        runs.run(store, audience_id, reason="initial")
+
+    def expected():
+        members = [{user for user, flags in users.items() if flags[name]} for name in names]
+        return ([len(m) for m in members], [len(members[i] & members[j]) for i in range(3) for j in range(i + 1, 3)],
+                len(set().union(*members)))
+
+    def counted():
+        found = overlap.overlap(store, space_id, ids)
+        return [found.sizes[i] for i in ids], [pair.intersection for pair in found.pairs], found.union
+
+    store.analytics = open_analytic_store(store, f"duckdb:{tmp_path / 'analytic.duckdb'}")
+    try:
+        store.analytics.catch_up()
+        before, first = expected(), counted()
+        changed = {user: {name: rng.random() < 0.5 for name in names} for user in rng.sample(sorted(users), 20)}
+        send(store, space_id, *[{"type": "identify", "userId": user, "traits": flags} for user, flags in changed.items()])
+        users.update(changed)
+        for audience_id in ids:
+            runs.run(store, audience_id, reason="forced")
+        after = counted()
+        audiences.remove_audience(store, space_id, ids[2])
+        overlap.overlap(store, space_id, ids[:2])
+        copies = store.analytics.engine.run(select(analytic.COMPUTED_VALUE.c.computation_id).distinct())
+    finally:
+        store.analytics.close()
+        store.analytics = None
+
+    assert first == before and after == expected() != before
+    assert sorted(row[0] for row in copies) == sorted(ids[:2])  # the deleted audience's copy is dropped
 
 
 @pytest.mark.parametrize(("arguments", "field"), [

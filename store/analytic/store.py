@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -123,6 +123,20 @@ class AnalyticStore:
         if not self.ready:
             return None
         return FullResult(answer.changes, caught.marks, caught.lag_ms, self.engine.name, answer)
+
+    def read_values(self, space_id: str, keys: dict[str, str], build: Callable[[dict[str, int]], object]) -> list[tuple] | None:
+        """The rows of `build(generations)`, a statement over the copies of the computations' values
+        (computation id -> its key; `store.analytic.values`), each copy brought up to date first and
+        named by its generation; None when this store keeps no copies or its first copy is under way."""
+        if self.values is None or not self.ready:
+            return None
+        with ExitStack() as turns:
+            for computation_id in sorted(keys):  # in one order, as runs take theirs one at a time
+                turns.enter_context(self.values.turn(computation_id))
+            with self._turn, self._replacing_when_damaged():
+                caught = self.replicator.catch_up()
+                rows = self.engine.run(build(self.values.current(space_id, keys, caught.marks)))
+        return rows if self.ready else None
 
     def settle(self, settlement: Settlement) -> None:
         """Make a committed run's answer the copy of its computed trait's values."""

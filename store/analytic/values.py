@@ -9,6 +9,11 @@ and compares the two in the engine; the profiles that differ are candidates, whi
 against the operational store as a realtime pass would. Once the run has committed, its generation,
 corrected for the profiles the run recomputed on the operational store, becomes the copy (`settle`).
 
+An audience's copy is of its `<key>` values (true while a member, false after leaving), which its
+runs write beside its membership: the insights that read many audiences' members at once (overlap)
+read the copies (`current`), brought up to date from the change log, rather than group millions of
+membership rows on the operational store. Audience runs do not write generations of their own.
+
 Only an engine this process alone writes keeps copies (DuckDB, whose file one process owns): runs of
 one computation are serialised in the process (`turn`), so no other run writes a generation of it
 meanwhile. A ClickHouse server is shared by processes, so runs on it still diff in Python.
@@ -26,7 +31,7 @@ from store.analytic import tables as analytic
 from store.analytic.engines import AnalyticEngine
 from store.analytic.replication import Marks
 from store.db.bulk import select_all, select_in
-from store.db.models import COMPUTED_TRAIT, AnalyticChange, ComputedTrait, Trait
+from store.db.models import COMPUTED_TRAIT, AnalyticChange, Audience, ComputedTrait, Trait
 from store.db.store import Store
 
 VALUES = analytic.COMPUTED_VALUE
@@ -86,6 +91,13 @@ class ValueCopies:
             VALUES.c.computation_id == computation_id, VALUES.c.generation == generation))
         return Answer(computation_id, generation, [tuple(row) for row in changes], int(profiles), int(size))
 
+    def current(self, space_id: str, keys: dict[str, str], marks: Marks) -> dict[str, int]:
+        """The generation of each computation's copy (computation id -> its key), brought up to `marks`;
+        the caller holds their turns."""
+        self._forget_deleted()
+        return {computation_id: self._up_to_date(space_id, computation_id, key, marks)
+                for computation_id, key in keys.items()}
+
     def settle(self, settlement: Settlement) -> None:
         """Once its run has committed, make the answer's generation the copy, holding what the run wrote
         for the profiles it recomputed."""
@@ -117,13 +129,13 @@ class ValueCopies:
             self._mark(computation_id, generation, change_seq)
 
     def _forget_deleted(self) -> None:
-        """Drop the copies of computed traits deleted since their last run."""
+        """Drop the copies of computed traits and audiences deleted since they were last brought up to date."""
         kept = [row[0] for row in self.engine.run(select(VALUES.c.computation_id).distinct())]
         if not kept:
             return
         with self.store.read() as session:
-            deleted = list(session.execute(select(ComputedTrait.id).where(
-                ComputedTrait.id.in_(kept), ComputedTrait.deleted_at.is_not(None))).scalars())
+            deleted = [computation_id for model in (ComputedTrait, Audience) for computation_id in session.execute(
+                select(model.id).where(model.id.in_(kept), model.deleted_at.is_not(None))).scalars()]
         if deleted:
             self.engine.execute(self.engine.sql(delete(VALUES).where(VALUES.c.computation_id.in_(deleted))))
             self.engine.execute(self.engine.sql(delete(STATE).where(STATE.c.name.in_(
