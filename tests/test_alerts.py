@@ -63,6 +63,25 @@ async def test_a_destination_failing_more_than_the_threshold_fires(store, space_
     assert fired.payload["valuePercent"] == 100.0 and receiver.at("/alerts")[0].body == fired.payload
 
 
+async def test_a_webhook_that_answers_slowly_is_given_up_within_its_deadline(store, space_id, call, monkeypatch):
+    slow = Receiver(drip={"/alerts": 0.5})  # its 16-byte answer would take 8 s
+    monkeypatch.setattr(alerts, "WEBHOOK_SECONDS", 1.0)
+    try:
+        sign_up(store, space_id, "ann")
+        members = audience(store, space_id)
+        await call.ok("create_alert", spaceId=space_id, type="SIZE_CHANGE", subjectId=members.id,
+                      thresholdPercent=10, webhookUrl=f"{slow.url}/alerts")
+
+        [fired] = alerts.check_all(store)
+        [listed] = (await call.ok("list_alerts", spaceId=space_id))["alerts"]
+    finally:
+        slow.close()
+
+    [firing] = listed["firings"]
+    assert "status" not in firing and firing["error"] == "no whole answer within 1 s", firing
+    assert slow.at("/alerts")[0].body == fired.payload
+
+
 @pytest.mark.parametrize(("arguments", "field"), [
     ({"webhookUrl": "ftp://example.com/x"}, "webhookUrl"),
     ({"subjectId": "aud_missing"}, "id"),

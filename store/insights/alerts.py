@@ -10,7 +10,9 @@ to hold.
 
 An alert fires when its condition starts to hold: its webhook is sent one POST of the payload below
 (JSON, not retried: what the webhook answered is kept with the firing) and it stays `firing`, sending
-nothing more, until a check finds the condition gone. Checks run every SEGMENT_AUDIENCES_ALERT_SECONDS
+nothing more, until a check finds the condition gone. A check's webhooks are sent at once, each
+within WEBHOOK_SECONDS in all (connecting, sending and the whole answer), so a webhook that answers
+slowly holds the loop that checks for that long at most. Checks run every SEGMENT_AUDIENCES_ALERT_SECONDS
 (default 60) in the compute loop, under a lock, so several workers fire an alert once.
 
 Payload: {"type": "alert.fired", "alertId", "spaceId", "kind", "subjectId", "thresholdPercent",
@@ -20,10 +22,12 @@ Payload: {"type": "alert.fired", "alertId", "spaceId", "kind", "subjectId", "thr
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 from sqlalchemy import case, func, or_, select as core_select
 from sqlmodel import Session, col, select
@@ -119,8 +123,8 @@ def check_all(store: Store) -> list[Fired]:
                 fired.append(Fired(firing.id, alert.webhook_url, payload))
             alert.firing, alert.checked_at_ms = holds, now_ms
             session.add(alert)
-    for firing in fired:
-        _send(store, firing)
+    if fired:
+        _send_all(store, fired)
     return fired
 
 
@@ -156,18 +160,36 @@ def _payload(alert: Alert, measure: Measure, now_ms: int) -> dict[str, Any]:
             "since": iso_ms(measure.since_ms)}
 
 
-def _send(store: Store, fired: Fired) -> None:
-    """POST the payload once; keep the status or the error with the firing."""
-    status, error = None, None
-    try:
-        status = httpx.post(fired.url, json=fired.payload, timeout=WEBHOOK_SECONDS).status_code
-    except httpx.HTTPError as failure:
-        error = f"{type(failure).__name__}: {failure}"
-        logger.warning("alert webhook %s failed: %s", fired.url, error)
+def _send_all(store: Store, fired: list[Fired]) -> None:
+    """POST each firing's payload once, all at once, in an event loop of their own (the caller may be
+    in one already); keep each status or error with its firing."""
+    answers: dict[int, tuple[int | None, str | None]] = {}
+
+    async def post_all() -> None:
+        async with httpx.AsyncClient(timeout=WEBHOOK_SECONDS) as client, anyio.create_task_group() as group:
+            for firing in fired:
+                group.start_soon(_post, client, firing, answers)
+
+    sending = threading.Thread(target=anyio.run, args=(post_all,), name="segment-audiences-alert-webhooks")
+    sending.start()
+    sending.join()
     with store.write() as session:
-        row = session.get(AlertFiring, fired.firing_id)
-        row.status, row.error = status, error
-        session.add(row)
+        for firing in fired:
+            row = session.get(AlertFiring, firing.firing_id)
+            row.status, row.error = answers.get(firing.firing_id, (None, "not sent"))
+            session.add(row)
+
+
+async def _post(client: httpx.AsyncClient, fired: Fired, answers: dict) -> None:
+    status, error = None, f"no whole answer within {WEBHOOK_SECONDS:g} s"
+    with anyio.move_on_after(WEBHOOK_SECONDS):
+        try:
+            status, error = (await client.post(fired.url, json=fired.payload)).status_code, None
+        except httpx.HTTPError as failure:
+            error = f"{type(failure).__name__}: {failure}"
+    if error:
+        logger.warning("the webhook of alert firing %d failed: %s", fired.firing_id, error)
+    answers[fired.firing_id] = (status, error)
 
 
 def _require_subject(session: Session, space_id: str, kind: str, subject_id: str) -> None:
