@@ -207,3 +207,42 @@ async def test_an_activation_can_aim_at_a_group_of_its_own(store, space_id, call
     assert queued(store, control["id"]) == {u for u, g in stays(store, members.id).items() if g == "control"}
     assert mismatch["field"] == "splitGroup" and aimed.id in mismatch["message"]
     assert dropped["type"] == "conflict" and control["id"] in dropped["message"]
+
+
+async def test_aiming_a_connection_at_another_group_sends_the_exits_and_entries_it_makes(store, space_id, call, members):
+    await call.ok("create_audience_split", spaceId=space_id, audienceId=members.id, groups=GROUPS)
+    aimed = connect(store, space_id, members.id, "webhooks-actions", {}, connection_settings={"splitGroup": "treatment"})
+    activation = activate(store, space_id, members.id, aimed.id, "Audience Membership Changed", mapping=webhook())
+    grouped = stays(store, members.id)
+    treatment, control = ({u for u, g in grouped.items() if g == name} for name in ("treatment", "control"))
+
+    await call.ok("update_destination_for_audience", spaceId=space_id, audienceId=members.id, destinationId=aimed.id,
+                  connectionSettings={"splitGroup": "control"})
+    moved = queued(store, activation.id, "exited"), queued(store, activation.id, "entered")
+    await call.ok("update_destination_for_audience", spaceId=space_id, audienceId=members.id, destinationId=aimed.id,
+                  connectionSettings={"splitGroup": None})
+    widened = queued(store, activation.id, "exited"), queued(store, activation.id, "entered")
+
+    assert treatment and control and moved == (treatment, treatment | control)
+    assert widened == (treatment, treatment | control)  # every group but the holdout: treatment entered again
+    assert rows(store, "select count(*) from outbox where target_id = :t and transition = 'entered'",
+                t=activation.id) == [(2 * len(treatment) + len(control),)]
+
+
+async def test_aiming_an_activation_at_another_group_while_resyncing_sends_the_exits_and_one_entry_each(store, space_id, call, members):
+    await call.ok("create_audience_split", spaceId=space_id, audienceId=members.id, groups=GROUPS)
+    connection = connect(store, space_id, members.id, "webhooks-actions", {})
+    activation = (await call.ok("add_activation_to_audience", spaceId=space_id, audienceId=members.id,
+                                connectionId=connection.id, activationName="Treatment",
+                                activationType="Audience Membership Changed", performResync=True, personalization={},
+                                destinationMapping=webhook(), splitGroup="treatment"))["activation"]
+    grouped = stays(store, members.id)
+    treatment, control = ({u for u, g in grouped.items() if g == name} for name in ("treatment", "control"))
+
+    await call.ok("update_activation_for_audience", spaceId=space_id, audienceId=members.id, id=activation["id"],
+                  splitGroup="control", performResync=True)
+
+    assert treatment and control and queued(store, activation["id"], "exited") == treatment
+    assert queued(store, activation["id"], "entered") == treatment | control
+    assert rows(store, "select count(*) from outbox where target_id = :t and transition = 'entered'",
+                t=activation["id"]) == [(len(treatment) + len(control),)]

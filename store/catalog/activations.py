@@ -116,7 +116,8 @@ def update_activation(
     split_group: str | None = None,
 ) -> Activation:
     """None leaves a field as it is; an empty `activation_name` is ignored and an empty `display_name`
-    or `split_group` clears it (a new group applies to the changes from then on)."""
+    or `split_group` clears it. A changed group sends the activation the exits and entries it makes
+    (`splits.retarget`; only the exits when it is resynced now, which sends every entry anyway)."""
     personalization = _checked_entities(store, space_id, audience_id, personalization)
     with store.write() as session:
         activation = _require(session, space_id, audience_id, activation_id)
@@ -124,6 +125,7 @@ def update_activation(
         connection = require_connection(session, space_id, audience_id, activation.connection_id)
         destination = session.get(Destination, connection.destination_id)
         assert destination is not None
+        aimed = splits.aims(session, audience_id)
         if activation_name:
             activation.activation_name = activation_name
         if display_name is not None:
@@ -142,7 +144,9 @@ def update_activation(
             activation.split_group = _check_split_group(session, owner, connection, split_group or None)
         activation.updated_at = store.now()
         session.add(activation)
-        _resync_if_asked(session, activation, activation.updated_at)
+        session.flush()
+        resynced = _resync_if_asked(session, activation, activation.updated_at)
+        splits.retarget(session, audience_id, aimed, to_ms(activation.updated_at), entries=not resynced)
         return activation
 
 
@@ -167,19 +171,21 @@ def remove_activation(store: Store, space_id: str, audience_id: str, activation_
         outbox.cancel(session, target_id=activation_id)
 
 
-def _resync_if_asked(session: Session, activation: Activation, now) -> None:
+def _resync_if_asked(session: Session, activation: Activation, now) -> bool:
     """`performResync: true` queues every current member for this activation once it is enabled;
     until then the request stays pending (and `performResync` reads true). A LINKED audience's is
     carried out by its next run (`store.compute.entity_members`), which reads the entity rows the
-    events carry from the warehouse."""
+    events carry from the warehouse. Returns whether it queued them now."""
     if not (activation.perform_resync and activation.enabled):
-        return
+        return False
     session.flush()
     route = routes.resolve(session, {activation.id}).get(activation.id)
     if route is not None and route.connection.enabled and owners.profile_type(route.owner) != "LINKED":
         outbox.resync(session, route, to_ms(now))
         activation.perform_resync = False
         session.add(activation)
+        return True
+    return False
 
 
 def _require(session: Session, space_id: str, audience_id: str, activation_id: str) -> Activation:

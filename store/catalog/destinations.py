@@ -143,7 +143,9 @@ def update_connection(
     id_sync: list[dict[str, Any]] | None,
     connection_settings: dict[str, Any] | None,
 ) -> ConnectionView:
-    """`idSyncConfiguration` and `connectionSettings` each replace what is stored; empty means unchanged."""
+    """`idSyncConfiguration` and `connectionSettings` each replace what is stored; empty means unchanged.
+    A `splitGroup` that changes (or goes) sends the connection's routes the exits and entries it makes
+    (`splits.retarget`)."""
     if id_sync is None and connection_settings is None:
         raise InputValidation(
             "Give idSyncConfiguration, connectionSettings or both; there is nothing to update.",
@@ -154,6 +156,7 @@ def update_connection(
         destination = session.get(Destination, connection.destination_id)
         owner = require_owner(session, space_id, owner_id)
         assert destination is not None
+        aimed = splits.aims(session, owner_id)
         if id_sync:
             connection.id_sync_configuration = _check_id_sync(id_sync)
         if connection_settings:
@@ -161,6 +164,8 @@ def update_connection(
                 session, owner, destination_catalog.BY_SLUG[destination.slug], connection_settings)
         connection.updated_at = store.now()
         session.add(connection)
+        session.flush()
+        splits.retarget(session, owner_id, aimed, to_ms(connection.updated_at))
         return ConnectionView(connection, destination)
 
 

@@ -10,8 +10,11 @@ entries the move makes for it. Members put in a holdout by a new split are sent 
 had been sent; removing a split sends its holdout members an entry wherever a connection sends.
 A connection targets a group with `connectionSettings.splitGroup`, and its activations send for that
 group too; an activation can also target a group of its own (`splitGroup`), which must be its
-connection's group when the connection has one. A group some connection or activation targets
-cannot be renamed or removed, nor the split with it.
+connection's group when the connection has one. Aiming a connection or activation at another group
+(or at none, or at one where it had none) sends it the exits of the current members it no longer
+sends and the entries of those it now does (`retarget`), so its destination holds the new group's
+members. A group some connection or activation targets cannot be renamed or removed, nor the split
+with it.
 """
 
 from __future__ import annotations
@@ -174,6 +177,37 @@ def _regroup(session: Session, audience_id: str, before: Split | None, after: Sp
         outbox.enqueue(session, space_id, audience_id, [route], {"exited": exits}, change_id, now_ms, split=old)
         outbox.enqueue(session, space_id, audience_id, [route], {"entered": entries}, change_id, now_ms, split=new)
     return len(moved)
+
+
+def aims(session: Session, audience_id: str) -> dict[str, str | None]:
+    """The group each of the audience's sending routes aims at (None: every group), when it has a
+    split; `retarget` compares them after a change."""
+    if session.exec(select(AudienceSplit.id).where(AudienceSplit.audience_id == audience_id)).first() is None:
+        return {}
+    return {route.target_id: route.split_group for route in routes.sending_routes(session, audience_id)}
+
+
+def retarget(session: Session, audience_id: str, aimed_before: dict[str, str | None], now_ms: int, *,
+             entries: bool = True) -> int:
+    """Send each route of the audience whose group differs from `aimed_before` (from `aims`, before
+    the change) the exits of the current members it no longer sends and, when `entries`, the entries
+    of those it now sends (not when it is being resynced anyway); returns the rows queued."""
+    split = session.exec(select(AudienceSplit).where(AudienceSplit.audience_id == audience_id)).first()
+    changed = [route for route in routes.sending_routes(session, audience_id)
+               if route.target_id in aimed_before and aimed_before[route.target_id] != route.split_group]
+    if split is None or not changed:
+        return 0
+    members = dict(session.exec(select(Membership.profile_id, Membership.split_group).where(
+        Membership.computation_id == audience_id, col(Membership.exited_at_ms).is_(None))).all())
+    assigned = Assigned(members, frozenset(group.name for group in groups_of(split) if group.holdout))
+    change_id, queued = new_id("spc"), 0
+    for route in changed:
+        before, after = aimed_before[route.target_id], route.split_group
+        exits = sorted(p for p in members if assigned.sends(before, p) and not assigned.sends(after, p))
+        arrivals = sorted(p for p in members if entries and assigned.sends(after, p) and not assigned.sends(before, p))
+        queued += outbox.enqueue(session, split.space_id, audience_id, [route], {"exited": exits, "entered": arrivals},
+                                 change_id, now_ms, split=assigned, only_its_group=False)
+    return queued
 
 
 def _targeting(session: Session, audience_id: str) -> list[tuple[str, str]]:

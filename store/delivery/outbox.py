@@ -54,11 +54,14 @@ def message_id(target_id: str, profile_id: str, transition: str, run_id: str) ->
 
 def enqueue(session: Session, space_id: str, computation_id: str, targets: Sequence[Route],
             changes: dict[str, Sequence[str]], run_id: str, now_ms: int,
-            values: dict[str, str | None] | None = None, split: Assigned | None = None) -> int:
+            values: dict[str, str | None] | None = None, split: Assigned | None = None,
+            only_its_group: bool = True) -> int:
     """One pending row per (target, transition it takes, changed profile); returns how many. A
     computed trait's "changed" rows carry the profile's new value (JSON text, None when cleared). An
     audience with a split sends each target only the profiles of its group (`split`: every group's
-    but the holdouts' for a target of none), and each row carries its profile's group."""
+    but the holdouts' for a target of none; unless not `only_its_group`, when the caller has chosen
+    the profiles: a target that changed group is sent the exits of its old group's), and each row
+    carries its profile's group."""
     values = values or {}
     rows = [dict(space_id=space_id, computation_id=computation_id, target_kind=route.target_kind,
                  target_id=route.target_id, profile_id=profile_id, transition=transition, run_id=run_id,
@@ -66,7 +69,7 @@ def enqueue(session: Session, space_id: str, computation_id: str, targets: Seque
                  created_at_ms=now_ms, state="pending", attempts=0, next_attempt_at_ms=now_ms,
                  value=values.get(profile_id), split_group=split.of.get(profile_id) if split else None)
             for route in targets for transition in route.transitions for profile_id in changes.get(transition, ())
-            if split is None or split.sends(route.split_group, profile_id)]
+            if split is None or not only_its_group or split.sends(route.split_group, profile_id)]
     insert_dicts(session.connection(), OutboxMessage.__table__, rows)
     return len(rows)
 
