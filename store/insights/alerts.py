@@ -162,11 +162,12 @@ def _payload(alert: Alert, measure: Measure, now_ms: int) -> dict[str, Any]:
 
 def _send_all(store: Store, fired: list[Fired]) -> None:
     """POST each firing's payload once, all at once, in an event loop of their own (the caller may be
-    in one already); keep each status or error with its firing."""
+    in one already); keep each status or error with its firing. The client sets no timeout of its
+    own: `_post`'s deadline bounds each request whole."""
     answers: dict[int, tuple[int | None, str | None]] = {}
 
     async def post_all() -> None:
-        async with httpx.AsyncClient(timeout=WEBHOOK_SECONDS) as client, anyio.create_task_group() as group:
+        async with httpx.AsyncClient(timeout=None) as client, anyio.create_task_group() as group:
             for firing in fired:
                 group.start_soon(_post, client, firing, answers)
 
