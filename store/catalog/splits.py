@@ -192,21 +192,21 @@ def retarget(session: Session, audience_id: str, aimed_before: dict[str, str | N
     """Send each route of the audience whose group differs from `aimed_before` (from `aims`, before
     the change) the exits of the current members it no longer sends and, when `entries`, the entries
     of those it now sends (not when it is being resynced anyway); returns the rows queued."""
-    split = session.exec(select(AudienceSplit).where(AudienceSplit.audience_id == audience_id)).first()
+    if not aimed_before:  # the audience had no split
+        return 0
     changed = [route for route in routes.sending_routes(session, audience_id)
                if route.target_id in aimed_before and aimed_before[route.target_id] != route.split_group]
-    if split is None or not changed:
+    if not changed:
         return 0
-    members = dict(session.exec(select(Membership.profile_id, Membership.split_group).where(
-        Membership.computation_id == audience_id, col(Membership.exited_at_ms).is_(None))).all())
-    assigned = Assigned(members, frozenset(group.name for group in groups_of(split) if group.holdout))
+    members, assigned = outbox.current_members(session, audience_id)
     change_id, queued = new_id("spc"), 0
     for route in changed:
         before, after = aimed_before[route.target_id], route.split_group
         exits = sorted(p for p in members if assigned.sends(before, p) and not assigned.sends(after, p))
         arrivals = sorted(p for p in members if entries and assigned.sends(after, p) and not assigned.sends(before, p))
-        queued += outbox.enqueue(session, split.space_id, audience_id, [route], {"exited": exits, "entered": arrivals},
-                                 change_id, now_ms, split=assigned, only_its_group=False)
+        queued += outbox.enqueue(session, route.owner.space_id, audience_id, [route],
+                                 {"exited": exits, "entered": arrivals}, change_id, now_ms, split=assigned,
+                                 only_its_group=False)
     return queued
 
 

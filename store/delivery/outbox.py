@@ -104,12 +104,18 @@ def resync(session: Session, route: Route, now_ms: int) -> int:
                        now_ms, values)
     if "entered" not in route.transitions:
         return 0
-    members = dict(session.exec(select(Membership.profile_id, Membership.split_group).where(
-        Membership.computation_id == owner.id, col(Membership.exited_at_ms).is_(None))).all())
-    split = session.exec(select(AudienceSplit.groups).where(AudienceSplit.audience_id == owner.id)).first()
-    assigned = None if split is None else Assigned(members, frozenset(g["name"] for g in split if g["holdout"]))
+    members, assigned = current_members(session, owner.id)
     return enqueue(session, owner.space_id, owner.id, [route], {"entered": sorted(members)}, new_id("rsy"), now_ms,
                    split=assigned)
+
+
+def current_members(session: Session, audience_id: str) -> tuple[list[str], Assigned | None]:
+    """The audience's current members, and their split groups when it has a split."""
+    members = dict(session.exec(select(Membership.profile_id, Membership.split_group).where(
+        Membership.computation_id == audience_id, col(Membership.exited_at_ms).is_(None))).all())
+    split = session.exec(select(AudienceSplit.groups).where(AudienceSplit.audience_id == audience_id)).first()
+    assigned = None if split is None else Assigned(members, frozenset(g["name"] for g in split if g["holdout"]))
+    return list(members), assigned
 
 
 def cancel(session: Session, *, target_id: str | None = None, computation_id: str | None = None) -> None:

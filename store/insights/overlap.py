@@ -57,7 +57,8 @@ def overlap(store: Store, space_id: str, audience_ids: list[str], split_groups: 
                               f"(got {len(audience_ids)}).", field="audienceIds")
     with store.read() as session:
         found = [require_audience(session, space_id, audience_id) for audience_id in audience_ids]
-        names, keys = ({audience.id: audience.name for audience in found}, {audience.id: audience.key for audience in found})
+        names = {audience.id: audience.name for audience in found}
+        keys = {audience.id: audience.key for audience in found}
     rows = None
     if store.analytics is not None and not split_groups:
         rows = store.analytics.read_values(space_id, keys,
