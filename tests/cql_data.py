@@ -14,9 +14,10 @@ import orjson
 from sqlalchemy import Engine, delete, insert
 
 from backend.clock import to_ms
-from backend.cql import ast, parse
+from backend.cql import ast, daily, parse
 from backend.cql.analysis import walk
 from backend.cql.compiler import Scope, Tables, audience_members, trait_values
+from backend.cql.daily import Days, counts_by_day
 from backend.cql.evaluate import ProfileData
 from store.analytic import tables as analytic
 from store.analytic.engines import ClickHouse, Chdb, DuckDB
@@ -98,6 +99,13 @@ class CqlDatabase:
         tables = typed if tables is None else tables._replace(event=typed.event, typed=typed.typed)
         statement = audience_members(parse(query), tables=tables, scope=Scope(SPACE, accounts), now=now)
         return {row[0] for row in self.rows(statement)}
+
+    def sizes_by_day(self, query: str, days: Days) -> list[int] | None:
+        """The audience's size at the end of each of `days`, counted in one pass (None when it
+        cannot be), reading events until the last day's end."""
+        scope = Scope(SPACE, event_horizon=lambda event: event.c.timestamp_ms <= days.end_ms)
+        statement = counts_by_day(parse(query), tables=self.tables(query), scope=scope, days=days)
+        return None if statement is None else daily.sizes(self.rows(statement), days)
 
     def values(self, query: str, now: datetime, accounts: bool = False) -> dict[str, object]:
         statement = trait_values(parse(query), tables=self.tables(query), scope=Scope(SPACE, accounts), now=now)

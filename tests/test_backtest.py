@@ -2,13 +2,14 @@
 given, for each day, the events timestamped until then; on the operational store and on DuckDB."""
 
 import random
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 
 from backend.cql.evaluate import EventRecord, ProfileData, is_member
 from backend.cql.parser import parse
-from store.analytic.store import open_analytic_store
+from store.analytic.engines import ClickHouse, Chdb, DuckDB
+from store.analytic.store import AnalyticStore
 from store.insights import backtest
 from tests.conftest import NOW
 from tests.ingest_helpers import send
@@ -19,6 +20,8 @@ DEFINITIONS = [
     "event('Bought').where(property('price') > 50).count() >= 1 AND trait('plan') = 'pro'",
     "event('Bought').between(1 days, 4 days).sum(property('price')) > 100 OR event('Viewed').within(12 hours).count() >= 1",
     "NOT event('Bought').within(2 days).count() >= 1",
+    "event('Bought').within(4 days).avg(property('price')) >= 50 AND event('Viewed').count() <= 1",
+    "event('Bought').within(3 days).max(property('price')) > 80 OR trait('plan') = 'free'",
 ]
 
 
@@ -67,6 +70,33 @@ async def test_each_days_size_is_what_the_reference_evaluator_finds_as_of_that_d
     assert len(set(sizes)) > 1
 
 
+@pytest.mark.parametrize("query", [
+    "event('Bought').within(3 days).count() >= 1",
+    "event('Bought').between(1 days, 4 days).sum(property('price')) > 0",
+    "event('Bought').within(12 hours).count() >= 1",
+])
+async def test_events_on_the_edges_of_days_and_windows_count_as_the_reference_evaluator_says(store, space_id, call,
+                                                                                              query):
+    day_ends = [datetime.combine((NOW - timedelta(days=n)).date(), time.max, NOW.tzinfo).replace(microsecond=999000)
+                for n in range(1, 7)]
+    edges = [moment + offset for end in day_ends for moment in (end, end - timedelta(hours=12), end - timedelta(days=1),
+                                                                 end - timedelta(days=3), end - timedelta(days=4))
+             for offset in (timedelta(0), timedelta(milliseconds=1), -timedelta(milliseconds=1))]
+    people = {f"edge-{index}": [EventRecord("Bought", moment, {"price": 1})] for index, moment in enumerate(sorted(set(edges)))}
+    people["adds-up-to-a-rounding"] = [EventRecord("Bought", NOW - timedelta(days=days, hours=5), {"price": price})
+                                       for days, price in ((6, 0.1), (5, 0.2))]
+    known = {}
+    for user, events in people.items():
+        send(store, space_id, *({"type": "track", "userId": user, "event": "Bought", "properties": event.properties,
+                                 "timestamp": event.timestamp.isoformat(timespec="milliseconds")} for event in events))
+        known[user] = ProfileData(events=events, traits={})
+
+    found = await backtested(call, space_id, query)
+
+    sizes = [day["size"] for day in found["days"]]
+    assert sizes == [expected_size(query, known, datetime.fromisoformat(day["asOf"])) for day in found["days"]]
+
+
 async def test_the_members_on_the_last_day_come_with_their_identifiers(store, space_id, call, shoppers):
     query = DEFINITIONS[0]
     found = await backtested(call, space_id, query, days=1)
@@ -76,21 +106,40 @@ async def test_the_members_on_the_last_day_come_with_their_identifiers(store, sp
     assert len(found["members"]) == found["days"][-1]["size"]
 
 
-def test_a_backtest_on_the_analytic_store_gives_the_same_sizes(tmp_path, store, space_id, shoppers):
+@pytest.mark.parametrize("reaches", [(), (2, 5), (1000,)])
+def test_the_members_shown_are_the_first_by_id_however_far_they_are_looked_for(store, space_id, shoppers,
+                                                                                 monkeypatch, reaches):
+    def members(**changes):
+        for name, value in changes.items():
+            monkeypatch.setattr(backtest, name, value)
+        return [member["id"] for member in backtest.backtest(store, space_id, audience_type="USERS", query=DEFINITIONS[0],
+                                                             start=NOW - timedelta(days=1), end=NOW).members]
+
+    everyone = members(SAMPLE_SIZE=1000, FIRST_REACHES=())
+    shown = members(SAMPLE_SIZE=3, FIRST_REACHES=reaches)
+
+    assert len(everyone) > 3 and everyone == sorted(everyone)
+    assert shown == everyone[:3]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "clickhouse"])
+def test_a_backtest_on_the_analytic_store_gives_the_same_sizes(tmp_path, store, space_id, shoppers, engine):
     def sizes():
-        return [day.size for day in backtest.backtest(store, space_id, audience_type="USERS", query=DEFINITIONS[2],
-                                                      start=NOW - timedelta(days=6), end=NOW).days]
+        return {query: [day.size for day in backtest.backtest(store, space_id, audience_type="USERS", query=query,
+                                                               start=NOW - timedelta(days=6), end=NOW).days]
+                for query in DEFINITIONS}
 
     operational = sizes()
-    store.analytics = open_analytic_store(store, f"duckdb:{tmp_path / 'analytic.duckdb'}")
+    analytic = DuckDB(str(tmp_path / "analytic.duckdb")) if engine == "duckdb" else ClickHouse(Chdb())
+    store.analytics = AnalyticStore(store, analytic)
     try:
         store.analytics.catch_up()
-        on_duckdb = sizes()
+        on_the_analytic_store = sizes()
     finally:
-        store.analytics.close()
         store.analytics = None
+        analytic.close()
 
-    assert on_duckdb == operational and any(operational)
+    assert on_the_analytic_store == operational and all(any(found) for found in operational.values())
 
 
 @pytest.mark.parametrize(("arguments", "field"), [

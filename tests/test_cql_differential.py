@@ -1,18 +1,22 @@
 """The proof of the compiler: on random profiles and random definitions drawn from the grammar, the
 compiled SQL and the reference evaluator agree on every profile, on every engine."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from backend.clock import from_ms, to_ms
 from backend.cql import CQLError, validate
+from backend.cql.daily import Days
 from backend.cql.evaluate import EventRecord, ProfileData, is_member, trait_value
 from backend.cql.parser import parse
 from tests.cql_data import ENGINES, CqlDatabase, same_value
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+DAYS = Days(to_ms(NOW) // 86_400_000 - 4, 5, to_ms(NOW))  # the four days before NOW's, and NOW's until NOW
 NAMES = ["Bought", "Returned", "Login"]
 PROPERTIES = ["price", "brand", "a.b"]
 
@@ -105,6 +109,30 @@ def audience(depth: int = 1):
     return st.one_of(leaves, junction(leaves), junction(junction(leaves)))
 
 
+def additive_stream():
+    """A stream with a window or none, maybe a `where` on the event's properties, maybe a source excluded."""
+    windows = st.one_of(st.just(""), st.tuples(st.integers(1, 9), UNITS).map(lambda t: f".within({t[0]} {t[1]})"),
+                        st.tuples(st.integers(0, 3), st.integers(3, 9)).map(lambda t: f".between({t[0]} days, {t[1]} days)"))
+    wheres = st.one_of(st.just(""), properties().flatmap(comparator).map(lambda c: f".where({c})"))
+    return st.tuples(st.sampled_from(NAMES), windows, wheres, st.sampled_from(["", ".sources({exclude: 'crm'})"])).map(
+        lambda t: f"event('{t[0]}'){t[1]}{t[2]}{t[3]}")
+
+
+def additive():
+    """A count, sum or average of a stream compared: what a backtest counts in one pass."""
+    return st.one_of(
+        st.tuples(additive_stream(), st.sampled_from([">= 1", "= 0", ">= 2", "<= 1"])).map(
+            lambda t: f"{t[0]}.count() {t[1]}"),
+        st.tuples(additive_stream(), st.sampled_from(["sum", "avg"]), properties()).flatmap(
+            lambda t: comparator(f"{t[0]}.{t[1]}({t[2]})")),
+    )
+
+
+def additive_audience():
+    leaves = st.one_of(additive(), st.sampled_from(["plan", "spend"]).map(lambda k: f"trait('{k}')").flatmap(comparator))
+    return st.one_of(leaves, junction(leaves), junction(junction(leaves)))
+
+
 TRAIT_DEFINITIONS = st.tuples(
     stream(1),
     st.sampled_from(["count()", "sum(property('price'))", "avg(property('price'))", "min(property('price'))",
@@ -139,6 +167,18 @@ def test_audience_members_agree(database, profiles, query):
     ids = database.store(profiles)
     expected = {profile_id for profile_id, profile in zip(ids, profiles) if is_member(parse(query), profile, NOW)}
     assert database.members(query, NOW) == expected, query
+
+
+@SETTINGS
+@given(profiles=st.lists(USERS, min_size=1, max_size=4), query=additive_audience())
+def test_sizes_by_day_agree_with_each_days_members(database, profiles, query):
+    assume(_valid(query, "audience"))
+    database.store(profiles)
+    found = database.sizes_by_day(query, DAYS)
+    assume(found is not None)
+    expected = [sum(is_member(parse(query), replace(profile, events=[e for e in profile.events if e.timestamp <= moment]),
+                              moment) for profile in profiles) for moment in map(from_ms, DAYS.moments())]
+    assert found == expected, query
 
 
 @SETTINGS

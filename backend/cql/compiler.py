@@ -105,7 +105,7 @@ class Scope:
 
 def audience_members(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime) -> Select:
     """The ids of the live profiles (users, or accounts) that satisfy the audience definition at `now`."""
-    compiler = _Compiler(tables, now, scope)
+    compiler = Compiler(tables, now, scope)
     frame = compiler.top_frame()
     compiler.share_scan(root, frame)
     condition = compiler.boolean(root, frame)
@@ -117,14 +117,14 @@ def matched_entity_rows(root: ast.Node, *, tables: Tables, scope: Scope, now: da
     """Each `entity()` stream of an audience definition that is not under a `NOT`, as a statement of
     the rows its `where`s keep for every profile (`backend.cql.matched` nests them per profile).
     `columns` names, per relationship slug, columns to read besides those the definition reads."""
-    compiler = _Compiler(tables, now, scope, columns or {})
+    compiler = Compiler(tables, now, scope, columns or {})
     compiler.boolean(root, compiler.top_frame())
     return compiler.matched
 
 
 def trait_values(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime) -> Select:
     """Every live profile's id and computed-trait value at `now`, as JSON text (NULL for no value)."""
-    compiler = _Compiler(tables, now, scope)
+    compiler = Compiler(tables, now, scope)
     frame = compiler.top_frame()
     compiler.share_scan(root, frame)
     value = compiler.scalar(root, frame).json()
@@ -132,13 +132,14 @@ def trait_values(root: ast.Node, *, tables: Tables, scope: Scope, now: datetime)
 
 
 @dataclass
-class _Frame:
+class Frame:
     """The rows a condition is evaluated on, and the derived tables LEFT JOINed to them for it.
 
     A profile frame's rows are profiles (`keys` is the profile id); an event frame's rows are the
-    events of a stream (`rows`, columns as `_Compiler.candidates` names them) with the scope rows each
+    events of a stream (`rows`, columns as `Compiler.candidates` names them) with the scope rows each
     belongs to (`keys` ends with the event id). `owner` is the profile whose traits and events are
-    read; `account` says whether its events include its users'."""
+    read; `account` says whether its events include its users'. `shared` holds reductions computed
+    already (`Compiler.share_scan`), `traits` the trait values joined already, by key."""
 
     keys: tuple[ColumnElement, ...]
     owner: ColumnElement
@@ -147,6 +148,7 @@ class _Frame:
     restrict: Callable[[ColumnElement], list[ColumnElement]] = lambda owner: []
     joins: list[tuple[FromClause, ColumnElement]] = field(default_factory=list)
     shared: dict[ast.Reduction, object] = field(default_factory=dict)
+    traits: dict[str, FromClause] = field(default_factory=dict)
     entity: EntityRows | None = None
 
     def joined(self, base: FromClause) -> FromClause:
@@ -180,7 +182,7 @@ def _outer_joined(base: FromClause, joins: list[tuple[FromClause, ColumnElement]
     return base
 
 
-class _Compiler:
+class Compiler:
     def __init__(self, tables: Tables, now: datetime, scope: Scope, columns: dict[str, Collection[str]] | None = None):
         self.tables = tables
         self.scope = scope
@@ -203,25 +205,25 @@ class _Compiler:
 
     # -- frames ----------------------------------------------------------------------------------
 
-    def top_frame(self) -> _Frame:
+    def top_frame(self) -> Frame:
         profile, ids = self.tables.profile, self.scope.profile_ids
         restrict = (lambda owner: []) if ids is None else (lambda owner: [owner.in_(self.chosen())])
-        return _Frame((profile.c.id,), profile.c.id, self.scope.accounts, restrict=restrict)
+        return Frame((profile.c.id,), profile.c.id, self.scope.accounts, restrict=restrict)
 
-    def profiles(self, statement: Select, frame: _Frame) -> Select:
+    def profiles(self, statement: Select, frame: Frame) -> Select:
         profile, scope = self.tables.profile, self.scope
         statement = statement.select_from(frame.joined(profile)).where(
             profile.c.space_id == scope.space_id, profile.c.merged_into.is_(None),
             profile.c.collection == ("accounts" if scope.accounts else "users"), *scope.conditions)
         return statement if scope.profile_ids is None else statement.where(profile.c.id.in_(self.chosen()))
 
-    def event_frame(self, rows: FromClause, width: int, account: bool) -> _Frame:
+    def event_frame(self, rows: FromClause, width: int, account: bool) -> Frame:
         keys = tuple(rows.c[f"k{i}"] for i in range(width)) + (rows.c.id,)
-        return _Frame(keys, rows.c.owner, account, rows=rows)
+        return Frame(keys, rows.c.owner, account, rows=rows)
 
     # -- booleans --------------------------------------------------------------------------------
 
-    def boolean(self, node: ast.Node, frame: _Frame) -> ColumnElement:
+    def boolean(self, node: ast.Node, frame: Frame) -> ColumnElement:
         if isinstance(node, ast.And):
             return and_(*(self.boolean(operand, frame) for operand in node.operands))
         if isinstance(node, ast.Or):
@@ -238,11 +240,11 @@ class _Compiler:
             return func.coalesce(self.comparison(node, frame), false())
         raise CompileError(f"{type(node).__name__} is not a condition")
 
-    def quantified(self, node: ast.Quantified, frame: _Frame) -> ColumnElement:
+    def quantified(self, node: ast.Quantified, frame: Frame) -> ColumnElement:
         """Whether any (all) of an account's users satisfy the condition: the condition per link row,
         grouped by account (ALL is false for an account without users)."""
         link = self.tables.link.alias(self.name("l"))
-        users = _Frame((link.c.user_id,), link.c.user_id, account=False, restrict=self.users_restriction())
+        users = Frame((link.c.user_id,), link.c.user_id, account=False, restrict=self.users_restriction())
         holds = case((self.boolean(node.operand, users), 1), else_=0)
         grouped = select(link.c.account_id.label("k0"), func.max(holds).label("some"), func.min(holds).label("every"))
         grouped = grouped.select_from(users.joined(link)).where(link.c.space_id == self.scope.space_id,
@@ -251,7 +253,7 @@ class _Compiler:
         frame.join_by_keys(derived)
         return func.coalesce(derived.c.some if node.quantifier == "ANY" else derived.c.every, 0) == 1
 
-    def comparison(self, node: ast.Comparison, frame: _Frame) -> ColumnElement:
+    def comparison(self, node: ast.Comparison, frame: Frame) -> ColumnElement:
         operands = iter([self.scalar(argument, frame) for argument in (node.subject, *node.arguments)
                          if not isinstance(argument, ast.Duration)])
         subject = next(operands)
@@ -269,15 +271,11 @@ class _Compiler:
 
     # -- scalars ---------------------------------------------------------------------------------
 
-    def scalar(self, node: ast.Node, frame: _Frame):
+    def scalar(self, node: ast.Node, frame: Frame):
         if isinstance(node, ast.Literal):
             return ConstValue(node.value)
         if isinstance(node, ast.TraitRef):
-            trait = self.tables.trait
-            values = select(trait.c.profile_id.label("k0"), trait.c.value).where(
-                trait.c.key == node.path[0]).subquery(self.name("t"))
-            frame.joins.append((values, values.c.k0 == frame.owner))
-            return JsonValue(values.c.value, node.path[1:])
+            return JsonValue(self.trait(node.path[0], frame).c.value, node.path[1:])
         if isinstance(node, ast.PropertyRef) and frame.entity is not None:
             return self.entity_property(node, frame)
         if isinstance(node, ast.PropertyRef):
@@ -292,6 +290,17 @@ class _Compiler:
             return self.reduce(node, frame)
         raise CompileError(f"{type(node).__name__} is not a value")
 
+    def trait(self, key: str, frame: Frame) -> FromClause:
+        """The values of trait `key` (`k0` the profile, `value` its JSON), joined to `frame` once."""
+        values = frame.traits.get(key)
+        if values is None:
+            trait = self.tables.trait
+            values = select(trait.c.profile_id.label("k0"), trait.c.value).where(trait.c.key == key).subquery(
+                self.name("t"))
+            frame.joins.append((values, values.c.k0 == frame.owner))
+            frame.traits[key] = values
+        return values
+
     def property(self, node: ast.PropertyRef, rows: FromClause):
         """A property of the row's event (or its parent's), from its typed columns where it has them."""
         document = rows.c.parent_properties if node.parent else rows.c.properties
@@ -302,7 +311,7 @@ class _Compiler:
         return TypedJsonValue(document, node.path, rows.c[f"{named}_kind"], rows.c[f"{named}_number"],
                               rows.c[f"{named}_string"])
 
-    def reduce(self, node: ast.Reduction, frame: _Frame):
+    def reduce(self, node: ast.Reduction, frame: Frame):
         """The reduction of a stream per row of `frame`, as a column of a derived table joined to it."""
         if node in frame.shared:
             return frame.shared[node]
@@ -352,16 +361,16 @@ class _Compiler:
             return ListValue(func.coalesce(value, "[]"))
         raise CompileError(f"unknown reducer {reducer}")
 
-    def grouped(self, stream: _Selection, keys: list, aggregate: ColumnElement, frame: _Frame) -> ColumnElement:
+    def grouped(self, stream: _Selection, keys: list, aggregate: ColumnElement, frame: Frame) -> ColumnElement:
         return self.derived(stream.select(*keys, aggregate.label("v")).group_by(*stream.keys), frame)
 
-    def derived(self, statement: Select, frame: _Frame) -> ColumnElement:
+    def derived(self, statement: Select, frame: Frame) -> ColumnElement:
         """`statement`'s `v` column for each row of `frame`, by a derived table joined on its keys."""
         derived = statement.subquery(self.name("d"))
         frame.join_by_keys(derived)
         return derived.c.v
 
-    def picked(self, statement: Select, keys: list[ColumnElement], order, frame: _Frame) -> ColumnElement:
+    def picked(self, statement: Select, keys: list[ColumnElement], order, frame: Frame) -> ColumnElement:
         """The `v` of the first row of `statement` (keyed by `keys`, its k0… columns) in `order`, per
         row of `frame`. The first rows are grouped by their keys (one row each already): SQLite never
         indexes a subquery with a window function for a join, and would scan it once per frame row,
@@ -374,11 +383,11 @@ class _Compiler:
 
     # -- one scan for several reductions ----------------------------------------------------------
 
-    def share_scan(self, root: ast.Node, frame: _Frame) -> None:
+    def share_scan(self, root: ast.Node, frame: Frame) -> None:
         """Compute the definition's plain aggregates over event streams (`count`, `sum`, `avg`, `min`,
         `max` of streams whose filters each look at one event) in one grouped scan of the events,
         each a conditional aggregate, rather than one scan each. A lone one keeps its own."""
-        found = list(dict.fromkeys(node for node in _profile_level(root) if _shareable(node)))
+        found = list(dict.fromkeys(node for node in profile_level(root) if shareable(node)))
         if len(found) < 2:
             return
         rows = self.candidates(sorted({node.stream.name for node in found}), frame,
@@ -397,7 +406,7 @@ class _Compiler:
             else:
                 frame.shared[node] = NumberValue(func.coalesce(value, 0) if node.reducer == "sum" else value, real=True)
 
-    def conditional(self, node: ast.Reduction, rows: FromClause, events: _Frame) -> ColumnElement:
+    def conditional(self, node: ast.Reduction, rows: FromClause, events: Frame) -> ColumnElement:
         """`node`'s aggregate over the rows of its stream among `rows` (its name and filters)."""
         conditions = [rows.c.event == node.stream.name]
         for step in node.stream.filters:
@@ -413,7 +422,7 @@ class _Compiler:
 
     # -- streams ---------------------------------------------------------------------------------
 
-    def stream(self, node: ast.Stream, frame: _Frame) -> _Selection:
+    def stream(self, node: ast.Stream, frame: Frame) -> _Selection:
         """The stream's events for each row of `frame`, narrowed by its filters in order."""
         if node.source == "entity":
             return self.entity_stream(node, frame)
@@ -434,7 +443,7 @@ class _Compiler:
                 selection.conditions.append(self.row_step(step, selection.rows))
         return selection
 
-    def entity_stream(self, node: ast.Stream, frame: _Frame) -> _Selection:
+    def entity_stream(self, node: ast.Stream, frame: Frame) -> _Selection:
         """The entity rows linked to each row of `frame`, narrowed by the stream's `where`s."""
         linked = self.linked_node(node, frame)
         rows, entity = entity_candidates(self, linked, node, frame, frame.entity)
@@ -445,7 +454,7 @@ class _Compiler:
                 if not isinstance(step, ast.Where):
                     raise CompileError("entity() streams take where(...) only")
                 keys = tuple(rows.c[f"k{i}"] for i in range(selection.width)) + (rows.c.pk,)
-                inner = _Frame(keys, rows.c.owner, False, rows=rows, entity=entity)
+                inner = Frame(keys, rows.c.owner, False, rows=rows, entity=entity)
                 selection.conditions.append(self.boolean(step.condition, inner))
                 selection.joins.extend(inner.joins)
             if not self.negations:
@@ -467,7 +476,7 @@ class _Compiler:
         return MatchedStream(tuple(slug for _, slug in self.enclosing), entity.node.primary_key, tuple(shown),
                              statement, numbers[-1], numbers[-2] if len(numbers) > 1 else None)
 
-    def linked_node(self, node: ast.Stream, frame: _Frame) -> LinkedNode:
+    def linked_node(self, node: ast.Stream, frame: Frame) -> LinkedNode:
         """The relationship an entity() names: one under the profile at the top, else a child of the
         enclosing entity's relationship."""
         graph = self.tables.graph
@@ -483,7 +492,7 @@ class _Compiler:
                                f"{', '.join(sorted(choices)) or 'none'}")
         return choices[node.name]
 
-    def entity_property(self, node: ast.PropertyRef, frame: _Frame) -> ColumnValue:
+    def entity_property(self, node: ast.PropertyRef, frame: Frame) -> ColumnValue:
         """A column of the frame's entity row (or, with `parent:`, of its parent's row)."""
         columns = frame.entity.parent if node.parent else frame.entity.columns
         found = columns.get(node.path[0].lower())
@@ -492,7 +501,7 @@ class _Compiler:
         label, family = found
         return ColumnValue(frame.rows.c[label], family)
 
-    def candidates(self, names: list[str], frame: _Frame, *, windowed: bool = False, steps=()) -> FromClause:
+    def candidates(self, names: list[str], frame: Frame, *, windowed: bool = False, steps=()) -> FromClause:
         """The events of each row's owner with one of `names`, one row per (frame row, event): columns
         k0… (the frame's keys), owner, id, event, ts, properties, context, source_id, the typed property
         columns, and in an event frame the parent event's ts, properties and typed columns. `windowed`
@@ -600,19 +609,19 @@ class _Compiler:
         return value <= low if kind == "before_last" else value >= low
 
 
-def _profile_level(node: ast.Node):
+def profile_level(node: ast.Node):
     """The reductions a definition reads per profile: not those inside a stream's `where` (read per
     event) or under `ANY`/`ALL` (read per user)."""
     if isinstance(node, ast.Reduction):
         yield node
     elif isinstance(node, (ast.And, ast.Or)):
         for operand in node.operands:
-            yield from _profile_level(operand)
+            yield from profile_level(operand)
     elif isinstance(node, ast.Not):
-        yield from _profile_level(node.operand)
+        yield from profile_level(node.operand)
     elif isinstance(node, ast.Comparison):
         for operand in (node.subject, *node.arguments):
-            yield from _profile_level(operand)
+            yield from profile_level(operand)
 
 
 def _pushed_down(filters) -> set[int]:
@@ -634,7 +643,7 @@ def _windowed(stream: ast.Stream) -> bool:
                for step in stream.filters)
 
 
-def _shareable(node: ast.Reduction) -> bool:
+def shareable(node: ast.Reduction) -> bool:
     """A plain aggregate over a stream whose filters each decide on one event alone."""
     if node.reducer not in ("count", "sum", "avg", "min", "max") or node.stream.source != "event":
         return False

@@ -29,6 +29,7 @@ from sqlmodel import Session, col
 
 from backend import cql
 from backend.cql.compiler import Scope, Tables, audience_members, matched_entity_rows, trait_values
+from backend.cql.daily import Days, counts_by_day
 from backend.cql.matched import MatchedStream
 from backend.clock import to_ms
 from backend.datagraph.linked import LinkedGraph
@@ -94,6 +95,14 @@ class Computation:
         build = audience_members if self.kind == "audience" else trait_values
         tables = (TABLES if analytic is None else analytic)._replace(graph=self.graph)
         return build(root, tables=tables, scope=scope, now=now)
+
+    def counts_by_day(self, days: Days, *, analytic: Tables | None = None) -> Select | None:
+        """An audience's change of size on each of `days` in one statement (`backend.cql.daily`),
+        reading events until the last day's end; None when its definition is not counted that way."""
+        scope = Scope(self.space_id, self.accounts, None, self._eligibility(analytic is not None),
+                      replace(self, as_of_ms=days.end_ms)._event_horizon())
+        tables = (TABLES if analytic is None else analytic)._replace(graph=self.graph)
+        return counts_by_day(cql.parse(self.query), tables=tables, scope=scope, days=days)
 
     def matched_streams(self, now, columns: dict[str, Collection[str]], profile_ids: Collection[str] | None = None,
                         *, analytic: Tables | None = None) -> list[MatchedStream]:
