@@ -100,10 +100,10 @@ class CqlDatabase:
         statement = audience_members(parse(query), tables=tables, scope=Scope(SPACE, accounts), now=now)
         return {row[0] for row in self.rows(statement)}
 
-    def sizes_by_day(self, query: str, days: Days) -> list[int] | None:
+    def sizes_by_day(self, query: str, days: Days, accounts: bool = False) -> list[int] | None:
         """The audience's size at the end of each of `days`, counted in one pass (None when it
         cannot be), reading events until the last day's end."""
-        scope = Scope(SPACE, event_horizon=lambda event: event.c.timestamp_ms <= days.end_ms)
+        scope = Scope(SPACE, accounts, event_horizon=lambda event: event.c.timestamp_ms <= days.end_ms)
         statement = counts_by_day(parse(query), tables=self.tables(query), scope=scope, days=days)
         return None if statement is None else daily.sizes(self.rows(statement), days)
 

@@ -143,6 +143,12 @@ TRAIT_DEFINITIONS = st.tuples(
 ).map(lambda t: f"{t[0]}{t[2]}.{t[1]}")
 
 
+def as_of(profile: ProfileData, moment: datetime) -> ProfileData:
+    """The profile (and its users) with only the events timestamped until `moment`."""
+    return replace(profile, events=[e for e in profile.events if e.timestamp <= moment],
+                   users=[as_of(user, moment) for user in profile.users])
+
+
 def _valid(query: str, kind: str, audience_type: str = "USERS") -> bool:
     try:
         validate(query, kind=kind, audience_type=audience_type)
@@ -176,8 +182,20 @@ def test_sizes_by_day_agree_with_each_days_members(database, profiles, query):
     database.store(profiles)
     found = database.sizes_by_day(query, DAYS)
     assume(found is not None)
-    expected = [sum(is_member(parse(query), replace(profile, events=[e for e in profile.events if e.timestamp <= moment]),
-                              moment) for profile in profiles) for moment in map(from_ms, DAYS.moments())]
+    expected = [sum(is_member(parse(query), as_of(profile, moment), moment) for profile in profiles)
+                for moment in map(from_ms, DAYS.moments())]
+    assert found == expected, query
+
+
+@SETTINGS
+@given(accounts=st.lists(ACCOUNTS, min_size=1, max_size=3), query=additive_audience())
+def test_account_sizes_by_day_agree_with_each_days_members(database, accounts, query):
+    assume(_valid(query, "audience", "ACCOUNTS"))
+    database.store(accounts, accounts=True)
+    found = database.sizes_by_day(query, DAYS, accounts=True)
+    assume(found is not None)
+    expected = [sum(is_member(parse(query), as_of(account, moment), moment) for account in accounts)
+                for moment in map(from_ms, DAYS.moments())]
     assert found == expected, query
 
 

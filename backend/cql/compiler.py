@@ -275,7 +275,10 @@ class Compiler:
         if isinstance(node, ast.Literal):
             return ConstValue(node.value)
         if isinstance(node, ast.TraitRef):
-            return JsonValue(self.trait(node.path[0], frame).c.value, node.path[1:])
+            values = self.trait(node.path[0], frame).c
+            if len(node.path) > 1:
+                return JsonValue(values.value, node.path[1:])
+            return TypedJsonValue(values.value, (), values.kind, values.number, values.string)
         if isinstance(node, ast.PropertyRef) and frame.entity is not None:
             return self.entity_property(node, frame)
         if isinstance(node, ast.PropertyRef):
@@ -291,12 +294,15 @@ class Compiler:
         raise CompileError(f"{type(node).__name__} is not a value")
 
     def trait(self, key: str, frame: Frame) -> FromClause:
-        """The values of trait `key` (`k0` the profile, `value` its JSON), joined to `frame` once."""
+        """The values of trait `key` (`k0` the profile, `value` its JSON, and its `kind`, `number` and
+        `string` read once per trait row rather than once per use), joined to `frame` once."""
         values = frame.traits.get(key)
         if values is None:
             trait = self.tables.trait
-            values = select(trait.c.profile_id.label("k0"), trait.c.value).where(trait.c.key == key).subquery(
-                self.name("t"))
+            kind, number, string = JsonValue(trait.c.value).typed()
+            values = select(trait.c.profile_id.label("k0"), trait.c.value, kind.label("kind"), number.label("number"),
+                            string.label("string")).where(
+                trait.c.key == key).subquery(self.name("t"))
             frame.joins.append((values, values.c.k0 == frame.owner))
             frame.traits[key] = values
         return values

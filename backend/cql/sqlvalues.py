@@ -76,6 +76,10 @@ class JsonValue:
     def json(self) -> ColumnElement:
         return func.nullif(self._json, "null")
 
+    def typed(self) -> tuple[ColumnElement, ColumnElement, ColumnElement]:
+        """Its kind, number and string: what a `TypedJsonValue` reads from columns of their own."""
+        return self.type, self._number, self._string
+
 
 class TypedJsonValue(JsonValue):
     """A JSON value whose kind, number and string are also kept in columns of their own (an analytic
