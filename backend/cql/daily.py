@@ -8,9 +8,10 @@ stream whose filters each decide on one event alone, and nothing else reads the 
 - An event counts for the days from the first whose end is at or after its timestamp (plus the
   window's near edge, for `between`) until the first whose window has moved past it. Each event is
   a +1 (or its value, for a sum) on the day it enters and a -1 on the day it leaves, per profile.
-- Those changes, grouped by profile and day and summed in day order, are the profile's values on
-  every day it changed; the condition evaluated with the values after and before the day's change
-  says whether the profile entered (+1) or left (-1) on that day.
+- Those changes, summed per profile in day order, are the profile's values after each of them; the
+  condition evaluated with the values after and before each change says whether the profile
+  entered (+1) or left (-1) then. A day's several changes add up to the difference between its
+  first state and its last, so their order within the day does not matter.
 - A day's size is then the number of profiles that satisfy the condition with no events counted
   (read before each profile's first change), plus every change up to that day.
 
@@ -33,6 +34,8 @@ from backend.cql.sqlvalues import NumberValue
 DAY_MS = 86_400_000
 ADDITIVE = ("count", "sum", "avg")
 CLOCK_COMPARATORS = ("within_last", "within_next", "before_last", "after_next")
+NUMBER_ZERO = cast(literal(0.0), Float)
+COUNTED_ZERO = cast(literal(0), BigInteger)
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,10 @@ def _window(stream: ast.Stream) -> tuple[int, int | None]:
 
 
 def _changes(compiler: Compiler, reductions: list[ast.Reduction], days: Days):
-    """Per profile (k0) and day index (k), each reduction's change that day (d…) and its running
-    value after it (vd…), and the row's place among the profile's (1 for its first day); a sum or
-    average has a count of the values it adds (n…, vn…) beside it."""
+    """A row per event entering or leaving a window: its profile (k0), day index (k), its change to
+    each reduction (d…), each reduction's running value after it in the profile's rows in day order
+    (vd…), and its place among the profile's rows (1 for the first); a sum or average has a count of
+    the values it adds (n…, vn…) beside it."""
     frame = compiler.top_frame()
     rows = compiler.candidates(sorted({node.stream.name for node in reductions}), frame)
     events = compiler.event_frame(rows, 1, frame.account)
@@ -123,25 +127,28 @@ def _changes(compiler: Compiler, reductions: list[ast.Reduction], days: Days):
     branches = []
     for near, far in dict.fromkeys(_window(node.stream) for node in reductions):
         mine = [_window(node.stream) == (near, far) for node in reductions]
-        values = [value if in_window else literal(0) for part, in_window in zip(parts, mine) for value in part]
+        values = [value if in_window else zero for part, in_window in zip(parts, mine) for value, zero in part]
         kept = or_(*(condition for condition, in_window in zip(conditions, mine) if in_window))
         if far is not None:
             kept = and_(kept, rows.c.ts >= days.moments()[0] - far)
         enters = days.first_at_or_after(rows.c.ts + near)
-        branches.append(select(rows.c.k0, enters.label("k"), *(value.label(name) for value, name in zip(values, columns)))
-                        .where(kept))
+        if far is None:  # what entered before the first day enters on it: many events become one row
+            branches.append(select(rows.c.k0, enters.label("k"), *(func.sum(value).label(name)
+                                                                   for value, name in zip(values, columns)))
+                            .where(kept).group_by(rows.c.k0, enters))
+        else:
+            branches.append(select(rows.c.k0, enters.label("k"),
+                                   *(value.label(name) for value, name in zip(values, columns))).where(kept))
         if far is not None:
             leaves = days.first_at_or_after(rows.c.ts + far + 1)
             branches.append(select(rows.c.k0, leaves.label("k"),
                                    *((-value).label(name) for value, name in zip(values, columns)))
                             .where(kept, rows.c.ts + far + 1 <= days.end_ms))
     moves = union_all(*branches).subquery(compiler.name("w"))
-    grouped = select(moves.c.k0, moves.c.k, *(func.sum(moves.c[name]).label(name) for name in columns)).group_by(
-        moves.c.k0, moves.c.k).subquery(compiler.name("w"))
-    running = [func.sum(grouped.c[name]).over(partition_by=grouped.c.k0, order_by=grouped.c.k).label(f"v{name}")
-               for name in columns]
-    place = func.row_number().over(partition_by=grouped.c.k0, order_by=grouped.c.k).label("place")
-    return select(grouped, *running, place).subquery(compiler.name("w"))
+    in_order = {"partition_by": moves.c.k0, "order_by": moves.c.k, "rows": (None, 0)}
+    running = [func.sum(moves.c[name]).over(**in_order).label(f"v{name}") for name in columns]
+    place = func.row_number().over(**in_order).label("place")
+    return select(moves, *running, place).subquery(compiler.name("w"))
 
 
 def _condition_on_event(compiler: Compiler, node: ast.Reduction, rows, events: Frame) -> ColumnElement:
@@ -155,14 +162,20 @@ def _condition_on_event(compiler: Compiler, node: ast.Reduction, rows, events: F
     return and_(*conditions)
 
 
-def _parts(compiler: Compiler, node: ast.Reduction, condition: ColumnElement, events: Frame) -> list[ColumnElement]:
+def _parts(compiler: Compiler, node: ast.Reduction, condition: ColumnElement,
+           events: Frame) -> list[tuple[ColumnElement, ColumnElement]]:
     """What one event adds to the reduction: 1 for a count; for a sum or average, its value and 1 if
-    it has one."""
+    it has one. Each with the 0 that rows for other reductions hold, all of one type per kind
+    (ClickHouse unions integers of different widths, or integers and floats, into neither)."""
     if node.reducer == "count":
-        return [case((condition, 1), else_=0)]
+        return [(_counted(condition), COUNTED_ZERO)]
     number = compiler.scalar(node.argument, events).plain_number()
     holds = and_(condition, number.is_not(None))
-    return [case((holds, number), else_=0), case((holds, 1), else_=0)]
+    return [(cast(case((holds, number), else_=0.0), Float), NUMBER_ZERO), (_counted(holds), COUNTED_ZERO)]
+
+
+def _counted(condition: ColumnElement) -> ColumnElement:
+    return cast(case((condition, 1), else_=0), BigInteger)
 
 
 def _after(changes, index: int, node: ast.Reduction) -> NumberValue:

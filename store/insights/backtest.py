@@ -108,20 +108,20 @@ def _each_day_counted(computation: Computation, days: Days, tables: Tables | Non
 
 
 def _first_members(store: Store, day: Computation, budget: Budget) -> list[str]:
-    """The first SAMPLE_SIZE members by id on `day`: computed for the first profiles by id alone
-    while that finds enough (a few statements over a thousand or ten thousand profiles cost less
-    than one over every profile), else for every profile."""
+    """The first SAMPLE_SIZE members by id on `day`: computed for the first profiles by id alone, on
+    the operational store (as a realtime pass computes a few profiles, through its indexes), while
+    that finds enough; else for every profile."""
     for reach in FIRST_REACHES:
-        chosen = [row[0] for row in _run(store, day, budget, lambda tables: _first_profiles(day, tables, reach))]
-        found = sorted(row[0] for row in _run(store, day, budget, lambda tables: day.statement(
-            from_ms(day.as_of_ms), chosen, analytic=tables)))
+        with store.read() as session, budget.on(session.connection()):
+            chosen = list(session.scalars(_first_profiles(day, reach)))
+            found = sorted(row[0] for row in day.rows_for(session, from_ms(day.as_of_ms), chosen))
         if len(found) >= SAMPLE_SIZE or len(chosen) < reach:
             return found[:SAMPLE_SIZE]
     return [row[0] for row in _run(store, day, budget, lambda tables: _first_of_all_members(day, tables))]
 
 
-def _first_profiles(day: Computation, tables: Tables | None, reach: int) -> Select:
-    profile = (tables or TABLES).profile
+def _first_profiles(day: Computation, reach: int) -> Select:
+    profile = TABLES.profile
     return select(profile.c.id).where(profile.c.space_id == day.space_id, profile.c.merged_into.is_(None),
                                       profile.c.collection == ("accounts" if day.accounts else "users")).order_by(
         profile.c.id).limit(reach)
