@@ -1,6 +1,6 @@
 """Backtests on a large space: `backtest_audience` over 7 and 30 days, timed against one full
-computation of the same definition at now on the same engine (what one day of a backtest costs at
-least), in the same run.
+computation of the same definition at now on the same engine (the least a backtest can cost), in
+the same run.
 
 Uses `bench/compute.py`'s seeded dataset (profiles with a user_id, a plan trait for some, ~10 events
 each over 60 days), replicated into the analytic store (`--engine duckdb` or `clickhouse`) or read
