@@ -183,6 +183,9 @@ def _outer_joined(base: FromClause, joins: list[tuple[FromClause, ColumnElement]
 
 
 class Compiler:
+    """One definition compiled over `tables` for `scope` at `now`: each condition and value becomes
+    an expression over a frame's rows, and the derived tables it reads are joined to that frame."""
+
     def __init__(self, tables: Tables, now: datetime, scope: Scope, columns: dict[str, Collection[str]] | None = None):
         self.tables = tables
         self.scope = scope
@@ -301,8 +304,7 @@ class Compiler:
             trait = self.tables.trait
             kind, number, string = JsonValue(trait.c.value).typed()
             values = select(trait.c.profile_id.label("k0"), trait.c.value, kind.label("kind"), number.label("number"),
-                            string.label("string")).where(
-                trait.c.key == key).subquery(self.name("t"))
+                            string.label("string")).where(trait.c.key == key).subquery(self.name("t"))
             frame.joins.append((values, values.c.k0 == frame.owner))
             frame.traits[key] = values
         return values
