@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, ColumnElement, Float, Select, and_, case, cast, func, literal, null, or_, select, union_all
+from sqlalchemy import (BigInteger, ColumnElement, Float, Select, and_, case, cast, func, literal, not_, null, or_, select,
+                        union_all)
 
 from backend.clock import from_ms
 from backend.cql import ast
@@ -132,13 +133,14 @@ def _changes(compiler: Compiler, reductions: list[ast.Reduction], days: Days):
         if far is not None:
             kept = and_(kept, rows.c.ts >= days.moments()[0] - far)
         enters = days.first_at_or_after(rows.c.ts + near)
-        if far is None:  # what entered before the first day enters on it: many events become one row
-            branches.append(select(rows.c.k0, enters.label("k"), *(func.sum(value).label(name)
-                                                                   for value, name in zip(values, columns)))
-                            .where(kept).group_by(rows.c.k0, enters))
-        else:
-            branches.append(select(rows.c.k0, enters.label("k"),
-                                   *(value.label(name) for value, name in zip(values, columns))).where(kept))
+        if far is None:  # what entered before the first day enters on it, and stays: one row per profile
+            before = rows.c.ts + near <= days.moments()[0]
+            branches.append(select(rows.c.k0, literal(0).label("k"), *(func.sum(value).label(name)
+                                                                       for value, name in zip(values, columns)))
+                            .where(kept, before).group_by(rows.c.k0))
+            kept = and_(kept, not_(before))
+        branches.append(select(rows.c.k0, enters.label("k"),
+                               *(value.label(name) for value, name in zip(values, columns))).where(kept))
         if far is not None:
             leaves = days.first_at_or_after(rows.c.ts + far + 1)
             branches.append(select(rows.c.k0, leaves.label("k"),
