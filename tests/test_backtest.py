@@ -1,5 +1,5 @@
 """Backtests: a definition's size at the end of past days, checked against the reference evaluator
-given, for each day, the events timestamped until then; on the operational store and on DuckDB."""
+given, for each day, the events timestamped until then; on the operational store, DuckDB and ClickHouse."""
 
 import random
 from datetime import datetime, time, timedelta
@@ -136,8 +136,8 @@ def test_a_backtest_on_the_analytic_store_gives_the_same_sizes(tmp_path, store, 
         store.analytics.catch_up()
         on_the_analytic_store = sizes()
     finally:
+        store.analytics.close()
         store.analytics = None
-        analytic.close()
 
     assert on_the_analytic_store == operational and all(any(found) for found in operational.values())
 
