@@ -62,9 +62,9 @@ def counts_by_day(root: ast.Node, *, tables: Tables, scope: Scope, days: Days) -
     """`(day, change, satisfied)` rows: how the audience's size changed on each day index, and how
     many profiles satisfy it with no events counted (summed over all rows; a profile with no events
     at all has a row of day NULL). None when the definition is not of the shape counted in one pass."""
-    reductions = list(dict.fromkeys(profile_level(root)))
-    if not _countable(root, reductions):
+    if not countable(root):
         return None
+    reductions = list(dict.fromkeys(profile_level(root)))
     compiler = Compiler(tables, from_ms(days.end_ms), scope)
     frame = compiler.top_frame()
     if not reductions:  # traits alone: the same size every day
@@ -93,8 +93,9 @@ def sizes(rows, days: Days) -> list[int]:
     return found
 
 
-def _countable(root: ast.Node, reductions: list[ast.Reduction]) -> bool:
-    if any(node.reducer not in ADDITIVE or not shareable(node) for node in reductions):
+def countable(root: ast.Node) -> bool:
+    """Whether `counts_by_day` counts the definition in one pass."""
+    if any(node.reducer not in ADDITIVE or not shareable(node) for node in profile_level(root)):
         return False
     for node in walk(root):
         if isinstance(node, ast.Quantified) or (isinstance(node, ast.Comparison) and node.comparator in CLOCK_COMPARATORS):

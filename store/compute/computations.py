@@ -89,20 +89,23 @@ class Computation:
     def statement(self, now, profile_ids: Collection[str] | None = None, *, analytic: Tables | None = None) -> Select:
         """The compiled SELECT of members (audience) or `(profile, value)` rows (computed trait), over
         the operational store's tables, or over `analytic`, the analytic store's."""
-        root = cql.parse(self.query)
-        scope = Scope(self.space_id, self.accounts, profile_ids, self._eligibility(analytic is not None),
-                      self._event_horizon())
         build = audience_members if self.kind == "audience" else trait_values
-        tables = (TABLES if analytic is None else analytic)._replace(graph=self.graph)
-        return build(root, tables=tables, scope=scope, now=now)
+        return build(cql.parse(self.query), tables=self._tables(analytic), scope=self._scope(profile_ids, analytic),
+                     now=now)
 
     def counts_by_day(self, days: Days, *, analytic: Tables | None = None) -> Select | None:
         """An audience's change of size on each of `days` in one statement (`backend.cql.daily`),
         reading events until the last day's end; None when its definition is not counted that way."""
-        scope = Scope(self.space_id, self.accounts, None, self._eligibility(analytic is not None),
-                      replace(self, as_of_ms=days.end_ms)._event_horizon())
-        tables = (TABLES if analytic is None else analytic)._replace(graph=self.graph)
-        return counts_by_day(cql.parse(self.query), tables=tables, scope=scope, days=days)
+        at_end = replace(self, as_of_ms=days.end_ms)
+        return counts_by_day(cql.parse(self.query), tables=self._tables(analytic), scope=at_end._scope(None, analytic),
+                             days=days)
+
+    def _scope(self, profile_ids: Collection[str] | None, analytic: Tables | None) -> Scope:
+        return Scope(self.space_id, self.accounts, profile_ids, self._eligibility(analytic is not None),
+                     self._event_horizon())
+
+    def _tables(self, analytic: Tables | None) -> Tables:
+        return (TABLES if analytic is None else analytic)._replace(graph=self.graph)
 
     def matched_streams(self, now, columns: dict[str, Collection[str]], profile_ids: Collection[str] | None = None,
                         *, analytic: Tables | None = None) -> list[MatchedStream]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, literal, select, union_all
 
+from backend import cql
 from backend.clock import from_ms, to_ms
 from backend.cql import daily
 from backend.cql.compiler import Tables
@@ -93,7 +94,7 @@ def _days(store: Store, start_ms: int, end_ms: int) -> Days:
 
 def _sizes(store: Store, computation: Computation, days: Days, budget: Budget) -> list[int]:
     """Each day's size: counted in one pass where the definition allows, else each day counted."""
-    if computation.counts_by_day(days) is not None:
+    if daily.countable(cql.parse(computation.query)):
         return daily.sizes(_run(store, computation, budget,
                                 lambda tables: computation.counts_by_day(days, analytic=tables)), days)
     counted = dict(_run(store, computation, budget, lambda tables: _each_day_counted(computation, days, tables)))
@@ -121,10 +122,10 @@ def _first_members(store: Store, day: Computation, budget: Budget) -> list[str]:
 
 
 def _first_profiles(day: Computation, reach: int) -> Select:
+    """The space's first `reach` profile ids: merged and other-collection ones too, which the
+    statement leaves out, so they are a prefix of all the ids it could answer."""
     profile = TABLES.profile
-    return select(profile.c.id).where(profile.c.space_id == day.space_id, profile.c.merged_into.is_(None),
-                                      profile.c.collection == ("accounts" if day.accounts else "users")).order_by(
-        profile.c.id).limit(reach)
+    return select(profile.c.id).where(profile.c.space_id == day.space_id).order_by(profile.c.id).limit(reach)
 
 
 def _first_of_all_members(day: Computation, tables: Tables | None) -> Select:
