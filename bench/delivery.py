@@ -42,6 +42,7 @@ from store.ingest.ingest import accept  # noqa: E402
 
 REFERENCE_REQUESTS = 10_000
 CONCURRENCY = destination_catalog.BY_SLUG["webhooks-actions"].max_in_flight
+POLL_SECONDS = 0.5  # counting delivered rows takes milliseconds; more often, it would take CPU from the sending
 SEND = {"id": "webhooks-send", "settings": {}}
 SEND_BATCH = {"id": "webhooks-send-batch", "settings": {"batchSize": 100}}
 
@@ -110,7 +111,7 @@ def throughput(store: Store, space_id: str, audience_id: str, url: str, members:
             time.sleep(0.01)
         started, first = time.perf_counter(), delivered(store, activation_id)
         while delivered(store, activation_id) < members:
-            time.sleep(0.05)
+            time.sleep(POLL_SECONDS)
         seconds = time.perf_counter() - started
     finally:
         worker.stop(15)

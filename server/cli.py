@@ -45,9 +45,18 @@ DEFAULT_PORTS = {"sse": 8000, "streamable-http": 8000}
 DEFAULT_API_PORT = 8000
 
 
+def configure_logging() -> None:
+    """INFO records to stderr, but not a line per request the HTTP client makes: the delivery process
+    sends hundreds a second (formatting them took CPU from the sending), and a destination's URL may
+    carry a secret in its query string. What became of each request is in its attempt record."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for client in ("httpx", "httpcore"):
+        logging.getLogger(client).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     if args.run is _bundle:
         return _bundle(args)
     try:

@@ -199,7 +199,7 @@ class DeliveryWorker:
         async with sender_for(self.store, self.deadline_seconds) as sender, anyio.create_task_group() as lanes:
             while not self.stopping.is_set():
                 try:
-                    due = await anyio.to_thread.run_sync(outbox.due_targets, self.store)
+                    due = await anyio.to_thread.run_sync(outbox.due_targets, self.store, frozenset(running))
                 except Unavailable:  # logged once by the store when it began
                     due = set()
                 except Exception:  # the loop's boundary: log, and look again next tick

@@ -21,6 +21,15 @@ def table_reads(connection: Connection, statement: Executable) -> list[tuple[str
     return [(match.group(2), row[-1]) for row in rows if (match := re.match(r"(SCAN|SEARCH) (\w+)", row[-1]))]
 
 
+def sorts(connection: Connection, statement: Executable) -> bool:
+    """Whether `statement`'s plan sorts rows (rather than reading them in an index's order)."""
+    with _explaining(connection):
+        rows = connection.execute(statement).all()
+    if connection.dialect.name == "postgresql":
+        return any(node["Node Type"].endswith("Sort") for node in _nodes(rows[0][0][0]["Plan"]))
+    return any("TEMP B-TREE FOR ORDER BY" in row[-1] for row in rows)
+
+
 @contextmanager
 def _explaining(connection: Connection):
     """Statements run on `connection` answer with their plan instead of their rows."""

@@ -2,6 +2,7 @@
 given as a file path, and the HTTP APIs beside stdio (default port, any free port, off, or taken)."""
 
 import errno
+import logging
 import os
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from server import bundle
-from server.cli import main
+from server.cli import configure_logging, main
 
 
 def test_global_options_go_before_or_after_the_command_and_db_takes_a_file_path(tmp_path, capsys):
@@ -118,3 +119,19 @@ def test_bundle_outside_a_checkout_says_to_run_it_in_one(tmp_path):
     with pytest.raises(bundle.BundleError, match="run the command in one"):
         bundle.build(tmp_path / "x.mcpb", checkout=tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_servers_records_are_logged_but_not_a_line_per_http_request(caplog):
+    caplog.set_level(logging.INFO)
+    clients = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    levels = [client.level for client in clients]
+    try:
+        for client in clients:
+            client.setLevel(logging.NOTSET)
+        configure_logging()
+        assert logging.getLogger("segment_audiences.worker").isEnabledFor(logging.INFO)
+        assert not any(client.isEnabledFor(logging.INFO) for client in clients), \
+            "a request line per delivery costs the sending CPU, and its URL may hold a secret"
+    finally:
+        for client, level in zip(clients, levels):
+            client.setLevel(level)

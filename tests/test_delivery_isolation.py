@@ -76,6 +76,19 @@ async def test_a_retry_after_holds_back_the_rest_of_the_queue_unclaimed(store, s
     assert outbox.claim(store, "worker-1", 3) == [], "nothing of the paused destination is claimed before then"
 
 
+def test_due_targets_are_the_enabled_targets_with_unleased_rows_due_and_no_lane_running(store, space_id):
+    busy = members_with_activation(store, space_id, ["ann", "bob"], webhook(HEALTHY), name="Busy")
+    quiet = members_with_activation(store, space_id, ["cy"], webhook(HEALTHY), name="Quiet")
+    paused = members_with_activation(store, space_id, ["dee"], webhook(HEALTHY), name="Paused")
+    activations.update_activation(store, space_id, paused.audience_id, paused.id, enabled=False)
+    assert outbox.due_targets(store) == {busy.id, quiet.id}
+    assert outbox.due_targets(store, running={busy.id}) == {quiet.id}, "a running lane is not looked for"
+    outbox.claim(store, "worker-1", 10, target_id=quiet.id)
+    assert outbox.due_targets(store) == {busy.id}, "leased rows are not due"
+    store.clock.set(NOW + timedelta(seconds=61))
+    assert outbox.due_targets(store) == {busy.id, quiet.id}, "rows whose lease ran out are due again"
+
+
 async def test_a_late_outcome_never_undoes_a_delivery(store, space_id):
     members_with_activation(store, space_id, ["ann"], webhook(HEALTHY))
     [stale] = outbox.claim(store, "worker-1", 10)

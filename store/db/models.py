@@ -649,11 +649,10 @@ class Download(SQLModel, table=True):
     expires_at_ms: int = Field(sa_type=BigInteger, index=True)
 
 
-# The outbox's partial indexes (see migration 0003). Each but the pending-rows index names a column
-# the claim's order check never constrains, so that check finds only `ix_outbox_pending` applicable,
-# whatever the planner's statistics say; queries about due times or lease holders imply theirs.
+# The outbox's partial indexes (see migrations 0003 and 0018). The claim's order check (target and
+# profile) matches both columns of `ix_outbox_pending` and only the first of `ix_outbox_claim` (a
+# target's pending rows in the order they fall due); the others name a column it never constrains.
 PENDING = "state = 'pending'"
-DUE = "state = 'pending' AND next_attempt_at_ms IS NOT NULL"
 LEASED = "state = 'pending' AND lease_owner IS NOT NULL"
 SETTLED = "state <> 'pending'"
 
@@ -668,7 +667,8 @@ class OutboxMessage(SQLModel, table=True):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_due", "next_attempt_at_ms", sqlite_where=text(DUE), postgresql_where=text(DUE)),
+        Index("ix_outbox_claim", "target_id", "next_attempt_at_ms", "id", sqlite_where=text(PENDING),
+              postgresql_where=text(PENDING)),
         Index("ix_outbox_pending", "target_id", "profile_id", "id",
               sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
         Index("ix_outbox_lease", "lease_owner", sqlite_where=text(LEASED), postgresql_where=text(LEASED)),

@@ -25,7 +25,7 @@ from store.delivery import outbox
 from store.delivery.outbox import Claim
 
 BATCH = 500
-RECORD_SECONDS = 0.05
+RECORD_SECONDS = 0.25
 
 
 async def deliver_once(store: Store, sender: Sender, owner: str, limit: int = BATCH,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -140,15 +140,19 @@ class Claim:
 
 def _pending(row) -> ColumnElement:
     """`state = 'pending'` with the state written into the SQL: a bound value would hide from the
-    planner that the indexes of pending rows (`ix_outbox_pending`, `ix_outbox_due`) apply."""
+    planner that the indexes of pending rows (`ix_outbox_pending`, `ix_outbox_claim`) apply."""
     return row.state == literal_column("'pending'")
 
 
-def _due(now_ms: int) -> tuple:
-    """Pending rows whose time has come, not leased, of an enabled target."""
+def _waiting(now_ms: int) -> tuple:
+    """Pending rows whose time has come, not leased."""
     return (_pending(OutboxMessage), OutboxMessage.next_attempt_at_ms <= now_ms,
-            or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms),
-            col(OutboxMessage.target_id).in_(routes.enabled_target_ids()))
+            or_(col(OutboxMessage.lease_until_ms).is_(None), OutboxMessage.lease_until_ms < now_ms))
+
+
+def _due(now_ms: int) -> tuple:
+    """Waiting rows of an enabled target."""
+    return (*_waiting(now_ms), col(OutboxMessage.target_id).in_(routes.enabled_target_ids()))
 
 
 def _claimable(now_ms: int) -> tuple:
@@ -163,13 +167,16 @@ def _claimable(now_ms: int) -> tuple:
                 _pending(first)).scalar_subquery())
 
 
-def due_targets(store: Store) -> set[str]:
-    """The enabled activations and connections with rows due and not leased (each is delivered in its
-    own lane). Cheaper than the claim's test: a row held back behind an earlier one of its profile
-    still counts, and its lane finds nothing to claim yet."""
+def due_targets(store: Store, running: Collection[str] = ()) -> set[str]:
+    """The enabled activations and connections, other than those in `running`, with rows due and not
+    leased (each is delivered in its own lane). One short lookup per target: the rows of a running
+    lane, however many, are not read. Cheaper than the claim's test: a row held back behind an earlier
+    one of its profile still counts, and its lane finds nothing to claim yet."""
     now_ms = to_ms(store.now())
+    targets = routes.enabled_target_ids().subquery()
+    has_due = select(OutboxMessage.id).where(OutboxMessage.target_id == targets.c.id, *_waiting(now_ms)).exists()
     with store.read() as session:
-        return set(session.exec(select(OutboxMessage.target_id).where(*_due(now_ms)).distinct()))
+        return set(session.exec(select(targets.c.id).where(col(targets.c.id).not_in(list(running)), has_due)))
 
 
 def pass_size(store: Store, target_id: str, rounds: int = 8, most: int = 500) -> int:
