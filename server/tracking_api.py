@@ -93,22 +93,30 @@ def _handler(store: Store, kind: str):
         if not isinstance(body, dict):
             return _failure(400, "request body must be a JSON object")
         try:
-            space_id = await anyio.to_thread.run_sync(spaces.space_for_write_key, store, _write_key(request, body))
-            if space_id is None:
-                return _failure(401, "unknown write key: send it as the Basic auth user name or as writeKey")
-            return await _acknowledge(store, space_id, kind, raw, body)
+            kept = await anyio.to_thread.run_sync(
+                functools.partial(_keep, store, _write_key(request, body), kind, raw, body))
         except Unavailable as error:
             return _failure(503, error.message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        except MessageError as error:
+            return _failure(400, str(error))
+        if kept is None:
+            return _failure(401, "unknown write key: send it as the Basic auth user name or as writeKey")
+        return _answer(kind, *kept)
 
     return handle
 
 
-async def _acknowledge(store: Store, space_id: str, kind: str, raw: bytes, body: dict) -> JSONResponse:
-    try:
-        accepted, rejected = await anyio.to_thread.run_sync(
-            functools.partial(acknowledge, store, space_id, kind, raw, body, SOURCE_ID))
-    except MessageError as error:
-        return _failure(400, str(error))
+def _keep(store: Store, write_key: str, kind: str, raw: bytes, body: dict) -> tuple[str, int, list] | None:
+    """The write key's space, and what `acknowledge` made of the request (None for an unknown key):
+    one trip to a worker thread for both, as a request is answered as soon as they are done."""
+    space_id = spaces.space_for_write_key(store, write_key)
+    if space_id is None:
+        return None
+    return space_id, *acknowledge(store, space_id, kind, raw, body, SOURCE_ID)
+
+
+def _answer(kind: str, space_id: str, accepted: int, rejected: list) -> JSONResponse:
+    """`200`, or `400` naming what was refused (a batch's other messages were kept)."""
     if rejected and kind != "batch":
         return _failure(400, rejected[0].message)
     if rejected:

@@ -154,3 +154,18 @@ def _names(summary):
     (events, fields), _ = summary
     return ([(row.type, row.name, row.count) for (row,) in events],
             sorted((row.kind, row.event, row.name, row.count, row.distinct_values) for (row,) in fields))
+
+
+def test_a_batch_is_tallied_by_event_and_field_with_types_counts_and_sampled_values():
+    summary = schema_summary.Summary(computed_keys={"vip"})
+    for at, price in ((1, 5), (3, "five"), (2, 5)):
+        summary.add(schema_summary.Received("track", "Bought", {"price": price, "a.b": {"c": "x"}, "none": None},
+                                            {}, None, at))
+    summary.add(schema_summary.Received("identify", None, {}, {}, {"plan": "pro", "vip": True}, 4))
+    assert (summary.events[("TRACK", "Bought")].count, summary.events[("TRACK", "Bought")].last_seen_ms) == (3, 3)
+    price = summary.fields[("PROPERTY", "Bought", "price")]
+    assert (price.count, price.data_type, dict(price.values)) == (3, "MIXED", {"5": 2, "five": 1})
+    assert summary.fields[("PROPERTY", "Bought", "a\\.b.c")].values == {"x": 3}, "a literal dot is escaped"
+    assert ("PROPERTY", "Bought", "none") not in summary.fields, "a null is no value"
+    assert set(summary.fields) - {key for key in summary.fields if key[0] == "PROPERTY"} == {("users", "", "plan")}, \
+        "a computed key set by a call is not a trait"

@@ -128,23 +128,32 @@ def normalise(
 def check_structure(raw: object) -> None:
     """Refuse a message nested deeper than MAX_DEPTH levels, or holding a NUL character (U+0000) in a
     key or a string at any depth: no database here stores one faithfully (PostgreSQL's text and jsonb
-    refuse it), so it is refused at the edge. Walked without recursion."""
-    pending = [(raw, 1)]
+    refuse it), so it is refused at the edge. Walked without recursion; strings are checked where they
+    are found, only objects and arrays wait their turn (every message is checked twice, when it is
+    acknowledged and when it is stored)."""
+    if isinstance(raw, str):
+        _refuse_nul(raw, "a string")
+    pending = [(raw, 1)] if isinstance(raw, (dict, list)) else []
     while pending:
         value, depth = pending.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise MessageError("a string holds a NUL character (U+0000), which cannot be stored")
-        elif isinstance(value, (dict, list)):
-            if depth > MAX_DEPTH:
-                raise MessageError(f"message is nested deeper than {MAX_DEPTH} levels")
-            if isinstance(value, dict):
-                if any("\x00" in key for key in value):
-                    raise MessageError("a key holds a NUL character (U+0000), which cannot be stored")
-                children = value.values()
-            else:
-                children = value
-            pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, str)))
+        if depth > MAX_DEPTH:
+            raise MessageError(f"message is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            for key in value:
+                _refuse_nul(key, "a key")
+            children = value.values()
+        else:
+            children = value
+        for child in children:
+            if isinstance(child, str):
+                _refuse_nul(child, "a string")
+            elif isinstance(child, (dict, list)):
+                pending.append((child, depth + 1))
+
+
+def _refuse_nul(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise MessageError(f"{what} holds a NUL character (U+0000), which cannot be stored")
 
 
 def message_size(raw: object) -> int:

@@ -63,9 +63,10 @@ class _Tally:
 
     def see(self, at_ms: int, data_type: str | None = None, sample: str | None = None) -> None:
         self.count += 1
-        self.last_seen_ms = max(self.last_seen_ms, at_ms)
-        if data_type is not None:
-            self.data_type = data_type if self.data_type in (None, data_type) else "MIXED"
+        if at_ms > self.last_seen_ms:
+            self.last_seen_ms = at_ms
+        if data_type is not None and data_type != self.data_type:
+            self.data_type = data_type if self.data_type is None else "MIXED"
         if sample is not None:
             self.values[sample] += 1
 
@@ -81,18 +82,26 @@ class Summary:
     def add(self, message: Received) -> None:
         name = message.event or CALL_NAMES.get(message.type, message.type)
         at = message.received_at_ms
-        self.events.setdefault((EVENT_TYPES[message.type], name), _Tally()).see(at)
+        _tally(self.events, (EVENT_TYPES[message.type], name)).see(at)
         if message.type in ("track", "page", "screen"):
-            for kind, document in (("PROPERTY", message.properties), ("CONTEXT", message.context)):
-                for _, path, value in leaves(document):
-                    self._field(kind, name, path, value, at)
+            self._fields("PROPERTY", name, leaves(message.properties), at)
+            self._fields("CONTEXT", name, leaves(message.context), at)
         if message.type in TRAIT_COLLECTIONS and message.traits:
-            for top, path, value in leaves(message.traits):
-                if top not in self.computed_keys:
-                    self._field(TRAIT_COLLECTIONS[message.type], "", path, value, at)
+            found = [leaf for leaf in leaves(message.traits) if leaf[0] not in self.computed_keys]
+            self._fields(TRAIT_COLLECTIONS[message.type], "", found, at)
 
-    def _field(self, kind: str, event: str, path: str, value: object, at_ms: int) -> None:
-        self.fields.setdefault((kind, event, path), _Tally()).see(at_ms, data_type(value), sample_text(value))
+    def _fields(self, kind: str, event: str, found: list[tuple[str, str, object]], at_ms: int) -> None:
+        for _, path, value in found:
+            _tally(self.fields, (kind, event, path)).see(at_ms, data_type(value), sample_text(value))
+
+
+def _tally(tallies: dict, key: tuple) -> _Tally:
+    """The tally kept under `key`, made on first use (a tally is made only for a new key: most
+    fields recur in every message of a batch)."""
+    tally = tallies.get(key)
+    if tally is None:
+        tally = tallies[key] = _Tally()
+    return tally
 
 
 def leaves(document: object) -> list[tuple[str, str, object]]:
@@ -104,8 +113,9 @@ def leaves(document: object) -> list[tuple[str, str, object]]:
         for key, value in node.items():
             if len(found) >= MAX_LEAVES:
                 return
-            path = prefix + str(key).replace(".", "\\.")
-            first = str(key) if top is None else top
+            key = str(key)
+            path = prefix + (key.replace(".", "\\.") if "." in key else key)
+            first = key if top is None else top
             if isinstance(value, dict) and value and depth < MAX_DEPTH:
                 walk(value, first, path + ".", depth + 1)
             elif value is not None:
@@ -117,6 +127,8 @@ def leaves(document: object) -> list[tuple[str, str, object]]:
 
 
 def data_type(value: object) -> str:
+    if type(value) is str:  # most leaves: checked first
+        return "STRING"
     if isinstance(value, bool):
         return "BOOLEAN"
     if isinstance(value, (int, float)):
@@ -130,6 +142,8 @@ def data_type(value: object) -> str:
 
 def sample_text(value: object) -> str | None:
     """A value as the Space Schema API shows samples (text), or None when it is not sampled."""
+    if type(value) is str:  # most leaves: checked first
+        return value if len(value) <= SAMPLE_CHARS else None
     if isinstance(value, (list, dict)):
         return None
     if isinstance(value, bool):
