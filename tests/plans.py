@@ -12,8 +12,7 @@ from sqlalchemy import Connection, Executable, event
 def table_reads(connection: Connection, statement: Executable) -> list[tuple[str, str]]:
     """Each step of `statement`'s plan that reads a table: its alias, and the database's own words
     for how (SQLite's `SEARCH e1 USING INDEX …`, PostgreSQL's index name and condition)."""
-    with _explaining(connection):
-        rows = connection.execute(statement).all()
+    rows = _plan(connection, statement)
     if connection.dialect.name == "postgresql":
         scans = [node for node in _nodes(rows[0][0][0]["Plan"]) if node["Node Type"].endswith("Scan")]
         return [(node["Alias"], f"{node.get('Index Name', 'sequential scan')} {node.get('Index Cond', '')}".strip())
@@ -23,11 +22,16 @@ def table_reads(connection: Connection, statement: Executable) -> list[tuple[str
 
 def sorts(connection: Connection, statement: Executable) -> bool:
     """Whether `statement`'s plan sorts rows (rather than reading them in an index's order)."""
-    with _explaining(connection):
-        rows = connection.execute(statement).all()
+    rows = _plan(connection, statement)
     if connection.dialect.name == "postgresql":
         return any(node["Node Type"].endswith("Sort") for node in _nodes(rows[0][0][0]["Plan"]))
     return any("TEMP B-TREE FOR ORDER BY" in row[-1] for row in rows)
+
+
+def _plan(connection: Connection, statement: Executable) -> list:
+    """The rows of the database's plan for `statement` (PostgreSQL's as one JSON document)."""
+    with _explaining(connection):
+        return connection.execute(statement).all()
 
 
 @contextmanager

@@ -17,7 +17,7 @@ when a process first starts on the upgraded database (`catch_up`).
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import orjson
@@ -76,13 +76,13 @@ class Summary:
 
     def __init__(self, computed_keys: set[str]):
         self.computed_keys = computed_keys
-        self.events: dict[tuple[str, str], _Tally] = {}
-        self.fields: dict[tuple[str, str, str], _Tally] = {}
+        self.events: defaultdict[tuple[str, str], _Tally] = defaultdict(_Tally)
+        self.fields: defaultdict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
 
     def add(self, message: Received) -> None:
         name = message.event or CALL_NAMES.get(message.type, message.type)
         at = message.received_at_ms
-        _tally(self.events, (EVENT_TYPES[message.type], name)).see(at)
+        self.events[(EVENT_TYPES[message.type], name)].see(at)
         if message.type in ("track", "page", "screen"):
             self._fields("PROPERTY", name, leaves(message.properties), at)
             self._fields("CONTEXT", name, leaves(message.context), at)
@@ -92,16 +92,7 @@ class Summary:
 
     def _fields(self, kind: str, event: str, found: list[tuple[str, str, object]], at_ms: int) -> None:
         for _, path, value in found:
-            _tally(self.fields, (kind, event, path)).see(at_ms, data_type(value), sample_text(value))
-
-
-def _tally(tallies: dict, key: tuple) -> _Tally:
-    """The tally kept under `key`, made on first use (a tally is made only for a new key: most
-    fields recur in every message of a batch)."""
-    tally = tallies.get(key)
-    if tally is None:
-        tally = tallies[key] = _Tally()
-    return tally
+            self.fields[(kind, event, path)].see(at_ms, data_type(value), sample_text(value))
 
 
 def leaves(document: object) -> list[tuple[str, str, object]]:
