@@ -17,6 +17,7 @@ a read-only server runs no loop.
 """
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from sqlalchemy import make_url
 
 from server.importer import import_file
 from server.stopping import GRACE_SECONDS, Stopper
-from server.role_process import stop_with_parent
+from server.role_process import stop_with_parent, yield_cpu
 from server.worker import ROLES, SplitLoops, Worker, start_loops
 from store.analytic.store import open_analytic_store
 from store.catalog import data_graphs, destination_instances, spaces
@@ -90,6 +91,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
             return 2
     store.analytics = open_analytic_store(store, args.analytics)
     server = build_server(store, read_only=args.read_only, toolsets=args.toolsets)
+    _freeze_what_lasts()
     worker = None if args.read_only or args.no_worker else start_loops(store)
     stopper = Stopper(lambda: _stop(store, worker)).install()
     store.download_base_url = os.environ.get("SEGMENT_AUDIENCES_PUBLIC_URL") or (
@@ -157,8 +159,20 @@ def _database(store: Store) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def _freeze_what_lasts() -> None:
+    """Before a long-running command starts its work: leave the objects made so far (modules, the
+    schema, the open store, the apps) out of the garbage collector's full collections. They last as
+    long as the process, and walking them again in every full collection took much of `serve`'s and
+    its processor's time (the processor stores about a fifth more events a second with them frozen;
+    see the README). What is garbage already is collected first, not frozen with them."""
+    gc.collect()
+    gc.freeze()
+
+
 def _worker(store: Store, args: argparse.Namespace) -> int:
     store.analytics = open_analytic_store(store, args.analytics) if "compute" in args.only else None
+    yield_cpu(args.only)
+    _freeze_what_lasts()
     worker = start_loops(store, args.only)
     Stopper(lambda: _stop(store, worker)).install()
     stop_with_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
@@ -167,6 +181,7 @@ def _worker(store: Store, args: argparse.Namespace) -> int:
 
 
 def _ingest(store: Store, args: argparse.Namespace) -> int:
+    _freeze_what_lasts()
     report = import_file(store, args.space, args.file, batch_size=args.batch_size, progress=sys.stderr.isatty())
     print(f"stored {report.stored}, duplicates {report.duplicates}, dropped by filters {report.dropped}, "
           f"rejected {len(report.rejected)}")

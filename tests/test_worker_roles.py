@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from server.cli import main
+from server.role_process import YIELDING
 from server.worker import Worker
 from store.catalog import spaces
 from store.db.store import Store
@@ -100,7 +101,8 @@ def test_serve_sends_from_a_child_process_and_starts_it_again_after_a_sigkill(tm
     assert {item.body["messageId"] for item in receiver.received} == expected
 
 
-def test_serve_stores_from_a_processor_process_and_one_killed_is_replaced_with_nothing_lost_or_doubled(tmp_path):
+def test_serve_stores_from_a_processor_process_of_lower_priority_and_one_killed_is_replaced_with_nothing_lost_or_doubled(
+        tmp_path):
     server = server_with_space(tmp_path, "Roles")
     store = Store(server.environment["SEGMENT_AUDIENCES_DB"])
     try:
@@ -115,6 +117,7 @@ def test_serve_stores_from_a_processor_process_and_one_killed_is_replaced_with_n
         processed(server, seconds=60)
         processors = PROCESSOR.findall(server.log.read_text())
         assert server.process.poll() is None, "serve itself went on"
+        niceness = {pid: os.getpriority(os.PRIO_PROCESS, pid) for pid in (server.process.pid, int(processors[-1]))}
     finally:
         server.stop()
     stored = rows(store, "select count(*), count(distinct message_id) from event")
@@ -122,6 +125,7 @@ def test_serve_stores_from_a_processor_process_and_one_killed_is_replaced_with_n
 
     assert len(processors) == 2 and processors[0] != processors[1]
     assert stored == [(2000, 2000)]
+    assert niceness[int(processors[-1])] == min(niceness[server.process.pid] + YIELDING["ingest"], 19)
 
 
 def test_a_worker_with_every_role_sends_from_a_child_process_and_stops_it_when_it_stops(tmp_path):

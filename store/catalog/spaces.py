@@ -93,8 +93,15 @@ def _digest(token: str) -> str:
 
 
 def space_for_write_key(store: Store, write_key: str) -> str | None:
-    """The id of the space whose Tracking API write key this is, if any."""
+    """The id of the space whose Tracking API write key this is, if any. A key found is remembered
+    (`store.write_keys`): a space and its write key never change nor go away, and every Tracking API
+    request asks. A key not found is looked for again next time, so a new space's key works at once."""
     if not write_key:
         return None
+    if write_key in store.write_keys:
+        return store.write_keys[write_key]
     with store.read() as session:
-        return session.exec(select(Space.id).where(Space.write_key == write_key)).first()
+        space_id = session.exec(select(Space.id).where(Space.write_key == write_key)).first()
+    if space_id is not None:
+        store.write_keys[write_key] = space_id
+    return space_id

@@ -123,7 +123,8 @@ def space_pass(store: Store, space_id: str, limit: int = DIRTY_BATCH) -> int:
         else:
             claimed = claimed.where(col(DirtyProfile.profile_id).in_(ahead.profile_ids))
         dirty = session.execute(delete(DirtyProfile).where(col(DirtyProfile.profile_id).in_(claimed)).returning(
-            DirtyProfile.profile_id, DirtyProfile.since_ms, DirtyProfile.attempts, DirtyProfile.deferred_since_ms)).all()
+            DirtyProfile.profile_id, DirtyProfile.since_ms, DirtyProfile.attempts, DirtyProfile.deferred_since_ms)
+            .execution_options(synchronize_session=False)).all()  # no marks are loaded as objects to update
         if not dirty:
             return 0
         stale, later = _stale(session, ahead, dirty, now_ms)

@@ -56,6 +56,7 @@ class Store:
             with self._log_writer.begin() as connection:  # under the file's write lock: processes start at once
                 IngestLog.__table__.create(connection, checkfirst=True)
         self.log_appends = GroupCommit(self.log_write)  # the Tracking API's requests, one commit for many
+        self.write_keys: dict[str, str] = {}  # write key -> space id, as found (`catalog.spaces`)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
