@@ -1,6 +1,9 @@
 """Shared helpers for tests that send messages into a store and look at the resulting profiles."""
 
-from sqlalchemy import text
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event, text
 
 from store.ingest.ingest import accept
 
@@ -10,6 +13,22 @@ def send(store, space_id, *messages, source="tests"):
     result, rejected = accept(store, space_id, list(messages), source)
     assert not rejected, rejected
     return result
+
+
+@contextmanager
+def reads_of(store, table: str) -> Iterator[list[str]]:
+    """The SELECT statements reading `table` that the store's engine runs inside the block."""
+    seen: list[str] = []
+
+    def look(_connection, _cursor, statement, *_):
+        if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+            seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", look)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", look)
 
 
 def rows(store, sql, **params):

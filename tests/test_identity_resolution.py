@@ -3,13 +3,13 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from backend.tracking.identity import ExternalId, extract, priority, resolve
 from backend.tracking.messages import normalise
 from store.db import bulk
 from tests.conftest import NOW
-from tests.ingest_helpers import canonical_profiles, identifiers_of, profile_of, rows, send, traits_of
+from tests.ingest_helpers import canonical_profiles, identifiers_of, profile_of, reads_of, rows, send, traits_of
 
 
 def ids_of_message(**raw):
@@ -166,18 +166,9 @@ def test_merges_within_one_batch_keep_every_event(store, space_id):
 def test_a_batch_resolves_its_identifiers_in_a_few_statements_however_many_messages_it_has(store, space_id):
     send(store, space_id, *({"type": "identify", "userId": f"u{n}"} for n in range(600)))
     send(store, space_id, *({"type": "track", "event": "Viewed", "anonymousId": f"a{n}"} for n in range(300)))
-    lookups = []
-
-    def count_identifier_reads(_connection, _cursor, statement, *_):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM identifier" in statement:
-            lookups.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", count_identifier_reads)
-    try:
+    with reads_of(store, "identifier") as lookups:
         send(store, space_id, *({"type": "track", "event": "Bought", "userId": f"u{n}"} for n in range(600)),
              *({"type": "identify", "userId": f"u{n}", "anonymousId": f"a{n}"} for n in range(300)))
-    finally:
-        event.remove(store.engine, "before_cursor_execute", count_identifier_reads)
 
     assert len(lookups) <= 8  # 900 values and 600 merging profiles, read 300 at a time
     assert len(canonical_profiles(store)) == 600

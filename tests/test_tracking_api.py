@@ -5,12 +5,11 @@ import json
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from server.web import api_app
 from store.catalog import spaces
 from store.ingest.processor import process_all
-from tests.ingest_helpers import profile_of, rows
+from tests.ingest_helpers import profile_of, reads_of, rows
 
 pytestmark = pytest.mark.anyio
 
@@ -86,22 +85,13 @@ async def test_a_wrong_write_key_is_401(http, keys):
 
 
 async def test_a_write_key_is_read_from_the_database_once_and_a_new_spaces_key_works_at_once(http, keys, store):
-    space_reads = []
-
-    def count_space_reads(_connection, _cursor, statement, *_):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM space" in statement:
-            space_reads.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", count_space_reads)
-    try:
+    with reads_of(store, "space") as space_reads:
         assert (await http.post("/v1/track", json={"userId": "u", "event": "E"}, auth=("not-yet", ""))).status_code == 401
         later = spaces.create_space(store, "Later")
         for _ in range(3):
             for new in (keys, later):
                 response = await http.post("/v1/track", json={"userId": "u", "event": "E"}, auth=auth(new))
                 assert response.status_code == 200
-    finally:
-        event.remove(store.engine, "before_cursor_execute", count_space_reads)
 
     assert len([statement for statement in space_reads if "write_key" in statement]) == 3  # the unknown key and each space's
     process_all(store)
