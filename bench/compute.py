@@ -222,19 +222,19 @@ def write_floor(store: Store, space_id: str, profiles: int) -> dict:
     the trait table as a run writes them (`bulk.upsert_newer_distinct`), and with plain `sqlite3` into
     a bare table of its columns and key, without the change-log trigger and computed-value index: the
     floor under a first run's trait writes on this machine."""
-    rows = [dict(profile_id=f"use_{person:08d}", key="bench_floor", space_id=space_id, value="true",
-                 trait_class="audience", source_id="bench", updated_at_ms=NOW_MS) for person in range(profiles)]
+    fixed = dict(key="bench_floor", space_id=space_id, trait_class="audience", source_id="bench", updated_at_ms=NOW_MS)
+    values = [(f"use_{person:08d}", "true") for person in range(profiles)]
+    rows = [(profile_id, fixed["key"], space_id, value, "audience", "bench", NOW_MS) for profile_id, value in values]
     with store.engine.connect() as connection:
         transaction = connection.begin()
-        _, trait_s = timed(lambda: bulk.upsert_newer_distinct(connection, Trait.__table__, rows,
-                                                              ("profile_id", "key"), "updated_at_ms"))
+        _, trait_s = timed(lambda: bulk.upsert_newer_distinct(connection, Trait.__table__, ("profile_id", "value"),
+                                                              values, ("profile_id", "key"), "updated_at_ms", fixed))
         transaction.rollback()
     database = sqlite3.connect(store.url.removeprefix("sqlite:///"), isolation_level=None)
     database.execute("CREATE TABLE bench_bare AS SELECT * FROM trait WHERE 0")
     database.execute("CREATE UNIQUE INDEX bench_bare_key ON bench_bare (profile_id, key)")
     database.execute("BEGIN IMMEDIATE")
-    _, bare_s = timed(lambda: database.executemany("INSERT INTO bench_bare VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                                   [tuple(row.values()) for row in rows]))
+    _, bare_s = timed(lambda: database.executemany("INSERT INTO bench_bare VALUES (?, ?, ?, ?, ?, ?, ?)", rows))
     database.execute("ROLLBACK")
     database.execute("DROP TABLE bench_bare")
     database.close()

@@ -42,9 +42,10 @@ def test_many_distinct_rows_are_upserted_at_once_and_a_newer_stored_row_is_kept(
     stored_traits(store, space_id, [("use_00000", "score", "1"), ("use_00001", "score", "1")])
     with store.write() as session:
         session.connection().exec_driver_sql("UPDATE trait SET updated_at_ms = 9 WHERE profile_id = 'use_00001'")
-        bulk.upsert_newer_distinct(session.connection(), Trait.__table__, [
-            dict(profile_id=f"use_{n:05d}", key="score", space_id=space_id, value=str(n + 100), trait_class="custom",
-                 source_id="test", updated_at_ms=5) for n in range(many)], ("profile_id", "key"), "updated_at_ms")
+        bulk.upsert_newer_distinct(
+            session.connection(), Trait.__table__, ("profile_id", "value"),
+            [(f"use_{n:05d}", str(n + 100)) for n in range(many)], ("profile_id", "key"), "updated_at_ms",
+            dict(key="score", space_id=space_id, trait_class="custom", source_id="test", updated_at_ms=5))
     trait = Trait.__table__
     with store.read() as session:
         scores = dict(session.execute(select(trait.c.profile_id, trait.c.value).where(trait.c.key == "score")).all())
@@ -52,17 +53,17 @@ def test_many_distinct_rows_are_upserted_at_once_and_a_newer_stored_row_is_kept(
     assert (scores["use_00000"], scores["use_00001"], scores[f"use_{many - 1:05d}"]) == ("100", "1", str(many + 99))
 
 
-def test_many_rows_are_inserted_at_once_and_read_back_as_they_were_given(store, space_id):
+def test_many_rows_are_inserted_at_once_with_their_fixed_values_and_read_back_as_they_were_given(store, space_id):
     many = bulk.STAGED_ROWS + 3
     values = ['"text, with\\ttab and \\"quotes\\""', "null", "123456789012345678901234567890", '{"a": [1, true]}']
     with store.write() as session:
-        bulk.insert_rows(session.connection(), Trait.__table__,
-                         ("profile_id", "key", "space_id", "value", "trait_class", "source_id", "updated_at_ms"),
-                         [(f"use_{n:05d}", "note", space_id, values[n % 4], "custom", "test", 2 ** 40 + n)
-                          for n in range(many)])
+        bulk.insert_rows(session.connection(), Trait.__table__, ("profile_id", "value", "updated_at_ms"),
+                         [(f"use_{n:05d}", values[n % 4], 2 ** 40 + n) for n in range(many)],
+                         dict(key="note", space_id=space_id, trait_class="custom", source_id="test"))
     trait = Trait.__table__
     with store.read() as session:
-        stored = session.execute(select(trait.c.profile_id, trait.c.value, trait.c.updated_at_ms).where(
-            trait.c.key == "note").order_by(trait.c.profile_id)).all()
+        stored = session.execute(select(trait.c.profile_id, trait.c.value, trait.c.updated_at_ms, trait.c.space_id,
+                                        trait.c.source_id).where(trait.c.key == "note").order_by(trait.c.profile_id)).all()
     assert len(stored) == many
-    assert [(value, stamp) for _, value, stamp in stored[:4]] == [(value, 2 ** 40 + n) for n, value in enumerate(values)]
+    assert [(value, stamp) for _, value, stamp, _, _ in stored[:4]] == [(value, 2 ** 40 + n) for n, value in enumerate(values)]
+    assert {(space, source) for *_, space, source in stored} == {(space_id, "test")}
