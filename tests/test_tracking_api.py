@@ -86,7 +86,7 @@ async def test_a_wrong_write_key_is_401(http, keys):
 
 async def test_a_write_key_is_read_from_the_database_once_and_a_new_spaces_key_works_at_once(http, keys, store):
     with reads_of(store, "space") as space_reads:
-        assert (await http.post("/v1/track", json={"userId": "u", "event": "E"}, auth=("not-yet", ""))).status_code == 401
+        assert (await http.post("/v1/track", json={"userId": "u", "event": "E"}, auth=("unknown", ""))).status_code == 401
         later = spaces.create_space(store, "Later")
         for _ in range(3):
             for new in (keys, later):

@@ -1,5 +1,5 @@
 """Writing and reading many rows at once through the database driver's own `executemany`, `COPY`
-(PostgreSQL) and cursor.
+(PostgreSQL), a staged `INSERT … SELECT` (SQLite) and cursor.
 
 SQLAlchemy's per-row parameter processing costs more than the insert itself on the ingest path (and
 its row objects more than the query on a full run's reads), and the rows there already hold plain
