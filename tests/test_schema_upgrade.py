@@ -19,7 +19,7 @@ from store.compute import runs
 from store.db.database import ingest_log_file
 from store.db.schema import SchemaTooNew, head_revision
 from store.db.store import Store
-from tests.databases import database_url, fetch, on_postgres
+from tests.databases import database_url, empty_database_url, fetch, on_postgres
 
 RELEASE_DUMP = Path(__file__).parent / "fixtures" / "release-0.1.0.sql"
 RELEASE_WORKSPACE = "wsp_01m8eg89awh3dn8t08ftbhdpy3"
@@ -35,7 +35,7 @@ def release_database(tmp_path) -> str:
         database.executescript(RELEASE_DUMP.read_text())
     if not on_postgres():
         return f"sqlite:///{dumped}"
-    url = database_url(tmp_path, "release")
+    url = empty_database_url(tmp_path, "release")
     source, target = create_engine(f"sqlite:///{dumped}"), create_engine(url)
     BASELINE.create_all(target)
     with source.connect() as reading, target.begin() as writing:
@@ -124,7 +124,7 @@ print(Store(sys.argv[1]).workspace_id)
 
 
 def test_processes_starting_at_once_on_an_empty_database_migrate_it_once(tmp_path):
-    url = database_url(tmp_path, "fresh")
+    url = empty_database_url(tmp_path, "fresh")
     starters = [subprocess.Popen([sys.executable, "-c", STARTER, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True) for _ in range(4)]
     answers = [starter.communicate(timeout=120) for starter in starters]
