@@ -101,13 +101,22 @@ def insert_rows(connection: Connection, table: Table, columns: tuple[str, ...], 
         with _staged(connection, table, columns, rows) as staged:
             connection.execute(table.insert().from_select((*columns, *fixed), _with_fixed(table, staged, fixed)))
         return
-    every = (*columns, *fixed)
-    whole = [(*row, *fixed.values()) for row in rows] if fixed else rows
+    every, whole = (*columns, *fixed), _extended(rows, fixed)
     if len(rows) < STAGED_ROWS:
-        execute_rows(connection, f"insert {table.name} {every}",
-                     lambda: table.insert().values({name: bindparam(name) for name in every}), every, whole)
+        _insert_each(connection, table, every, whole)
     else:
         _copy(connection, table, every, whole)
+
+
+def _extended(rows: Sequence[Sequence], fixed: dict) -> Sequence[Sequence]:
+    """Each row followed by the `fixed` values."""
+    return [(*row, *fixed.values()) for row in rows] if fixed else rows
+
+
+def _insert_each(connection: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[Sequence]) -> None:
+    """One INSERT per row, through the driver's `executemany`."""
+    execute_rows(connection, f"insert {table.name} {columns}",
+                 lambda: table.insert().values({name: bindparam(name) for name in columns}), columns, rows)
 
 
 @contextmanager
@@ -121,8 +130,7 @@ def _staged(connection: Connection, table: Table, columns: tuple[str, ...], rows
         if connection.dialect.name == "postgresql":
             _copy(connection, staged, columns, rows)
         else:
-            execute_rows(connection, f"stage {table.name} {columns}",
-                         lambda: staged.insert().values({name: bindparam(name) for name in columns}), columns, rows)
+            _insert_each(connection, staged, columns, rows)
         yield staged
     finally:
         staged.drop(connection)
@@ -196,7 +204,7 @@ def upsert_newer_distinct(connection: Connection, table: Table, columns: tuple[s
     fixed = fixed or {}
     every = (*columns, *fixed)
     if len(rows) < STAGED_ROWS:
-        _upsert_newer_rows(connection, table, every, [(*row, *fixed.values()) for row in rows], keys, stamp)
+        _upsert_newer_rows(connection, table, every, _extended(rows, fixed), keys, stamp)
         return
     with _staged(connection, table, columns, rows) as staged:
         connection.execute(_newer(dialect_insert(connection, table).from_select(every, _with_fixed(table, staged, fixed)),
