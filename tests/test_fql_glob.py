@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.fql import matches, parse
+from backend.fql import evaluate, matches, parse
 from backend.fql.glob import MAX_PATTERN, glob_match
 
 
@@ -163,6 +163,12 @@ def test_segment_specific_rules():
     assert not glob_match("x" * (MAX_PATTERN + 1), "x" * (MAX_PATTERN + 1)), "an overlong pattern matches nothing"
 
 
+# Backtracking matchers took 19.5 s and 327 s on the reported inputs; the automaton takes milliseconds
+# on every input here. The bound sits far from both, so a loaded machine's pauses (one evaluation
+# here once took 0.98 s for 36 ms of work) never reach it. Figures are in the README, from bench/.
+BACKTRACKING_SECONDS = 5.0
+
+
 def slowest_evaluation(condition: str, events: list[dict]) -> float:
     node = parse(condition)
     slowest = 0.0
@@ -174,14 +180,14 @@ def slowest_evaluation(condition: str, events: list[dict]) -> float:
 
 
 def test_the_reported_freezes_take_milliseconds():
-    """Both reproductions froze the process for 19.5 s and 327 s; the bound here is a generous guard
-    against going back to backtracking (bench figures are in the README), not the 50 ms target."""
+    """Both reproductions froze the process; the bound guards against going back to backtracking,
+    it is not the 50 ms target."""
     path_filter = slowest_evaluation("match(context.page.path, '*/*/*/*.png')",
                                      [{"context": {"page": {"path": "/." * 400 + "x"}}}])
     sender_pattern = slowest_evaluation("match(properties.text, properties.pattern)",
                                         [{"properties": {"text": "a" * 500, "pattern": "*a*a*a*a*b"}},
                                          {"properties": {"text": "a" * 16_000, "pattern": "*a" * 2_000 + "*b"}}])
-    assert path_filter < 0.5 and sender_pattern < 0.5
+    assert path_filter < BACKTRACKING_SECONDS and sender_pattern < BACKTRACKING_SECONDS
 
 
 @settings(max_examples=60, deadline=None)
@@ -192,7 +198,7 @@ def test_adversarial_patterns_cost_time_linear_in_the_text(unit, repeat, tail, t
     pattern = (unit * repeat + tail)[:MAX_PATTERN]
     started = time.perf_counter()
     glob_match(pattern, text)
-    assert time.perf_counter() - started < 0.5, (unit, repeat, tail)
+    assert time.perf_counter() - started < BACKTRACKING_SECONDS, (unit, repeat, tail)
 
 
 def test_a_space_filter_is_evaluated_outside_the_write_lock(store, monkeypatch):
@@ -252,13 +258,17 @@ def test_lists_may_hold_field_paths():
     assert not matches(parse('"identify" in [event, type]'), event)
 
 
-def test_one_evaluation_reads_a_bounded_amount_of_text():
+def test_one_evaluation_reads_a_bounded_amount_of_text(monkeypatch):
     many = parse(" or ".join([f"match(properties.t, '*{n}')" for n in range(199)] + ["match(properties.t, '*!')"]))
     assert matches(many, {"properties": {"t": "a" * 100 + "!"}}), "small texts: every call runs"
     assert not matches(many, {"properties": {"t": "a" * 32_000 + "!"}}), \
         "the budget ran out before the last call could match: no match, and the filter keeps the event"
-    assert slowest_evaluation(" or ".join(f"match(properties.t, '{'*a' * 2000}{n}')" for n in range(200)),
-                              [{"properties": {"t": "a" * 32_000}}]) < 0.5
+    ran = []
+    monkeypatch.setattr(evaluate, "glob_match", lambda pattern, text: ran.append((pattern, text)) or glob_match(pattern, text))
+    long_patterns = parse(" or ".join(f"match(properties.t, '{'*a' * 2000}{n}')" for n in range(200)))
+    assert not matches(long_patterns, {"properties": {"t": "a" * 32_000}})
+    assert 0 < len(ran) < 200
+    assert sum(len(text) * (1 + len(pattern) // 1024) for pattern, text in ran) <= evaluate.MATCH_BUDGET
 
 
 @pytest.mark.parametrize(("condition", "event", "expected"), [
