@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from backend.tracking.messages import MAX_MESSAGE_BYTES
 from server.web import api_app
 from store.catalog import spaces
 from store.ingest import ingest, log, processor
@@ -52,6 +53,21 @@ async def test_an_acknowledged_request_is_kept_in_the_log_until_the_processor_st
     assert logged(store) == []
     process_all(store)
     assert rows(store, "select count(*) from event") == [(2,)]
+
+
+async def test_a_request_s_refused_messages_are_refused_again_when_it_is_stored(http, store):
+    """The processor checks the shapes of a logged request's messages again only when some were refused
+    (the log counts the accepted ones): a NUL character or too large a message is refused again."""
+    keys = spaces.create_space(store, "Shop")
+    response = await http.post("/v1/batch", auth=(keys.write_key, ""), json={"batch": [
+        track("ada", "Viewed"), track("ada", "Bad\x00Name"), track("ada", "Big", text="x" * MAX_MESSAGE_BYTES),
+        track("ada", "Bought")]})
+    assert response.status_code == 400 and response.json()["accepted"] == 2
+
+    assert logged(store) == [("batch", 2)]
+    process_all(store)
+
+    assert rows(store, "select event from event order by id") == [("Viewed",), ("Bought",)]
 
 
 async def test_a_space_s_requests_are_stored_in_the_order_they_were_acknowledged(http, store):

@@ -129,8 +129,8 @@ def check_structure(raw: object) -> None:
     """Refuse a message nested deeper than MAX_DEPTH levels, or holding a NUL character (U+0000) in a
     key or a string at any depth: no database here stores one faithfully (PostgreSQL's text and jsonb
     refuse it), so it is refused at the edge. Walked without recursion; strings are checked where they
-    are found, only objects and arrays wait their turn (every message is checked twice, when it is
-    acknowledged and when it is stored)."""
+    are found, only objects and arrays wait their turn (every message is checked when it is acknowledged,
+    and again when it is stored if its request had messages refused)."""
     if isinstance(raw, str):
         _refuse_nul(raw, "a string")
     pending = [(raw, 1)] if isinstance(raw, (dict, list)) else []
