@@ -7,7 +7,10 @@ resynced to a Webhooks activation, once with one request per event ("Send") and 
 child processes, compute here), and from the first row recorded delivered (once the delivery
 process has started) until every row is, the rows delivered in between give deliveries/s. The
 reference is plain `httpx` posting to the same receiver with the same client settings and
-concurrency, measured in the same run. Latency: once a first event has arrived (the processes have
+concurrency. "Send" and the reference take turns of a few seconds (the delivery process is paused,
+SIGSTOP, while the reference sends), because this machine's speed drifts by 10 to 30 % within a
+minute; both are bound by the CPU of the process that sends, so the CPU each spends per request
+(read from /proc: Linux only) is reported beside the rates. Latency: once a first event has arrived (the processes have
 started), events that each make a new user a member of a realtime audience are ingested at 500/s;
 the receiver notes when each user's Audience Entered arrives (once through "Send", once through
 "Send Batch"). Figures go to bench/results/delivery.json.
@@ -17,12 +20,16 @@ Usage: python bench/delivery.py [--members 50000] [--rate 500] [--seconds 20]
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import anyio
@@ -40,7 +47,8 @@ from store.db.store import Store  # noqa: E402
 from store.delivery import destination_catalog  # noqa: E402
 from store.ingest.ingest import accept  # noqa: E402
 
-REFERENCE_REQUESTS = 10_000
+TURN_SECONDS = 3.0
+TURN_REQUESTS = 2_000
 CONCURRENCY = destination_catalog.BY_SLUG["webhooks-actions"].max_in_flight
 POLL_SECONDS = 0.5  # counting delivered rows takes milliseconds; more often, it would take CPU from the sending
 SEND = {"id": "webhooks-send", "settings": {}}
@@ -64,8 +72,20 @@ def received(url: str) -> dict:
     return httpx.get(f"{url}/stats", timeout=30).json()
 
 
-async def reference_rate(url: str) -> float:
-    """Requests per second plain httpx achieves against the receiver at the same concurrency."""
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reference_process(commands: Connection, url: str) -> None:
+    """The reference, in a process of its own as the delivery process is: for each number it is sent,
+    that many posts of plain httpx to the receiver at the lane's concurrency through one client kept
+    across turns; it answers each turn's (seconds, CPU seconds). None ends it."""
+    anyio.run(reference_turns, commands, url)
+
+
+async def reference_turns(commands: Connection, url: str) -> None:
     body = orjson.dumps({"type": "track", "userId": "reference", "event": "Audience Entered"})
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     async with httpx.AsyncClient(limits=limits) as client:
@@ -75,11 +95,12 @@ async def reference_rate(url: str) -> float:
             async with slots:
                 await client.post(f"{url}/reference", content=body, headers={"Content-Type": "application/json"})
 
-        started = time.perf_counter()
-        async with anyio.create_task_group() as group:
-            for _ in range(REFERENCE_REQUESTS):
-                group.start_soon(post)
-        return REFERENCE_REQUESTS / (time.perf_counter() - started)
+        while (requests := await anyio.to_thread.run_sync(commands.recv)) is not None:
+            started, cpu = time.perf_counter(), time.process_time()
+            async with anyio.create_task_group() as group:
+                for _ in range(requests):
+                    group.start_soon(post)
+            commands.send((time.perf_counter() - started, time.process_time() - cpu))
 
 
 def signed_up(users: range, event: str = "Signed Up") -> list[dict]:
@@ -116,6 +137,67 @@ def throughput(store: Store, space_id: str, audience_id: str, url: str, members:
     finally:
         worker.stop(15)
     return {"seconds": round(seconds, 2), "deliveries_per_s": round((members - first) / seconds)}
+
+
+def send_in_turns_with_reference(store: Store, space_id: str, audience_id: str, url: str, members: int) -> dict:
+    """"Send" and the reference in turns until every member is delivered: the delivery process sends
+    for TURN_SECONDS, then is stopped (SIGSTOP) while plain httpx makes TURN_REQUESTS requests, and
+    goes on (SIGCONT). Each side's requests/s and CPU per request are summed over its turns."""
+    spawning = multiprocessing.get_context("spawn")
+    commands, its_end = spawning.Pipe()
+    referee = spawning.Process(target=reference_process, args=(its_end, url))
+    referee.start()
+    worker = start_loops(store)
+    send = {"seconds": 0.0, "requests": 0, "cpu_seconds": 0.0}
+    reference = {"seconds": 0.0, "requests": 0, "cpu_seconds": 0.0}
+    try:
+        sending = delivery_pid(worker)
+        activation_id = activate(store, space_id, audience_id, url, SEND, resync=True)
+        while not delivered(store, activation_id):  # the delivery process has started (unmeasured)
+            time.sleep(0.01)
+        done = delivered(store, activation_id)
+        while done < members:
+            started, cpu, before = time.perf_counter(), cpu_seconds(sending), done
+            while done < members and time.perf_counter() - started < TURN_SECONDS:
+                time.sleep(POLL_SECONDS)
+                done = delivered(store, activation_id)
+            os.kill(sending, signal.SIGSTOP)
+            try:
+                seconds, done = time.perf_counter() - started, delivered(store, activation_id)
+                _add(send, seconds, done - before, cpu_seconds(sending) - cpu)
+                if done < members:
+                    commands.send(TURN_REQUESTS)
+                    seconds, cpu_used = commands.recv()
+                    _add(reference, seconds, TURN_REQUESTS, cpu_used)
+            finally:
+                os.kill(sending, signal.SIGCONT)
+    finally:
+        worker.stop(15)
+        commands.send(None)
+        referee.join()
+    rates = {name: side["requests"] / side["seconds"] for name, side in (("send", send), ("reference", reference))}
+    cpu_ms = {name: side["cpu_seconds"] * 1000 / side["requests"] for name, side in (("send", send),
+                                                                                      ("reference", reference))}
+    return {"send": {"seconds": round(send["seconds"], 2), "deliveries_per_s": round(rates["send"]),
+                     "cpu_ms_per_delivery": round(cpu_ms["send"], 3),
+                     "ratio_to_reference": round(rates["send"] / rates["reference"], 2),
+                     "cpu_ratio_to_reference": round(cpu_ms["reference"] / cpu_ms["send"], 2)},
+            "reference_httpx": {"seconds": round(reference["seconds"], 2), "requests_per_s": round(rates["reference"]),
+                                "cpu_ms_per_request": round(cpu_ms["reference"], 3)}}
+
+
+def _add(side: dict, seconds: float, requests: int, cpu_seconds: float) -> None:
+    side["seconds"] += seconds
+    side["requests"] += requests
+    side["cpu_seconds"] += cpu_seconds
+
+
+def delivery_pid(loops) -> int:
+    """The pid of the delivery process `start_loops` started (once its supervisor has started it)."""
+    delivery = next(child for child in loops.children if child.role == "delivery")
+    while delivery.child is None:
+        time.sleep(0.01)
+    return delivery.child.pid
 
 
 def warm_up(store: Store, space_id: str, url: str, event: str, user: int) -> None:
@@ -179,8 +261,7 @@ def main() -> None:
                                                 query="event('Signed Up').count() >= 1", options=None)
             runs.run(store, members.id, reason="initial")
             recompute.process_dirty(store, limit=args.members)
-            reference = anyio.run(reference_rate, url)
-            single = throughput(store, space_id, members.id, f"{url}/single", args.members, SEND)
+            single = send_in_turns_with_reference(store, space_id, members.id, f"{url}/single", args.members)
             batched = throughput(store, space_id, members.id, f"{url}/batch", args.members, SEND_BATCH)
             realtime = latency(store, space_id, url, args.rate, args.seconds, "Checked Out", SEND)
             realtime_batched = latency(store, space_id, url, args.rate, args.seconds, "Subscribed", SEND_BATCH)
@@ -192,8 +273,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).date().isoformat(),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
         "members": args.members,
-        "reference_httpx_requests_per_s": round(reference),
-        "send": {**single, "ratio_to_reference": round(single["deliveries_per_s"] / reference, 2)},
+        **single,
         "send_batch_100": batched,
         "realtime_send": realtime,
         "realtime_send_batch_100": realtime_batched,

@@ -39,27 +39,31 @@ def database_url(tmp_path, name: str = "test") -> str:
     """A URL for a database of this test's own, at the newest schema and holding nothing else when first
     asked for; asked again (by the same test, with the same name) it is the same database, as a file
     path would be."""
-    if not POSTGRES:
-        path = Path(tmp_path) / f"{name}.db"
-        if not path.exists():
-            with closing(sqlite3.connect(_sqlite_template())) as source, closing(sqlite3.connect(path)) as copy:
-                source.backup(copy)
-            _give_own_workspace(f"sqlite:///{path}")
-        return f"sqlite:///{path}"
-    key = (str(tmp_path), name)
-    if key not in _created:
-        _created[key] = _create(name, template=_postgres_template())
-        _give_own_workspace(_url(_created[key]))
-    return _url(_created[key])
+    if POSTGRES:
+        return _postgres_database(tmp_path, name, migrated=True)
+    path = Path(tmp_path) / f"{name}.db"
+    if not path.exists():
+        with closing(sqlite3.connect(_sqlite_template())) as source, closing(sqlite3.connect(path)) as copy:
+            source.backup(copy)
+        _give_own_workspace(f"sqlite:///{path}")
+    return f"sqlite:///{path}"
 
 
 def empty_database_url(tmp_path, name: str) -> str:
     """A URL for a database of this test's own with no schema at all, for the tests of migrations."""
-    if not POSTGRES:
-        return f"sqlite:///{tmp_path / f'{name}.db'}"
+    if POSTGRES:
+        return _postgres_database(tmp_path, name, migrated=False)
+    return f"sqlite:///{tmp_path / f'{name}.db'}"
+
+
+def _postgres_database(tmp_path, name: str, *, migrated: bool) -> str:
+    """The URL of this test's PostgreSQL database `name`, made on first ask (a copy of the migrated
+    template with a workspace id of its own, or empty) and the same one when asked again."""
     key = (str(tmp_path), name)
     if key not in _created:
-        _created[key] = _create(name)
+        _created[key] = _create(name, template=_postgres_template() if migrated else None)
+        if migrated:
+            _give_own_workspace(_url(_created[key]))
     return _url(_created[key])
 
 

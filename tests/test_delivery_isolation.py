@@ -55,7 +55,7 @@ def test_retry_after_is_parsed_strictly():
     assert policy.retry_after_ms("9" * 40, now) is None
     assert policy.retry_after_ms("Sun, 22 Nov 2026 09:31:00 GMT", now) == 60_000
     assert policy.retry_after_ms("Sun, 99 Foo 99999 99:99:99 GMT", now) is None
-    assert policy.classify(429, {"retry-after": "²"}, "", 5, now).kind == "retry"
+    assert policy.classify(httpx.Response(429, headers={"retry-after": "²".encode()}), 5, now).kind == "retry"
 
 
 async def test_a_malformed_retry_after_is_a_plain_retry(store, space_id):

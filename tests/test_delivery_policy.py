@@ -4,6 +4,7 @@ and how many requests a token bucket lets through."""
 import random
 from datetime import datetime, timezone
 
+import httpx
 import pytest
 
 from backend.delivery import policy
@@ -17,15 +18,21 @@ NOW = datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc)
                                           (500, "retry"), (503, "retry"), (400, "failed"), (401, "failed"),
                                           (404, "failed"), (422, "failed")])
 def test_responses_are_classified_by_status(status, kind):
-    assert policy.classify(status, {}, "", 3, NOW).kind == kind
+    assert policy.classify(httpx.Response(status), 3, NOW).kind == kind
+
+
+def test_a_failure_s_error_quotes_the_start_of_its_body():
+    outcome = policy.classify(httpx.Response(500, text="down for maintenance " * 100), 3, NOW)
+    assert outcome.error == f"HTTP 500: {('down for maintenance ' * 100)[:policy.EXCERPT_CHARS]}"
+    assert policy.classify(httpx.Response(404), 3, NOW).error == "HTTP 404"
 
 
 def test_retry_after_in_seconds_or_as_a_date_throttles_without_an_attempt():
-    assert policy.classify(429, {"retry-after": "120"}, "", 1, NOW) == policy.Outcome(
+    assert policy.classify(httpx.Response(429, headers={"Retry-After": "120"}), 1, NOW) == policy.Outcome(
         "throttled", 429, 1, "HTTP 429", 120_000)
-    dated = policy.classify(503, {"retry-after": "Sun, 22 Nov 2026 09:31:00 GMT"}, "", 1, NOW)
+    dated = policy.classify(httpx.Response(503, headers={"retry-after": "Sun, 22 Nov 2026 09:31:00 GMT"}), 1, NOW)
     assert (dated.kind, dated.retry_after_ms) == ("throttled", 60_000)
-    assert policy.classify(429, {"retry-after": "soon"}, "", 1, NOW).kind == "retry"
+    assert policy.classify(httpx.Response(429, headers={"retry-after": "soon"}), 1, NOW).kind == "retry"
 
 
 def test_backoff_doubles_from_five_seconds_with_jitter_up_to_thirty_minutes():

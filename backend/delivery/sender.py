@@ -137,8 +137,7 @@ class Sender:
                 return policy.lease_ending(_elapsed_ms(started))
             if response is None:
                 return policy.deadline_passed(self.deadline_seconds, _elapsed_ms(started))
-            outcome = policy.classify(response.status_code, dict(response.headers), response.text,
-                                      _elapsed_ms(started), from_ms(self.now_ms()))
+            outcome = policy.classify(response, _elapsed_ms(started), from_ms(self.now_ms()))
             if outcome.kind == "throttled" and outcome.retry_after_ms:
                 lane.paused_until_ms = max(lane.paused_until_ms, self.now_ms() + outcome.retry_after_ms)
             return outcome
