@@ -7,13 +7,14 @@ resynced to a Webhooks activation, once with one request per event ("Send") and 
 child processes, compute here), and from the first row recorded delivered (once the delivery
 process has started) until every row is, the rows delivered in between give deliveries/s. The
 reference is plain `httpx` posting to the same receiver with the same client settings and
-concurrency. "Send" and the reference take turns of a few seconds (the delivery process is paused,
-SIGSTOP, while the reference sends), because this machine's speed drifts by 10 to 30 % within a
-minute; both are bound by the CPU of the process that sends, so the CPU each spends per request
-(read from /proc: Linux only) is reported beside the rates. Latency: once a first event has arrived (the processes have
-started), events that each make a new user a member of a realtime audience are ingested at 500/s;
-the receiver notes when each user's Audience Entered arrives (once through "Send", once through
-"Send Batch"). Figures go to bench/results/delivery.json.
+concurrency, from a process of its own. "Send" and the reference take turns of a few seconds (the
+delivery process is paused, SIGSTOP, while the reference sends), because this machine's speed
+drifts by 10 to 30 % within a minute; both are bound by the CPU of the process that sends, so the
+CPU each spends per request (read from /proc: Linux only) is reported beside the rates. Latency:
+once a first event has arrived (the processes have started), events that each make a new user a
+member of a realtime audience are ingested at 500/s; the receiver notes when each user's Audience
+Entered arrives (once through "Send", once through "Send Batch"). Figures go to
+bench/results/delivery.json.
 Usage: python bench/delivery.py [--members 50000] [--rate 500] [--seconds 20]
 """
 
@@ -145,8 +146,8 @@ def send_in_turns_with_reference(store: Store, space_id: str, audience_id: str, 
     goes on (SIGCONT). Each side's requests/s and CPU per request are summed over its turns."""
     spawning = multiprocessing.get_context("spawn")
     commands, its_end = spawning.Pipe()
-    referee = spawning.Process(target=reference_process, args=(its_end, url))
-    referee.start()
+    reference_sender = spawning.Process(target=reference_process, args=(its_end, url))
+    reference_sender.start()
     worker = start_loops(store)
     send = {"seconds": 0.0, "requests": 0, "cpu_seconds": 0.0}
     reference = {"seconds": 0.0, "requests": 0, "cpu_seconds": 0.0}
@@ -174,7 +175,7 @@ def send_in_turns_with_reference(store: Store, space_id: str, audience_id: str, 
     finally:
         worker.stop(15)
         commands.send(None)
-        referee.join()
+        reference_sender.join()
     rates = {name: side["requests"] / side["seconds"] for name, side in (("send", send), ("reference", reference))}
     cpu_ms = {name: side["cpu_seconds"] * 1000 / side["requests"] for name, side in (("send", send),
                                                                                       ("reference", reference))}

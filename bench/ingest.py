@@ -7,6 +7,10 @@ devices, which merges profiles; identify, track, page and group calls), then mea
   prepared before the clock starts): acknowledged (every request answered `200`, its messages in the
   durable log) and processed (the log empty again: every message stored by the processor);
 - events/s through `segment-audiences ingest FILE.jsonl` (a real process, fresh database);
+- events/s of the processor alone: the messages acknowledged into a fresh database's log first (in
+  requests of one batch), then stored by `process_all` in this process, timed with nothing else
+  running (what the processor's process does in `serve`, without the Tracking API and the senders
+  sharing the machine);
 - the ceiling: the same rows the server stored (events, identifiers, profiles, traits, links),
   inserted into the same schema with plain `sqlite3` `executemany`, in transactions of one batch.
 
@@ -17,6 +21,7 @@ Usage: python bench/ingest.py [--events 1000000] [--profiles 100000] [--batch 50
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -37,7 +42,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.report import publish  # noqa: E402
+from store.catalog import spaces  # noqa: E402
 from store.db.database import CACHE_KIB, CHECKPOINT_PAGES, ingest_log_file  # noqa: E402
+from store.db.store import Store  # noqa: E402
+from store.ingest import ingest, processor  # noqa: E402
 
 TABLES = ("profile", "identifier", "event", "trait", "profile_link")
 EVENT_NAMES = ["Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Search", "Video Played"]
@@ -164,6 +172,26 @@ def through_importer(messages: list[dict], batch: int, directory: Path) -> float
     return time.perf_counter() - started
 
 
+def processor_alone(messages: list[dict], batch: int, directory: Path) -> float:
+    """Seconds the processor takes to store `messages`, acknowledged into the log beforehand in
+    requests of `batch`. The objects made until then are frozen out of the garbage collector's full
+    collections, as the processor's process freezes what it made while starting."""
+    store = Store(f"sqlite:///{directory / 'processor.db'}")
+    try:
+        space_id = spaces.create_space(store, "Processor").space.id
+        for start in range(0, len(messages), batch):
+            body = json.dumps({"batch": messages[start:start + batch]}).encode()
+            ingest.acknowledge(store, space_id, "batch", body, json.loads(body), "bench")
+        gc.collect()
+        gc.freeze()
+        started = time.perf_counter()
+        processor.process_all(store)
+        return time.perf_counter() - started
+    finally:
+        gc.unfreeze()
+        store.close()
+
+
 def raw_ceiling(stored: Path, batch: int, directory: Path) -> float:
     """Seconds to insert the rows the server stored into an empty copy of its schema, with plain
     sqlite3 executemany and the server's pragmas (WAL, page cache, checkpoints), one transaction per batch."""
@@ -221,6 +249,7 @@ def main() -> None:
         merges = sqlite3.connect(stored).execute("select count(*) from profile_merge").fetchone()[0]
         raw_seconds = raw_ceiling(stored, args.batch, directory)
         import_seconds = through_importer(messages, args.batch, directory)
+        processor_seconds = processor_alone(messages, args.batch, directory)
 
     figures = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
@@ -234,11 +263,13 @@ def main() -> None:
         "http_processed_events_per_s": round(args.events / processed_seconds),
         "processed_after_last_acknowledgement_s": round(processed_seconds - http_seconds, 2),
         "file_import_events_per_s": round(args.events / import_seconds),
+        "processor_alone_events_per_s": round(args.events / processor_seconds),
         "raw_sqlite_executemany_events_per_s": round(stored_events / raw_seconds),
     }
     figures["raw_over_http_ratio"] = round(figures["raw_sqlite_executemany_events_per_s"] / figures["http_batch_events_per_s"], 2)
     figures["http_over_raw_ratio"] = round(figures["http_batch_events_per_s"] / figures["raw_sqlite_executemany_events_per_s"], 2)
     figures["processed_over_raw_ratio"] = round(figures["http_processed_events_per_s"] / figures["raw_sqlite_executemany_events_per_s"], 2)
+    figures["processor_alone_over_raw_ratio"] = round(figures["processor_alone_events_per_s"] / figures["raw_sqlite_executemany_events_per_s"], 2)
     figures["raw_over_import_ratio"] = round(figures["raw_sqlite_executemany_events_per_s"] / figures["file_import_events_per_s"], 2)
     publish("ingest", figures, entry=f"batch-{args.batch}", show=False)
     for key, value in figures.items():
