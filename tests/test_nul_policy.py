@@ -6,6 +6,7 @@ import json
 import httpx
 import pytest
 
+from backend.tracking.messages import MAX_DEPTH, MessageError, check_structure, may_hold_nul
 from server.web import api_app
 from store.catalog import spaces
 from store.ingest.processor import process_all
@@ -42,6 +43,21 @@ async def test_a_message_holding_nul_is_rejected_by_index_and_its_batch_mates_ke
     assert "NUL" in answer["rejected"][0]["message"]
     process_all(store)
     assert rows(store, "select event from event") == [("Kept",)]
+
+
+@pytest.mark.parametrize("hostile", [{"userId": "a\x00b"}, {"plan\x00": "pro"}, {"deep": [{"er": ["x\x00"]}]}])
+def test_json_can_hold_a_nul_only_as_its_escape_so_json_without_it_is_not_searched(hostile):
+    assert may_hold_nul(json.dumps(hostile).encode()) and may_hold_nul(json.dumps(hostile, ensure_ascii=False).encode())
+    assert not may_hold_nul(json.dumps(VALID).encode())
+
+
+def test_a_message_too_deep_is_refused_even_when_its_json_holds_no_nul():
+    deep: object = "leaf"
+    for _ in range(MAX_DEPTH):
+        deep = {"next": deep}
+    check_structure(deep, nul_possible=False)
+    with pytest.raises(MessageError, match="nested deeper"):
+        check_structure([deep], nul_possible=False)
 
 
 async def test_a_batch_context_holding_nul_rejects_the_whole_batch(store, keys, http):

@@ -125,13 +125,14 @@ def normalise(
     )
 
 
-def check_structure(raw: object) -> None:
+def check_structure(raw: object, *, nul_possible: bool = True) -> None:
     """Refuse a message nested deeper than MAX_DEPTH levels, or holding a NUL character (U+0000) in a
     key or a string at any depth: no database here stores one faithfully (PostgreSQL's text and jsonb
     refuse it), so it is refused at the edge. Walked without recursion; strings are checked where they
     are found, only objects and arrays wait their turn (every message is checked when it is acknowledged,
-    and again when it is stored if its request had messages refused)."""
-    if isinstance(raw, str):
+    and again when it is stored if its request had messages refused). `nul_possible=False` (the JSON
+    it was decoded from cannot hold one, see `may_hold_nul`) checks the nesting alone."""
+    if nul_possible and isinstance(raw, str):
         _refuse_nul(raw, "a string")
     pending = [(raw, 1)] if isinstance(raw, (dict, list)) else []
     while pending:
@@ -139,16 +140,25 @@ def check_structure(raw: object) -> None:
         if depth > MAX_DEPTH:
             raise MessageError(f"message is nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
-            for key in value:
-                _refuse_nul(key, "a key")
+            if nul_possible:
+                for key in value:
+                    _refuse_nul(key, "a key")
             children = value.values()
         else:
             children = value
         for child in children:
             if isinstance(child, str):
-                _refuse_nul(child, "a string")
+                if nul_possible:
+                    _refuse_nul(child, "a string")
             elif isinstance(child, (dict, list)):
                 pending.append((child, depth + 1))
+
+
+def may_hold_nul(text: bytes) -> bool:
+    """Whether JSON `text` can decode to a key or string holding a NUL character. JSON writes one only
+    as the escape `\\u0000` (a raw control character in a string is not JSON), so a text without that
+    escape holds none, and what it decodes to need not be searched for one."""
+    return b"\\u0000" in text
 
 
 def _refuse_nul(text: str, what: str) -> None:

@@ -38,6 +38,7 @@ from backend.tracking.messages import (
     Message,
     MessageError,
     check_structure,
+    may_hold_nul,
     message_size,
     normalise,
     parse_time,
@@ -73,30 +74,31 @@ class Rejection:
 
 
 def check(raws: list, received_at: datetime, *, sent_at: object = None, context: object = None,
-          shapes_checked: bool = False) -> tuple[list[Message], list[Rejection]]:
+          shapes_checked: bool = False, nul_possible: bool = True) -> tuple[list[Message], list[Rejection]]:
     """The valid messages of a request, normalised, and the others with reasons (by index).
     `shapes_checked` says every message and the batch's context already passed the checks of nesting,
     NUL characters and size, which depend on nothing else (a logged request none of whose messages
-    was rejected), so they are not walked again."""
+    was rejected), so they are not walked again; `nul_possible=False`, that the request's JSON holds
+    no NUL character (`may_hold_nul`), so its strings are not searched for one."""
     messages, rejected = [], []
     try:
         batch_sent_at = parse_time(sent_at, "sentAt")
         if not shapes_checked:
-            check_structure(context)
+            check_structure(context, nul_possible=nul_possible)
     except MessageError as error:
         return [], [Rejection(index, f"the batch's {error}") for index in range(len(raws))]
     for index, raw in enumerate(raws):
         try:
             if not shapes_checked:
-                _check_shape(raw)
+                _check_shape(raw, nul_possible)
             messages.append(normalise(raw, received_at, batch_sent_at=batch_sent_at, batch_context=context))
         except MessageError as error:
             rejected.append(Rejection(index, str(error)))
     return messages, rejected
 
 
-def _check_shape(raw: object) -> None:
-    check_structure(raw)
+def _check_shape(raw: object, nul_possible: bool) -> None:
+    check_structure(raw, nul_possible=nul_possible)
     if message_size(raw) > MAX_MESSAGE_BYTES:
         raise MessageError(f"message is larger than {MAX_MESSAGE_BYTES // 1024} KB")
 
@@ -118,7 +120,8 @@ def acknowledge(store: Store, space_id: str, kind: str, body: bytes, document: d
     body that is no request at all."""
     items, sent_at, context = request_items(kind, document)
     received_at = from_ms(to_ms(store.now()))  # what the processor normalises with again, to the millisecond
-    messages, rejected = check(items, received_at, sent_at=sent_at, context=context)
+    messages, rejected = check(items, received_at, sent_at=sent_at, context=context,
+                               nul_possible=may_hold_nul(body))
     if messages:
         log.append(store, space_id, source_id, kind, body, len(messages), to_ms(received_at))
     return len(messages), rejected

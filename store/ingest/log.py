@@ -14,6 +14,7 @@ database (`ingest_position`), and the requests up to it are deleted from the log
 
 from __future__ import annotations
 
+import functools
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -39,11 +40,18 @@ class Backlog:
 def append(store, space_id: str, source_id: str, kind: str, body: bytes, messages: int, received_at_ms: int) -> int:
     """Keep a request's body (committed when this returns, with the requests appended at the same
     moment: `store.log_appends` is a group commit); its position in the log."""
-    row = insert(IngestLog).values(space_id=space_id, source_id=source_id, kind=kind, body=body, messages=messages,
-                                   received_at_ms=received_at_ms).returning(IngestLog.id)
-    position = store.log_appends.submit(lambda session: session.execute(row).scalar_one())
+    row = {"space_id": space_id, "source_id": source_id, "kind": kind, "body": body, "messages": messages,
+           "received_at_ms": received_at_ms}
+    position = store.log_appends.submit(
+        lambda session: session.connection().execute(_append_statement(), row).scalar_one())
     appended.set()
     return position
+
+
+@functools.cache
+def _append_statement():
+    """The insert `append` runs, built once: building it for every request cost as much as running it."""
+    return insert(IngestLog.__table__).returning(IngestLog.__table__.c.id)
 
 
 def spaces_waiting(store) -> list[str]:
