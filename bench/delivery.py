@@ -115,6 +115,13 @@ def delivered(store: Store, target_id: str) -> int:
                                           (target_id,)).scalar_one()
 
 
+def first_delivered(store: Store, target_id: str) -> int:
+    """How many rows are delivered once the first is: the delivery process's start is not measured."""
+    while not delivered(store, target_id):
+        time.sleep(0.01)
+    return delivered(store, target_id)
+
+
 def activate(store: Store, space_id: str, audience_id: str, url: str, action: dict, resync: bool) -> str:
     destination = destination_instances.add_destination(store, space_id, "webhooks-actions", "Receiver", {})
     connection = destinations.connect(store, space_id, audience_id, destination.id, "destination", None, None)
@@ -129,9 +136,7 @@ def throughput(store: Store, space_id: str, audience_id: str, url: str, members:
     worker = start_loops(store)
     try:
         activation_id = activate(store, space_id, audience_id, url, action, resync=True)
-        while not delivered(store, activation_id):  # the delivery process has started (unmeasured)
-            time.sleep(0.01)
-        started, first = time.perf_counter(), delivered(store, activation_id)
+        started, first = time.perf_counter(), first_delivered(store, activation_id)
         while delivered(store, activation_id) < members:
             time.sleep(POLL_SECONDS)
         seconds = time.perf_counter() - started
@@ -154,9 +159,7 @@ def send_in_turns_with_reference(store: Store, space_id: str, audience_id: str, 
     try:
         sending = delivery_pid(worker)
         activation_id = activate(store, space_id, audience_id, url, SEND, resync=True)
-        while not delivered(store, activation_id):  # the delivery process has started (unmeasured)
-            time.sleep(0.01)
-        done = delivered(store, activation_id)
+        done = first_delivered(store, activation_id)
         while done < members:
             started, cpu, before = time.perf_counter(), cpu_seconds(sending), done
             while done < members and time.perf_counter() - started < TURN_SECONDS:

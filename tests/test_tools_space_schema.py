@@ -169,3 +169,17 @@ def test_a_batch_is_tallied_by_event_and_field_with_types_counts_and_sampled_val
     assert ("PROPERTY", "Bought", "none") not in summary.fields, "a null is no value"
     assert set(summary.fields) - {key for key in summary.fields if key[0] == "PROPERTY"} == {("users", "", "plan")}, \
         "a computed key set by a call is not a trait"
+
+
+async def test_a_field_at_the_cap_counts_the_values_it_keeps_and_takes_no_new_ones(call, store, space_id, monkeypatch):
+    monkeypatch.setattr(schema_summary, "SAMPLE_CAP", 2)
+    coded = lambda code: {"type": "track", "userId": "ann", "event": "Coded", "properties": {"code": code}}  # noqa: E731
+    send(store, space_id, coded("a"), coded("b"))
+    send(store, space_id, coded("a"), coded("c"), coded("a"), coded("b"))
+
+    counts = await call.ok("list_properties_from_event", spaceId=space_id, eventName="Coded",
+                           includeSampleValues=True)
+    assert [(p["name"], p["count"]) for p in counts["eventProperties"]] == [("code", 6)]
+    with store.read() as session:
+        kept = dict(session.execute(select(SchemaSample.value, SchemaSample.count)).all())
+    assert kept == {"a": 3, "b": 2}

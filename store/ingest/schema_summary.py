@@ -16,8 +16,10 @@ when a process first starts on the upgraded database (`catch_up`).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import orjson
@@ -72,27 +74,56 @@ class _Tally:
 
 
 class Summary:
-    """One batch's messages, tallied by event and by field."""
+    """One batch's messages, tallied by event and by field. A field's values are gathered as messages
+    are added and tallied once, when `fields` is first read: a batch's leaves are most of its work,
+    and tallying a field's values together costs a fraction of tallying them one at a time."""
 
     def __init__(self, computed_keys: set[str]):
         self.computed_keys = computed_keys
         self.events: defaultdict[tuple[str, str], _Tally] = defaultdict(_Tally)
-        self.fields: defaultdict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
+        self._values: defaultdict[tuple[str, str, str], list] = defaultdict(list)
+        self._last_seen: dict[tuple[str, str, str], int] = {}
 
     def add(self, message: Received) -> None:
         name = message.event or CALL_NAMES.get(message.type, message.type)
         at = message.received_at_ms
         self.events[(EVENT_TYPES[message.type], name)].see(at)
         if message.type in ("track", "page", "screen"):
-            self._fields("PROPERTY", name, leaves(message.properties), at)
-            self._fields("CONTEXT", name, leaves(message.context), at)
+            self._gather("PROPERTY", name, leaves(message.properties), at)
+            self._gather("CONTEXT", name, leaves(message.context), at)
         if message.type in TRAIT_COLLECTIONS and message.traits:
             found = [leaf for leaf in leaves(message.traits) if leaf[0] not in self.computed_keys]
-            self._fields(TRAIT_COLLECTIONS[message.type], "", found, at)
+            self._gather(TRAIT_COLLECTIONS[message.type], "", found, at)
 
-    def _fields(self, kind: str, event: str, found: list[tuple[str, str, object]], at_ms: int) -> None:
+    def _gather(self, kind: str, event: str, found: list[tuple[str, str, object]], at_ms: int) -> None:
+        values, last_seen = self._values, self._last_seen
         for _, path, value in found:
-            self.fields[(kind, event, path)].see(at_ms, data_type(value), sample_text(value))
+            field = (kind, event, path)
+            values[field].append(value)
+            if last_seen.get(field, 0) < at_ms:
+                last_seen[field] = at_ms
+
+    @functools.cached_property
+    def fields(self) -> dict[tuple[str, str, str], _Tally]:
+        """Each field's tally: how many values, last seen, its type (MIXED for several) and the
+        counts of its sampled values."""
+        return {field: _tally(values, self._last_seen[field]) for field, values in self._values.items()}
+
+
+def _tally(values: list, last_seen_ms: int) -> _Tally:
+    kinds = set(map(type, values))
+    if kinds <= DATA_TYPES.keys():  # values decoded from JSON: typed by their Python types
+        types = {DATA_TYPES[kind] for kind in kinds}
+    else:
+        types = set(map(data_type, values))
+    if kinds == {str}:  # most fields: counted at C speed, then the texts too long to sample left out
+        samples = Counter(values)
+        for text in [text for text in samples if len(text) > SAMPLE_CHARS]:
+            del samples[text]
+    else:
+        samples = Counter(map(sample_text, values))
+        samples.pop(None, None)
+    return _Tally(len(values), last_seen_ms, types.pop() if len(types) == 1 else "MIXED", samples)
 
 
 def leaves(document: object) -> list[tuple[str, str, object]]:
@@ -117,9 +148,12 @@ def leaves(document: object) -> list[tuple[str, str, object]]:
     return found
 
 
+DATA_TYPES = {str: "STRING", bool: "BOOLEAN", int: "NUMBER", float: "NUMBER", list: "ARRAY", dict: "OBJECT"}
+
+
 def data_type(value: object) -> str:
-    if type(value) is str:  # most leaves: checked first
-        return "STRING"
+    if type(value) in DATA_TYPES:  # every value decoded from JSON
+        return DATA_TYPES[type(value)]
     if isinstance(value, bool):
         return "BOOLEAN"
     if isinstance(value, (int, float)):
@@ -248,7 +282,8 @@ def _add_samples(connection: Connection, space_id: str, fields: dict[tuple[str, 
         if distinct < SAMPLE_CAP:
             growing.extend({"field_id": field_id, "value": value, "count": n} for value, n in tally.values.items())
         else:
-            full.extend({"field_id": field_id, "value": value, "n": n} for value, n in tally.values.items())
+            full.extend({"field_id": field_id, "value": value, "n": tally.values[value]}
+                        for value in _kept(connection, field_id, tally.values))
 
     def add():
         statement = bulk.dialect_insert(connection, samples).values(
@@ -264,6 +299,16 @@ def _add_samples(connection: Connection, space_id: str, fields: dict[tuple[str, 
         table.c.id == bindparam("field_id")).values(distinct_values=select(func.count()).where(
             samples.c.field_id == bindparam("field_id")).scalar_subquery()),
         [{"field_id": field_id} for field_id in sorted({row["field_id"] for row in growing})])
+
+
+def _kept(connection: Connection, field_id: int, values: Collection[str]) -> list[str]:
+    """Which of `values` a field at the cap keeps, so that only those are counted: a field of ids or
+    addresses brings thousands of values a batch and keeps none of them, and reading the thousand or
+    so it keeps costs less than looking for each of those."""
+    samples = SchemaSample.__table__
+    kept = bulk.select_all(connection, "kept samples", lambda: select(samples.c.value).where(
+        samples.c.field_id == bindparam("field")), {"field": field_id})
+    return [value for (value,) in kept if value in values]
 
 
 def _later(stored, new):
