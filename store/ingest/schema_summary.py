@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import orjson
@@ -33,6 +32,7 @@ from store.db.store import Store
 logger = logging.getLogger("segment_audiences.ingest")
 
 SAMPLE_CAP = 1000
+READ_KEPT_FROM = SAMPLE_CAP // 4  # values a batch brings to a field at the cap from which it reads the kept ones
 SAMPLE_CHARS = 200
 MAX_DEPTH = 5
 MAX_LEAVES = 500
@@ -282,8 +282,8 @@ def _add_samples(connection: Connection, space_id: str, fields: dict[tuple[str, 
         if distinct < SAMPLE_CAP:
             growing.extend({"field_id": field_id, "value": value, "count": n} for value, n in tally.values.items())
         else:
-            full.extend({"field_id": field_id, "value": value, "n": tally.values[value]}
-                        for value in _kept(connection, field_id, tally.values))
+            full.extend({"field_id": field_id, "value": value, "n": n}
+                        for value, n in _counted(connection, field_id, tally.values))
 
     def add():
         statement = bulk.dialect_insert(connection, samples).values(
@@ -301,14 +301,18 @@ def _add_samples(connection: Connection, space_id: str, fields: dict[tuple[str, 
         [{"field_id": field_id} for field_id in sorted({row["field_id"] for row in growing})])
 
 
-def _kept(connection: Connection, field_id: int, values: Collection[str]) -> list[str]:
-    """Which of `values` a field at the cap keeps, so that only those are counted: a field of ids or
-    addresses brings thousands of values a batch and keeps none of them, and reading the thousand or
-    so it keeps costs less than looking for each of those."""
+def _counted(connection: Connection, field_id: int, values: Counter) -> list[tuple[str, int]]:
+    """A batch's counts of the values a field at the cap keeps, found the cheaper way. A batch with
+    few values for the field counts each where it is stored (an update that finds none changes
+    nothing). One with many (a field of ids or addresses brings one a message, and keeps none of them)
+    reads the values the field keeps, about SAMPLE_CAP, and counts only those: reading a kept value
+    costs a fraction of an update finding nothing, so this is cheaper from READ_KEPT_FROM values on."""
+    if len(values) < READ_KEPT_FROM:
+        return list(values.items())
     samples = SchemaSample.__table__
     kept = bulk.select_all(connection, "kept samples", lambda: select(samples.c.value).where(
         samples.c.field_id == bindparam("field")), {"field": field_id})
-    return [value for (value,) in kept if value in values]
+    return [(value, values[value]) for (value,) in kept if value in values]
 
 
 def _later(stored, new):
