@@ -174,7 +174,9 @@ def test_a_batch_is_tallied_by_event_and_field_with_types_counts_and_sampled_val
 async def test_a_field_at_the_cap_counts_the_values_it_keeps_and_takes_no_new_ones(call, store, space_id, monkeypatch):
     monkeypatch.setattr(schema_summary, "SAMPLE_CAP", 2)
     monkeypatch.setattr(schema_summary, "READ_KEPT_FROM", 3)
-    coded = lambda code: {"type": "track", "userId": "ann", "event": "Coded", "properties": {"code": code}}  # noqa: E731
+    def coded(code: str) -> dict:
+        return {"type": "track", "userId": "ann", "event": "Coded", "properties": {"code": code}}
+
     send(store, space_id, coded("a"), coded("b"))
     send(store, space_id, coded("a"), coded("c"), coded("a"), coded("b"))  # enough values to read the kept ones
     send(store, space_id, coded("d"), coded("b"))  # too few: each is counted where it is stored

@@ -50,7 +50,7 @@ def append(store, space_id: str, source_id: str, kind: str, body: bytes, message
 
 @functools.cache
 def _append_statement():
-    """The insert `append` runs, built once: building it for every request cost as much as running it."""
+    """The insert `append` runs, built once: building it for every request took a third of an append's CPU."""
     return insert(IngestLog.__table__).returning(IngestLog.__table__.c.id)
 
 

@@ -98,16 +98,16 @@ class Summary:
     def _gather(self, kind: str, event: str, found: list[tuple[str, str, object]], at_ms: int) -> None:
         values, last_seen = self._values, self._last_seen
         for _, path, value in found:
-            field = (kind, event, path)
-            values[field].append(value)
-            if last_seen.get(field, 0) < at_ms:
-                last_seen[field] = at_ms
+            key = (kind, event, path)
+            values[key].append(value)
+            if last_seen.get(key, 0) < at_ms:
+                last_seen[key] = at_ms
 
     @functools.cached_property
     def fields(self) -> dict[tuple[str, str, str], _Tally]:
         """Each field's tally: how many values, last seen, its type (MIXED for several) and the
-        counts of its sampled values."""
-        return {field: _tally(values, self._last_seen[field]) for field, values in self._values.items()}
+        counts of its sampled values; read once the batch's messages are all added."""
+        return {key: _tally(values, self._last_seen[key]) for key, values in self._values.items()}
 
 
 def _tally(values: list, last_seen_ms: int) -> _Tally:
